@@ -1,0 +1,26 @@
+# The two commands a newcomer runs: `make demo` (main job) and `make test` (the tests).
+# Both run the set-up first (idempotent; it installs libtorch 2.1.0 on first use).
+GO ?= go
+BIN := bin/esvae
+DEMO_FLAGS ?=
+
+.PHONY: setup build test vet demo bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(GO) build -o $(BIN) ./cmd/esvae
+
+vet: setup
+	$(GO) vet ./...
+
+test: setup
+	$(GO) vet ./...
+	$(GO) test -timeout 45m ./...
+
+demo: build
+	./$(BIN) info $(DEMO_FLAGS)
+
+clean:
+	rm -rf bin .gotch go.work go.work.sum internal/native/zz_cgo_flags.go

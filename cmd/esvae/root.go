@@ -1,0 +1,65 @@
+package main
+
+import (
+	"io"
+	"sort"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/esvae-go/esvae/internal/native"
+)
+
+// app carries what every subcommand needs: the resolved config, the logger and the writers.
+type app struct {
+	cfg    *Config
+	log    zerolog.Logger
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// NewRootCommand builds the esvae command tree. It holds no global state, so tests build one per case.
+func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr}
+	var cfgFile string
+	root := &cobra.Command{
+		Use:           "esvae",
+		Short:         "ESVAE: the Efficient Spiking Variational Autoencoder on libtorch",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd.Flags(), cfgFile)
+			if err != nil {
+				return err
+			}
+			a.cfg = cfg
+			a.log = newLogger(stderr, cfg)
+			return native.SetNumThreads(cfg.Threads)
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&cfgFile, "config", "", "YAML config file (keys as in configs/*.yaml)")
+	pf.String("log-level", "info", "log level: trace, debug, info, warn, error")
+	pf.String("log-format", "console", "log format: console or json")
+	pf.Int("threads", 0, "libtorch intra-op threads (0: one per core)")
+	pf.String("device", "auto", "device: auto, cpu, cuda or cuda:N")
+	root.AddCommand(newVersionCommand(a), newInfoCommand(a))
+	return root
+}
+
+func newLogger(w io.Writer, cfg *Config) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	var out io.Writer = w
+	if cfg.LogFormat == "console" {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(out).Level(lvl).With().Timestamp().Logger()
+}
+
+func sortStrings(s []string) { sort.Strings(s) }

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := NewRootCommand(&out, &errb)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String() + errb.String(), err
+}
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestInfo(t *testing.T) {
+	out, err := run(t, "info", "--threads", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"libtorch: 2.1.0", "gotch: v0.9.1", "threads: 1 (intra-op)", "CUDA: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("info output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := run(t, "version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "libtorch 2.1.0") || !strings.Contains(out, "esvae "+Version) {
+		t.Fatalf("version output: %q", out)
+	}
+}
+
+// Precedence: flag > ESVAE_* environment > file > default.
+func TestConfigPrecedence(t *testing.T) {
+	file := writeFile(t, "c.yaml", "threads: 1\ndevice: cpu\nlog_level: warn\n")
+	flags := NewRootCommand(nil, nil).PersistentFlags()
+	cfg, err := loadConfig(flags, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Threads != 1 || cfg.Device != "cpu" || cfg.LogLevel != "warn" || cfg.LogFormat != "console" {
+		t.Fatalf("file/default values not applied: %+v", cfg)
+	}
+	t.Setenv("ESVAE_THREADS", "2")
+	t.Setenv("ESVAE_LOG_LEVEL", "debug")
+	cfg, err = loadConfig(flags, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Threads != 2 || cfg.LogLevel != "debug" || cfg.Device != "cpu" {
+		t.Fatalf("environment did not override the file: %+v", cfg)
+	}
+	if err := flags.Set("threads", "3"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = loadConfig(flags, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Threads != 3 || cfg.LogLevel != "debug" {
+		t.Fatalf("flag did not override the environment: %+v", cfg)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, body string
+		want       []string
+	}{
+		{"unknown key", "threads: 1\nthredas: 2\n", []string{"unknown key", "thredas", "c.yaml"}},
+		{"malformed", "threads: [1,\n", []string{"malformed", "c.yaml"}},
+		{"bad value", "threads: -1\n", []string{"threads = -1", "c.yaml"}},
+		{"bad device", "device: gpu\n", []string{`device "gpu"`}},
+		{"bad type", "threads: many\n", []string{"threads", "c.yaml"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			file := writeFile(t, "c.yaml", c.body)
+			_, err := run(t, "info", "--config", file)
+			if err == nil {
+				t.Fatalf("config %q was accepted", c.body)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+	if _, err := run(t, "info", "--config", filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Fatalf("missing config file: %v", err)
+	}
+}
+
+func TestParseDevice(t *testing.T) {
+	for _, ok := range []string{"auto", "cpu", "cuda", "cuda:1"} {
+		if _, err := parseDevice(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "gpu", "cuda:-1", "cuda:x"} {
+		if _, err := parseDevice(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

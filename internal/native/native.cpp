@@ -1,0 +1,50 @@
+// Runtime services gotch does not bind: seeding, threads, device and version queries.
+#include "native.h"
+#include "native_internal.h"
+
+#include <torch/version.h>
+
+extern "C" {
+
+char *esv_manual_seed(uint64_t seed) { ESV_TRY(torch::manual_seed(seed)) }
+
+char *esv_set_num_threads(int n) {
+  ESV_TRY({
+    TORCH_CHECK(n >= 1, "number of threads must be >= 1, got ", n);
+    at::set_num_threads(n);
+  })
+}
+
+int esv_get_num_threads(void) { return at::get_num_threads(); }
+
+int esv_cuda_is_available(void) {
+  try {
+    return torch::cuda::is_available() ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+int esv_cuda_device_count(void) {
+  try {
+    return static_cast<int>(torch::cuda::device_count());
+  } catch (...) {
+    return 0;
+  }
+}
+
+int esv_cudnn_is_available(void) {
+  try {
+    return torch::cuda::cudnn_is_available() ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+const char *esv_torch_version(void) { return TORCH_VERSION; }
+
+char *esv_matmul(esv_tensor a, esv_tensor b, esv_tensor *out) {
+  ESV_TRY(*out = esv::wrap(torch::matmul(esv::T(a), esv::T(b))))
+}
+
+}  // extern "C"

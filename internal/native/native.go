@@ -1,0 +1,79 @@
+// Package native is the project's own C++ layer over libtorch: what gotch does not offer (seeding,
+// thread control, device queries, and later custom autograd functions, fused kernels and an
+// optimizer with saveable state). It is the only package that includes libtorch headers.
+//
+// Its cgo flags live in zz_cgo_flags.go, written by scripts/setup.sh for the libtorch that set-up
+// installed; run `make setup` (or scripts/setup.sh) before building.
+//
+// Boundary rules: C++ exceptions never cross into Go; every fallible C function returns an error
+// message that becomes a Go error. Tensors cross as gotch handles (Ctensor / FromCtensor); a tensor
+// returned from here is a new handle owned by the caller.
+package native
+
+/*
+#include <stdlib.h>
+#include "native.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"github.com/sugarme/gotch/ts"
+)
+
+// cerr turns a C error string (owned by the caller) into a Go error and frees it.
+func cerr(s *C.char) error {
+	if s == nil {
+		return nil
+	}
+	defer C.free(unsafe.Pointer(s))
+	return errors.New(C.GoString(s))
+}
+
+// ManualSeed seeds libtorch's default generators: the CPU one and every CUDA device's.
+func ManualSeed(seed uint64) error {
+	return cerr(C.esv_manual_seed(C.uint64_t(seed)))
+}
+
+// SetNumThreads sets libtorch's intra-op thread count (n >= 1).
+func SetNumThreads(n int) error {
+	if n < 1 {
+		return fmt.Errorf("native: threads must be >= 1, got %d", n)
+	}
+	return cerr(C.esv_set_num_threads(C.int(n)))
+}
+
+// NumThreads reports libtorch's intra-op thread count.
+func NumThreads() int { return int(C.esv_get_num_threads()) }
+
+// CUDAAvailable reports whether libtorch can use a CUDA device.
+func CUDAAvailable() bool { return C.esv_cuda_is_available() != 0 }
+
+// CUDADeviceCount is the number of CUDA devices libtorch sees (0 without CUDA).
+func CUDADeviceCount() int { return int(C.esv_cuda_device_count()) }
+
+// CuDNNAvailable reports whether cuDNN can be used.
+func CuDNNAvailable() bool { return C.esv_cudnn_is_available() != 0 }
+
+// TorchVersion is the version of the libtorch headers this package was compiled against.
+func TorchVersion() string { return C.GoString(C.esv_torch_version()) }
+
+// BuiltFor names the libtorch folder and variant chosen by set-up.
+func BuiltFor() string { return builtFor }
+
+// Matmul returns a @ b computed by libtorch's C++ API. It exists to exercise the error boundary:
+// a shape mismatch comes back as an error carrying libtorch's message.
+func Matmul(a, b *ts.Tensor) (*ts.Tensor, error) {
+	var out unsafe.Pointer
+	err := cerr(C.esv_matmul(C.esv_tensor(a.Ctensor()), C.esv_tensor(b.Ctensor()), (*C.esv_tensor)(unsafe.Pointer(&out))))
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
+	if err != nil {
+		return nil, err
+	}
+	return ts.FromCtensor(out), nil
+}

@@ -1,0 +1,27 @@
+// C boundary of the project's C++ layer over libtorch. Tensors cross as void* that point to a
+// torch::Tensor (the same handle gotch uses). Every function that can fail returns NULL on success
+// or a malloc'd error message that the caller frees.
+#ifndef ESVAE_NATIVE_H
+#define ESVAE_NATIVE_H
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void *esv_tensor;
+
+char *esv_manual_seed(uint64_t seed);
+char *esv_set_num_threads(int n);
+int esv_get_num_threads(void);
+int esv_cuda_is_available(void);
+int esv_cuda_device_count(void);
+int esv_cudnn_is_available(void);
+const char *esv_torch_version(void);
+// esv_matmul computes a @ b; it exists to prove that C++ errors cross the boundary as messages.
+char *esv_matmul(esv_tensor a, esv_tensor b, esv_tensor *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

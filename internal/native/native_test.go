@@ -1,0 +1,86 @@
+package native
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+func TestTorchVersion(t *testing.T) {
+	if v := TorchVersion(); !strings.HasPrefix(v, "2.1.") {
+		t.Fatalf("libtorch version %q, want 2.1.x (gotch v0.9.1 is generated for 2.1.0)", v)
+	}
+}
+
+// A C++ exception (shape mismatch in matmul) must come back as a Go error with libtorch's message.
+func TestErrorCrossesBoundary(t *testing.T) {
+	a := ts.MustOnes([]int64{2, 3}, gotch.Float, gotch.CPU)
+	b := ts.MustOnes([]int64{4, 5}, gotch.Float, gotch.CPU)
+	out, err := Matmul(a, b)
+	if err == nil {
+		t.Fatalf("matmul of (2,3) and (4,5) succeeded with shape %v", out.MustSize())
+	}
+	if !strings.Contains(err.Error(), "cannot be multiplied") {
+		t.Fatalf("error does not carry libtorch's message: %q", err)
+	}
+	// The boundary stays usable after an error.
+	c := ts.MustOnes([]int64{3, 4}, gotch.Float, gotch.CPU)
+	out, err = Matmul(a, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.MustSize(); got[0] != 2 || got[1] != 4 {
+		t.Fatalf("shape %v, want [2 4]", got)
+	}
+	if v := out.Float64Values()[0]; v != 3 {
+		t.Fatalf("value %v, want 3", v)
+	}
+}
+
+func TestManualSeedRepeats(t *testing.T) {
+	draw := func(seed uint64) []float64 {
+		if err := ManualSeed(seed); err != nil {
+			t.Fatal(err)
+		}
+		return ts.MustRand([]int64{64}, gotch.Float, gotch.CPU).Float64Values()
+	}
+	a, b, c := draw(7), draw(7), draw(8)
+	same := func(x, y []float64) bool {
+		for i := range x {
+			if x[i] != y[i] {
+				return false
+			}
+		}
+		return true
+	}
+	if !same(a, b) {
+		t.Fatal("seeding twice with 7 gave different random tensors")
+	}
+	if same(a, c) {
+		t.Fatal("seeds 7 and 8 gave identical random tensors")
+	}
+}
+
+func TestThreads(t *testing.T) {
+	if err := SetNumThreads(0); err == nil {
+		t.Fatal("SetNumThreads(0) was accepted")
+	}
+	if err := SetNumThreads(2); err != nil {
+		t.Fatal(err)
+	}
+	if n := NumThreads(); n != 2 {
+		t.Fatalf("NumThreads = %d after SetNumThreads(2)", n)
+	}
+}
+
+func TestCUDAQueries(t *testing.T) {
+	n := CUDADeviceCount()
+	if CUDAAvailable() != (n > 0) {
+		t.Fatalf("CUDAAvailable()=%v but %d devices", CUDAAvailable(), n)
+	}
+	if !CUDAAvailable() {
+		t.Skip("CUDA not available: device checks skipped")
+	}
+}
