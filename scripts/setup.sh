@@ -60,11 +60,14 @@ install_wheels() { # $1 = target dir; installs torch/lib, torch/include and nvid
   : > "$req"
   for w in "$@"; do spec=${w% *}; hash=${w#* }; echo "$spec --hash=sha256:$hash" >> "$req"; done
   say "downloading $# wheel(s) from the Python package index (torch $TORCH_VERSION is 670 MB)..."
-  python3 -m pip download --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux1_x86_64 \
-      --require-hashes --progress-bar on -r "$req" -d "$TMP/wheels" >&2 \
-    || die "the download of the pinned wheels failed (see pip's message above)" \
+  if ! python3 -m pip download --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux1_x86_64 \
+      --require-hashes --progress-bar on -r "$req" -d "$TMP/wheels" 2>&1 | tee "$TMP/pip.log" >&2; then
+    grep -q 'DO NOT MATCH THE HASHES' "$TMP/pip.log" && die "a downloaded wheel does not match its pinned SHA-256 (corrupt, partial or altered download)" \
+      "nothing was kept; run set-up again, and if it persists check any proxy or mirror between you and the package index"
+    die "the download of the pinned wheels failed (see pip's message above)" \
       "check that the Python package index is reachable (pip config, proxy), and that $CACHE has space; then run set-up again" \
       "or point ESVAE_LIBTORCH at an existing libtorch 2.1"
+  fi
   say "verifying SHA-256 of the wheels..."
   for w in "$@"; do
     spec=${w% *}; hash=${w#* }
