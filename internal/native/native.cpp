@@ -43,6 +43,14 @@ int esv_cudnn_is_available(void) {
 
 const char *esv_torch_version(void) { return TORCH_VERSION; }
 
+int esv_set_grad_enabled(int enabled) {
+  bool prev = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(enabled != 0);
+  return prev ? 1 : 0;
+}
+
+int esv_is_grad_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }
+
 char *esv_matmul(esv_tensor a, esv_tensor b, esv_tensor *out) {
   ESV_TRY(*out = esv::wrap(torch::matmul(esv::T(a), esv::T(b))))
 }

@@ -62,6 +62,19 @@ func CuDNNAvailable() bool { return C.esv_cudnn_is_available() != 0 }
 // TorchVersion is the version of the libtorch headers this package was compiled against.
 func TorchVersion() string { return C.GoString(C.esv_torch_version()) }
 
+// SetGradEnabled turns libtorch's grad mode on or off for the calling OS thread and returns the
+// previous state (gotch's GradSetEnabled does not report it correctly).
+func SetGradEnabled(on bool) bool {
+	v := 0
+	if on {
+		v = 1
+	}
+	return C.esv_set_grad_enabled(C.int(v)) != 0
+}
+
+// GradEnabled reports the grad mode of the calling OS thread.
+func GradEnabled() bool { return C.esv_is_grad_enabled() != 0 }
+
 // BuiltFor names the libtorch folder and variant chosen by set-up.
 func BuiltFor() string { return builtFor }
 

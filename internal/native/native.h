@@ -18,6 +18,9 @@ int esv_cuda_is_available(void);
 int esv_cuda_device_count(void);
 int esv_cudnn_is_available(void);
 const char *esv_torch_version(void);
+// Grad mode is per OS thread. esv_set_grad_enabled returns the previous state.
+int esv_set_grad_enabled(int enabled);
+int esv_is_grad_enabled(void);
 // esv_matmul computes a @ b; it exists to prove that C++ errors cross the boundary as messages.
 char *esv_matmul(esv_tensor a, esv_tensor b, esv_tensor *out);
 

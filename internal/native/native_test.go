@@ -1,6 +1,7 @@
 package native
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 
@@ -82,5 +83,20 @@ func TestCUDAQueries(t *testing.T) {
 	}
 	if !CUDAAvailable() {
 		t.Skip("CUDA not available: device checks skipped")
+	}
+}
+
+func TestGradMode(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	SetGradEnabled(true)
+	if prev := SetGradEnabled(false); !prev {
+		t.Fatal("SetGradEnabled(false) reported the previous state as off")
+	}
+	if GradEnabled() {
+		t.Fatal("grad mode still on")
+	}
+	if prev := SetGradEnabled(true); prev {
+		t.Fatal("SetGradEnabled(true) reported the previous state as on")
 	}
 }

@@ -1,0 +1,111 @@
+// Package nn holds ESVAE's time-distributed layers: 2-D convolution, transposed convolution and
+// linear maps applied with the same weights to every time step.
+//
+// Time is folded into the batch, t-major: a spike tensor of T steps and per-step shape (N, ...) is
+// stored as (T*N, ...) with row t*N + n. Weights keep PyTorch's 2-D layouts — conv (out, in, k, k),
+// transposed conv (in, out, k, k), linear (out, in) — and PyTorch's default initialisation
+// (kaiming-uniform with a = sqrt(5), which is uniform(+-1/sqrt(fan_in)), and bias uniform(+-1/sqrt(fan_in))).
+// The reference checkpoints store conv kernels as (.., 3, 3, 1); the import drops the trailing 1.
+//
+// Ownership: a layer owns its parameters (they live in the VarStore); Forward returns a new tensor
+// owned by the caller and never drops its argument. Forward panics with an *OpError when libtorch
+// fails (a shape bug or out-of-memory); Catch turns that into an error at an API boundary.
+package nn
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"strings"
+
+	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/native"
+)
+
+// OpError is the panic value of a failed tensor operation inside a forward pass.
+type OpError struct{ Err error }
+
+func (e *OpError) Error() string { return e.Err.Error() }
+func (e *OpError) Unwrap() error { return e.Err }
+
+// M returns t or panics with an *OpError: the error-returning gotch ops are used through it so that
+// a failure can be recovered (gotch's Must* variants exit the process).
+func M(t *ts.Tensor, err error) *ts.Tensor {
+	if err != nil {
+		panic(&OpError{err})
+	}
+	return t
+}
+
+// Catch runs f and returns the *OpError it panicked with, if any; other panics propagate.
+func Catch(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var op *OpError
+			if e, ok := r.(error); ok && errors.As(e, &op) {
+				err = op
+				return
+			}
+			panic(r)
+		}
+	}()
+	f()
+	return nil
+}
+
+// At returns the VarStore path for a dotted name such as "encoder.0.bn", built afresh from the root
+// (gotch's Path.Sub may alias the slices of two sub-paths of one deep path).
+func At(root *gnn.Path, dotted string) *gnn.Path {
+	p := root
+	for _, s := range strings.Split(dotted, ".") {
+		p = p.Sub(s)
+	}
+	return p
+}
+
+// uniformParam adds a trainable parameter drawn from uniform(-bound, bound) with libtorch's RNG.
+func uniformParam(p *gnn.Path, name string, dims []int64, bound float64, dtype gotch.DType) *ts.Tensor {
+	r := M(ts.Rand(dims, dtype, p.Device()))           // U[0,1)
+	w := M(r.MulScalar(ts.FloatScalar(2*bound), true)) // U[0,2b)
+	w = M(w.AddScalar(ts.FloatScalar(-bound), true))   // U[-b,b)
+	v, err := p.Add(name, w, true)
+	if err != nil {
+		panic(&OpError{fmt.Errorf("adding %s: %w", name, err)})
+	}
+	w.MustDrop()
+	return v
+}
+
+// Buffer adds a non-trainable tensor (a running statistic or constant) under name.
+func Buffer(p *gnn.Path, name string, t *ts.Tensor) *ts.Tensor {
+	v, err := p.Add(name, t, false, gnn.WithVarType("buffer"))
+	if err != nil {
+		panic(&OpError{fmt.Errorf("adding %s: %w", name, err)})
+	}
+	return v
+}
+
+func fanInBound(fanIn int64) float64 { return 1 / math.Sqrt(float64(fanIn)) }
+
+// NoGrad runs f with gradient tracking off and restores the previous state, also when f panics.
+// libtorch's grad mode is per OS thread, so the calling goroutine is locked to its thread for the
+// duration (gotch's ts.NoGrad is neither panic-safe nor thread-pinned).
+func NoGrad(f func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prev := native.SetGradEnabled(false)
+	defer native.SetGradEnabled(prev)
+	f()
+}
+
+// LockThread pins the calling goroutine to its OS thread and turns grad mode on there. The goroutine
+// that owns the tensors of a model (the trainer, a test) calls it once before any tensor work.
+func LockThread() error {
+	runtime.LockOSThread()
+	native.SetGradEnabled(true)
+	return nil
+}

@@ -1,0 +1,84 @@
+package spiking
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Readout is the membrane readout of the last (non-spiking) layer (ESVAE-SPEC, Layers):
+//
+//	m = sum_t x_t * decay^(T-1-t),  then tanh
+//
+// The coefficients are a buffer named coef of the reference's shape (1, 1, 1, 1, T).
+type Readout struct {
+	Coef *ts.Tensor // (1, 1, 1, 1, T)
+	T    int64
+}
+
+// NewReadout creates the coefficient buffer decay^(T-1-t) (decay 0.8 in ESVAE).
+func NewReadout(p *gnn.Path, T int64, decay float64, dtype gotch.DType) (*Readout, error) {
+	c := make([]float64, T)
+	for t := range c {
+		c[t] = math.Pow(decay, float64(T-1-int64(t)))
+	}
+	v, err := ts.OfSlice(c)
+	if err != nil {
+		return nil, err
+	}
+	defer v.MustDrop()
+	v5, err := v.View([]int64{1, 1, 1, 1, T}, false)
+	if err != nil {
+		return nil, err
+	}
+	defer v5.MustDrop()
+	v5t, err := v5.To(p.Device(), false)
+	if err != nil {
+		return nil, err
+	}
+	defer v5t.MustDrop()
+	cast, err := v5t.Totype(dtype, false)
+	if err != nil {
+		return nil, err
+	}
+	defer cast.MustDrop()
+	coef, err := p.Add("coef", cast, false, gnn.WithVarType("buffer"))
+	if err != nil {
+		return nil, err
+	}
+	return &Readout{Coef: coef, T: T}, nil
+}
+
+// Forward maps the last layer's output x (T*N, C, H, W) to tanh(sum_t coef_t x_t), shape (N, C, H, W).
+func (r *Readout) Forward(x *ts.Tensor) (*ts.Tensor, error) {
+	shape, err := x.Size()
+	if err != nil {
+		return nil, err
+	}
+	if len(shape) < 2 || shape[0]%r.T != 0 {
+		return nil, fmt.Errorf("readout: input shape %v has no leading T*N dimension for T=%d", shape, r.T)
+	}
+	out := append([]int64{shape[0] / r.T}, shape[1:]...)
+	xt, err := x.View([]int64{r.T, -1}, false) // (T, M)
+	if err != nil {
+		return nil, err
+	}
+	defer xt.MustDrop()
+	c, err := r.Coef.View([]int64{1, r.T}, false) // (1, T)
+	if err != nil {
+		return nil, err
+	}
+	defer c.MustDrop()
+	m, err := c.Matmul(xt, false) // (1, M)
+	if err != nil {
+		return nil, err
+	}
+	mv, err := m.View(out, true) // (N, C, H, W)
+	if err != nil {
+		return nil, err
+	}
+	return mv.Tanh(true)
+}

@@ -1,0 +1,76 @@
+package spiking
+
+import (
+	"fmt"
+
+	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+)
+
+// TdBN is threshold-dependent batch norm (ESVAE-SPEC, Layers):
+//
+//	y = alpha * V_th * (x - mean) / sqrt(var + eps) * gamma + beta        (alpha = 1)
+//
+// with mean and biased var per channel over all other dims (N, H, W and T) in training and the
+// running statistics in eval; running_var is updated with the unbiased variance (n / (n-1)). On the
+// time-folded layout (T*N, C, ...) this is exactly an ordinary batch norm over the (T*N) batch whose
+// weight is V_th * gamma, so the fused libtorch kernel computes it (and updates the running stats).
+// VarStore names: weight (gamma), bias (beta), running_mean, running_var.
+type TdBN struct {
+	Weight, Bias, RunningMean, RunningVar *ts.Tensor
+	VTh, Alpha, Eps, Momentum             float64
+}
+
+// NewTdBN creates a tdBN over ch channels under p: gamma = 1, beta = 0, running_mean = 0,
+// running_var = 1, eps 1e-5, momentum 0.1.
+func NewTdBN(p *gnn.Path, ch int64, vth float64, dtype gotch.DType) (*TdBN, error) {
+	dev := p.Device()
+	add := func(name string, ones, trainable bool) (*ts.Tensor, error) {
+		var t *ts.Tensor
+		var err error
+		if ones {
+			t, err = ts.Ones([]int64{ch}, dtype, dev)
+		} else {
+			t, err = ts.Zeros([]int64{ch}, dtype, dev)
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer t.MustDrop()
+		if trainable {
+			return p.Add(name, t, true)
+		}
+		return p.Add(name, t, false, gnn.WithVarType("buffer"))
+	}
+	b := &TdBN{VTh: vth, Alpha: 1, Eps: 1e-5, Momentum: 0.1}
+	var err error
+	if b.Weight, err = add("weight", true, true); err != nil {
+		return nil, err
+	}
+	if b.Bias, err = add("bias", false, true); err != nil {
+		return nil, err
+	}
+	if b.RunningMean, err = add("running_mean", false, false); err != nil {
+		return nil, err
+	}
+	if b.RunningVar, err = add("running_var", true, false); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Forward normalises x of shape (T*N, C, ...) (or (T*N, C) for linear layers). In training it uses
+// the batch statistics and updates the running ones in place.
+func (b *TdBN) Forward(x *ts.Tensor, train bool) (*ts.Tensor, error) {
+	w, err := b.Weight.MulScalar(ts.FloatScalar(b.Alpha*b.VTh), false) // (C,) = alpha * V_th * gamma
+	if err != nil {
+		return nil, fmt.Errorf("tdBN: %w", err)
+	}
+	defer w.MustDrop()
+	y, err := ts.BatchNorm(x, w, b.Bias, b.RunningMean, b.RunningVar, train, b.Momentum, b.Eps, true)
+	if err != nil {
+		return nil, fmt.Errorf("tdBN: %w", err)
+	}
+	return y, nil
+}

@@ -1,0 +1,94 @@
+// Package vae holds ESVAE and ESVAE-Large (ESVAE-SPEC, "ESVAE network") and their loss
+// (MSE + lambda * MMD^2 with a multi-bandwidth RBF kernel).
+//
+// Layout: time is folded into the batch, t-major: spike tensors of T steps are (T*N, ...) with row
+// t*N + n; latent spikes are exposed as (T, N, L). VarStore names equal the reference state_dict keys
+// (encoder.0.weight, encoder.0.bn.running_mean, ..., sample_layer.0.weight), with 2-D kernels where the
+// reference has (.., 3, 3, 1).
+//
+// Ownership: tensors passed in stay the caller's; every returned tensor is new and owned by the
+// caller. Errors from libtorch (shape mismatch, out-of-memory) come back as errors.
+package vae
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/esvae-go/esvae/spiking"
+)
+
+// Config describes one ESVAE network.
+type Config struct {
+	// InChannels is 1 (MNIST, Fashion-MNIST) or 3 (CIFAR-10, CelebA). Default 1.
+	InChannels int64 `mapstructure:"in_channels" json:"in_channels"`
+	// LatentDim is the latent length L (paper 128; the reference MNIST yaml uses 32). Default 128.
+	LatentDim int64 `mapstructure:"latent_dim" json:"latent_dim"`
+	// T is the number of time steps. Default 16.
+	T int64 `mapstructure:"timesteps" json:"timesteps"`
+	// Large selects ESVAE-Large (64x64 input, five conv layers, for CelebA). Default false (32x32).
+	Large bool `mapstructure:"large" json:"large"`
+	// LIF holds the neuron constants (V_th 0.2, tau 0.25, surrogate half-width a 0.5).
+	LIF spiking.LIFConfig `mapstructure:"lif" json:"lif"`
+	// MMDWeight is lambda in MSE + lambda * MMD^2. Default 0.001.
+	MMDWeight float64 `mapstructure:"mmd_weight" json:"mmd_weight"`
+	// ReadoutDecay is the membrane readout's decay. Default 0.8.
+	ReadoutDecay float64 `mapstructure:"readout_decay" json:"readout_decay"`
+}
+
+// DefaultConfig returns the paper's ESVAE for 1-channel 32x32 images.
+func DefaultConfig() Config {
+	return Config{
+		InChannels:   1,
+		LatentDim:    128,
+		T:            16,
+		LIF:          spiking.DefaultLIFConfig(),
+		MMDWeight:    0.001,
+		ReadoutDecay: 0.8,
+	}
+}
+
+// ImageSize is the side of the square input: 32, or 64 for ESVAE-Large.
+func (c Config) ImageSize() int64 {
+	if c.Large {
+		return 64
+	}
+	return 32
+}
+
+// hidden are the channel counts of the encoder's conv layers.
+func (c Config) hidden() []int64 {
+	if c.Large {
+		return []int64{32, 64, 128, 256, 512}
+	}
+	return []int64{32, 64, 128, 256}
+}
+
+// flat is the length of the flattened encoder output: last channels * 2 * 2.
+func (c Config) flat() int64 { h := c.hidden(); return h[len(h)-1] * 4 }
+
+// Validate reports every bad field by name.
+func (c Config) Validate() error {
+	var errs []error
+	if c.InChannels != 1 && c.InChannels != 3 {
+		errs = append(errs, fmt.Errorf("model.in_channels = %d: use 1 (grey) or 3 (RGB)", c.InChannels))
+	}
+	if c.LatentDim < 1 {
+		errs = append(errs, fmt.Errorf("model.latent_dim = %d: must be >= 1", c.LatentDim))
+	}
+	if c.T < 1 {
+		errs = append(errs, fmt.Errorf("model.timesteps = %d: must be >= 1", c.T))
+	}
+	if c.LIF.A <= 0 {
+		errs = append(errs, fmt.Errorf("model.lif.a = %g: the surrogate half-width must be > 0", c.LIF.A))
+	}
+	if c.LIF.Tau < 0 || c.LIF.Tau > 1 {
+		errs = append(errs, fmt.Errorf("model.lif.tau = %g: must be in [0, 1]", c.LIF.Tau))
+	}
+	if c.MMDWeight < 0 {
+		errs = append(errs, fmt.Errorf("model.mmd_weight = %g: must be >= 0", c.MMDWeight))
+	}
+	if c.ReadoutDecay <= 0 {
+		errs = append(errs, fmt.Errorf("model.readout_decay = %g: must be > 0", c.ReadoutDecay))
+	}
+	return errors.Join(errs...)
+}

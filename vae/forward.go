@@ -1,0 +1,192 @@
+package vae
+
+import (
+	"fmt"
+
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/spiking"
+)
+
+// Noise fixes the random draws of one forward pass; a nil field is drawn from libtorch's RNG.
+type Noise struct {
+	UPost *ts.Tensor // (T, N, L) uniform noise of the posterior Poisson sampler
+	N     *ts.Tensor // (N, L) standard normal input of the prior
+}
+
+// Output is what one training forward produces. All tensors belong to the caller.
+type Output struct {
+	E    *ts.Tensor // (T, N, L) encoder spikes of before_latent_layer
+	RQ   *ts.Tensor // (N, L) posterior rates mean_t e_t
+	Z    *ts.Tensor // (T, N, L) sampled latent spikes
+	XHat *ts.Tensor // (N, C, H, W) reconstruction in [-1, 1]
+	RP   *ts.Tensor // (N, L) prior rates sigmoid(W n + b)
+}
+
+// Drop frees every tensor of o.
+func (o *Output) Drop() {
+	for _, t := range []*ts.Tensor{o.E, o.RQ, o.Z, o.XHat, o.RP} {
+		if t != nil {
+			t.MustDrop()
+		}
+	}
+}
+
+func (m *Model) checkImages(x *ts.Tensor) error {
+	s, err := x.Size()
+	if err != nil {
+		return err
+	}
+	c, side := m.Cfg.InChannels, m.Cfg.ImageSize()
+	if len(s) != 4 || s[1] != c || s[2] != side || s[3] != side {
+		return fmt.Errorf("model expects images of shape (N, %d, %d, %d), got %v", c, side, side, s)
+	}
+	return nil
+}
+
+// Encode maps images x (N, C, H, W) to the encoder spikes e (T, N, L) and rates r_q = mean_t e_t (N, L).
+// The input is direct-encoded: x_t = x for every t.
+func (m *Model) Encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor, err error) {
+	if err := m.checkImages(x); err != nil {
+		return nil, nil, err
+	}
+	err = nn.Catch(func() { e, rq = m.encode(x, train) })
+	return e, rq, err
+}
+
+func (m *Model) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
+	T, L, lif := m.Cfg.T, m.Cfg.LatentDim, m.Cfg.LIF
+	n := x.MustSize()[0]
+	// The first conv sees the same image at every step: convolve once, then repeat over time
+	// (identical values; tdBN then sees the full (T*N) batch as in the reference).
+	first := m.encoder[0]
+	h := first.conv.Forward(x)                              // (N, 32, H/2, W/2)
+	h = drop(h, nn.M(h.Repeat([]int64{T, 1, 1, 1}, false))) // (T*N, 32, H/2, W/2)
+	h = drop(h, nn.M(first.bn.Forward(h, train)))
+	h = drop(h, nn.M(spiking.LIF(h, T, lif)))
+	for _, l := range m.encoder[1:] {
+		h = l.forward(h, T, lif, train, true) // ... -> (T*N, C_last, 2, 2)
+	}
+	h = drop(h, nn.M(h.View([]int64{T * n, m.Cfg.flat()}, false))) // (T*N, flat)
+	h = m.beforeLatent.forward(h, T, lif, train, true)             // (T*N, L)
+	e = drop(h, nn.M(h.View([]int64{T, n, L}, false)))             // (T, N, L)
+	rq = nn.M(e.MeanDim([]int64{0}, false, m.DType, false))        // (N, L)
+	return e, rq
+}
+
+// SamplePosterior draws latent spikes z_t = H(r - u_t) (T, N, L) from rates r (N, L); u (T, N, L) is
+// the uniform noise, drawn when nil. The gradient to r is the window surrogate.
+func (m *Model) SamplePosterior(r, u *ts.Tensor) (*ts.Tensor, error) {
+	if u == nil {
+		s, err := r.Size()
+		if err != nil {
+			return nil, err
+		}
+		u, err = ts.Rand([]int64{m.Cfg.T, s[0], s[1]}, m.DType, r.MustDevice())
+		if err != nil {
+			return nil, err
+		}
+		defer u.MustDrop()
+	}
+	return spiking.Poisson(r, u, m.Cfg.LIF.A)
+}
+
+// Decode maps latent spikes z (T, N, L) to images x_hat (N, C, H, W) in [-1, 1].
+func (m *Model) Decode(z *ts.Tensor, train bool) (xhat *ts.Tensor, err error) {
+	err = nn.Catch(func() { xhat = m.decode(z, train) })
+	return xhat, err
+}
+
+func (m *Model) decode(z *ts.Tensor, train bool) *ts.Tensor {
+	T, lif := m.Cfg.T, m.Cfg.LIF
+	s := z.MustSize()
+	if len(s) != 3 || s[0] != T || s[2] != m.Cfg.LatentDim {
+		panic(&nn.OpError{Err: fmt.Errorf("decode expects latent spikes (T=%d, N, L=%d), got %v", T, m.Cfg.LatentDim, s)})
+	}
+	n := s[1]
+	h := nn.M(z.View([]int64{T * n, s[2]}, false))     // (T*N, L)
+	h = m.decoderInput.forward(h, T, lif, train, true) // (T*N, flat)
+	hid := m.Cfg.hidden()
+	h = drop(h, nn.M(h.View([]int64{T * n, hid[len(hid)-1], 2, 2}, false))) // (T*N, C_last, 2, 2)
+	for _, l := range m.decoder {
+		h = l.forward(h, T, lif, train, true) // doubles H, W; halves channels
+	}
+	h = m.final0.forward(h, T, lif, train, true) // (T*N, 32, S, S)
+	y := m.final1.Forward(h)                     // (T*N, C, S, S), membrane input, no spike
+	h.MustDrop()
+	out := nn.M(m.readout.Forward(y)) // (N, C, S, S) = tanh(sum_t 0.8^(T-1-t) y_t)
+	y.MustDrop()
+	return out
+}
+
+// PriorRate maps standard normal n (N, L) to prior rates r_p = sigmoid(W n + b) (N, L).
+func (m *Model) PriorRate(n *ts.Tensor) (rp *ts.Tensor, err error) {
+	err = nn.Catch(func() {
+		h := m.sample.Forward(n)
+		rp = drop(h, nn.M(h.Sigmoid(false)))
+	})
+	return rp, err
+}
+
+// Forward runs a training (or evaluation) pass: encode, sample the posterior, decode, and compute the
+// prior rates from fresh normal noise. noise may be nil.
+func (m *Model) Forward(x *ts.Tensor, noise *Noise, train bool) (*Output, error) {
+	if noise == nil {
+		noise = &Noise{}
+	}
+	o := &Output{}
+	var err error
+	if o.E, o.RQ, err = m.Encode(x, train); err != nil {
+		return nil, err
+	}
+	if o.Z, err = m.SamplePosterior(o.RQ, noise.UPost); err != nil {
+		o.Drop()
+		return nil, err
+	}
+	if o.XHat, err = m.Decode(o.Z, train); err != nil {
+		o.Drop()
+		return nil, err
+	}
+	n := noise.N
+	if n == nil {
+		if n, err = ts.Randn(o.RQ.MustSize(), m.DType, x.MustDevice()); err != nil {
+			o.Drop()
+			return nil, err
+		}
+		defer n.MustDrop()
+	}
+	if o.RP, err = m.PriorRate(n); err != nil {
+		o.Drop()
+		return nil, err
+	}
+	return o, nil
+}
+
+// Generate draws images the way the paper generates: n ~ N(0, I) -> r_p -> z_t = H(r_p - u_t) ->
+// decode, in evaluation mode (running statistics). noise may be nil or fix n and u (in UPost).
+func (m *Model) Generate(count int64, noise *Noise) (xhat, z *ts.Tensor, err error) {
+	if noise == nil {
+		noise = &Noise{}
+	}
+	n := noise.N
+	if n == nil {
+		if n, err = ts.Randn([]int64{count, m.Cfg.LatentDim}, m.DType, m.VS.Device()); err != nil {
+			return nil, nil, err
+		}
+		defer n.MustDrop()
+	}
+	rp, err := m.PriorRate(n)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rp.MustDrop()
+	if z, err = m.SamplePosterior(rp, noise.UPost); err != nil {
+		return nil, nil, err
+	}
+	if xhat, err = m.Decode(z, false); err != nil {
+		z.MustDrop()
+		return nil, nil, err
+	}
+	return xhat, z, nil
+}

@@ -1,0 +1,87 @@
+package vae
+
+import (
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/nn"
+)
+
+// Loss holds the training objective MSE + lambda * MMD^2 and its parts (scalars, caller-owned).
+type Loss struct {
+	Total, MSE, MMD *ts.Tensor
+}
+
+// Drop frees the three scalars.
+func (l *Loss) Drop() {
+	l.Total.MustDrop()
+	l.MSE.MustDrop()
+	l.MMD.MustDrop()
+}
+
+// Loss computes mean((x_hat - x)^2) + lambda * MMD^2(r_q, r_p) for one forward output.
+func (m *Model) Loss(o *Output, x *ts.Tensor) (l *Loss, err error) {
+	err = nn.Catch(func() {
+		mse := nn.M(o.XHat.MseLoss(x, 1, false)) // reduction 1 = mean
+		mmd := MMD(o.RQ, o.RP)
+		w := nn.M(mmd.MulScalar(ts.FloatScalar(m.Cfg.MMDWeight), false))
+		total := drop(w, nn.M(w.Add(mse, false)))
+		l = &Loss{Total: total, MSE: mse, MMD: mmd}
+	})
+	return l, err
+}
+
+// MMD returns MMD^2 between the rows of a and b (both (N, L)) with the reference's multi-bandwidth
+// RBF kernel (ESVAE-SPEC, Sampling and loss): S = [a; b] (2N rows), D_ij = |s_i - s_j|^2,
+// b0 = sum(D) / ((2N)^2 - 2N) computed without gradient, divided by 2^(5 // 2) = 4,
+// K = sum_{i=0..4} exp(-D / (b0 * 2^i)), MMD^2 = mean(K_aa) + mean(K_bb) - mean(K_ab) - mean(K_ba).
+// It panics with *nn.OpError on a libtorch failure.
+func MMD(a, b *ts.Tensor) *ts.Tensor {
+	n := a.MustSize()[0]
+	s := nn.M(ts.Cat([]*ts.Tensor{a, b}, 0))                                   // (2N, L)
+	si := nn.M(s.Unsqueeze(1, false))                                          // (2N, 1, L)
+	sj := nn.M(s.Unsqueeze(0, false))                                          // (1, 2N, L)
+	diff := nn.M(si.Sub(sj, false))                                            // (2N, 2N, L)
+	sq := drop(diff, nn.M(diff.Square(false)))                                 // (2N, 2N, L)
+	d := drop(sq, nn.M(sq.SumDimIntlist([]int64{2}, false, s.DType(), false))) // (2N, 2N)
+	si.MustDrop()
+	sj.MustDrop()
+	s.MustDrop()
+	m2 := float64(2 * n)
+	// Base bandwidth, detached (the reference computes it from L2_distance.data); kept as a tensor
+	// so that no device sync is needed.
+	dd := nn.M(d.Detach(false))
+	bw := drop(dd, nn.M(dd.Sum(dd.DType(), false)))
+	bw = drop(bw, nn.M(bw.DivScalar(ts.FloatScalar(m2*m2-m2), false)))
+	bw = drop(bw, nn.M(bw.DivScalar(ts.FloatScalar(4), false))) // / kernel_mul^(kernel_num // 2)
+	negD := nn.M(d.Neg(false))
+	var k *ts.Tensor
+	for i := 0; i < 5; i++ {
+		bwi := nn.M(bw.MulScalar(ts.FloatScalar(float64(int(1)<<i)), false)) // b * 2^i
+		e := nn.M(negD.Div(bwi, false))
+		bwi.MustDrop()
+		e = drop(e, nn.M(e.Exp(false))) // exp(-D / (b * 2^i))
+		if k == nil {
+			k = e
+		} else {
+			k = drop(k, nn.M(k.Add(e, false)))
+			e.MustDrop()
+		}
+	}
+	negD.MustDrop()
+	bw.MustDrop()
+	d.MustDrop()
+	block := func(r0, c0 int64) *ts.Tensor {
+		rows := nn.M(k.Narrow(0, r0, n, false))
+		blk := drop(rows, nn.M(rows.Narrow(1, c0, n, false)))
+		return drop(blk, nn.M(blk.MeanDim([]int64{0, 1}, false, k.DType(), false)))
+	}
+	xx, yy, xy, yx := block(0, 0), block(n, n), block(0, n), block(n, 0)
+	k.MustDrop()
+	out := nn.M(xx.Add(yy, false))
+	out = drop(out, nn.M(out.Sub(xy, false)))
+	out = drop(out, nn.M(out.Sub(yx, false)))
+	for _, t := range []*ts.Tensor{xx, yy, xy, yx} {
+		t.MustDrop()
+	}
+	return out
+}

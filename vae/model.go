@@ -1,0 +1,109 @@
+package vae
+
+import (
+	"fmt"
+
+	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/spiking"
+)
+
+// layer is tdConv / tdConvTranspose / tdLinear: the op, then tdBN, then LIF (either may be absent).
+type layer struct {
+	conv  *nn.Conv
+	convT *nn.ConvTranspose
+	lin   *nn.Linear
+	bn    *spiking.TdBN
+	spike bool
+}
+
+// Model is ESVAE (or ESVAE-Large) with its parameters in a VarStore.
+type Model struct {
+	Cfg   Config
+	VS    *gnn.VarStore
+	DType gotch.DType
+
+	encoder      []*layer
+	beforeLatent *layer
+	decoderInput *layer
+	decoder      []*layer
+	final0       *layer
+	final1       *nn.ConvTranspose
+	readout      *spiking.Readout
+	sample       *nn.Linear
+}
+
+// New builds the network in vs with PyTorch's default initialisation drawn from libtorch's RNG
+// (seed it first with native.ManualSeed for a reproducible model).
+func New(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (m *Model, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m = &Model{Cfg: cfg, VS: vs, DType: dtype}
+	err = nn.Catch(func() { m.build() })
+	if err != nil {
+		return nil, fmt.Errorf("building ESVAE: %w", err)
+	}
+	return m, nil
+}
+
+func (m *Model) build() {
+	c, root, dt := m.Cfg, m.VS.Root(), m.DType
+	bn := func(name string, ch int64) *spiking.TdBN {
+		b, err := spiking.NewTdBN(nn.At(root, name+".bn"), ch, c.LIF.VTh, dt)
+		nn.M(nil, err)
+		return b
+	}
+	in := c.InChannels
+	for i, h := range c.hidden() {
+		name := fmt.Sprintf("encoder.%d", i)
+		m.encoder = append(m.encoder, &layer{conv: nn.NewConv(nn.At(root, name), in, h, 3, 2, 1, dt), bn: bn(name, h), spike: true})
+		in = h
+	}
+	flat := c.flat()
+	m.beforeLatent = &layer{lin: nn.NewLinear(nn.At(root, "before_latent_layer"), flat, c.LatentDim, dt), bn: bn("before_latent_layer", c.LatentDim), spike: true}
+	m.decoderInput = &layer{lin: nn.NewLinear(nn.At(root, "decoder_input"), c.LatentDim, flat, dt), bn: bn("decoder_input", flat), spike: true}
+	h := c.hidden()
+	for i := len(h) - 1; i > 0; i-- {
+		name := fmt.Sprintf("decoder.%d", len(h)-1-i)
+		m.decoder = append(m.decoder, &layer{convT: nn.NewConvTranspose(nn.At(root, name), h[i], h[i-1], 3, 2, 1, 1, dt), bn: bn(name, h[i-1]), spike: true})
+	}
+	m.final0 = &layer{convT: nn.NewConvTranspose(nn.At(root, "final_layer.0"), h[0], h[0], 3, 2, 1, 1, dt), bn: bn("final_layer.0", h[0]), spike: true}
+	m.final1 = nn.NewConvTranspose(nn.At(root, "final_layer.1"), h[0], c.InChannels, 3, 1, 1, 0, dt)
+	r, err := spiking.NewReadout(nn.At(root, "membrane_output_layer"), c.T, c.ReadoutDecay, dt)
+	nn.M(nil, err)
+	m.readout = r
+	m.sample = nn.NewLinear(nn.At(root, "sample_layer.0"), c.LatentDim, c.LatentDim, dt)
+}
+
+// forward applies op, tdBN and LIF to x (T*N, ...); it drops x when own is true.
+func (l *layer) forward(x *ts.Tensor, T int64, lif spiking.LIFConfig, train, own bool) *ts.Tensor {
+	var y *ts.Tensor
+	switch {
+	case l.conv != nil:
+		y = l.conv.Forward(x)
+	case l.convT != nil:
+		y = l.convT.Forward(x)
+	default:
+		y = l.lin.Forward(x)
+	}
+	if own {
+		x.MustDrop()
+	}
+	if l.bn != nil {
+		y = drop(y, nn.M(l.bn.Forward(y, train)))
+	}
+	if l.spike {
+		y = drop(y, nn.M(spiking.LIF(y, T, lif)))
+	}
+	return y
+}
+
+// drop frees old and returns next: for chains of intermediate tensors.
+func drop(old, next *ts.Tensor) *ts.Tensor {
+	old.MustDrop()
+	return next
+}
