@@ -1,0 +1,222 @@
+package vae
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/sugarme/gotch/pickle"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/nn"
+)
+
+// ReadStateDict reads a PyTorch state_dict written by torch.save (zip format, torch >= 1.6) into CPU
+// tensors, whatever device it was saved from. A dict that wraps the state_dict under "state_dict"
+// or "model" is unwrapped. Errors name the file and the problem.
+func ReadStateDict(path string) (sd map[string]*ts.Tensor, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, 4)
+	_, rerr := io.ReadFull(f, head)
+	f.Close()
+	if rerr != nil || !bytes.Equal(head, []byte("PK\x03\x04")) {
+		return nil, fmt.Errorf("%s is not a torch.save zip file (a legacy-format or damaged file? re-save it with torch >= 1.6: torch.save(torch.load(old), new))", path)
+	}
+	defer func() {
+		if r := recover(); r != nil { // gotch's unpickler may panic on damaged input
+			sd, err = nil, fmt.Errorf("%s is damaged or not a state_dict: %v", path, r)
+		}
+	}()
+	obj, err := pickle.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler { return pickle.NewUnpickler(r) })
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot read it as a torch.save file (truncated or damaged?): %w", path, err)
+	}
+	entries, err := dictEntries(obj)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, wrap := range []string{"state_dict", "model"} {
+		if inner, ok := entries[wrap]; ok {
+			if e, err := dictEntries(inner); err == nil {
+				entries = e
+				break
+			}
+		}
+	}
+	sd = make(map[string]*ts.Tensor, len(entries))
+	for name, v := range entries {
+		st, ok := v.(*pickle.StorageTensor)
+		if !ok {
+			return nil, fmt.Errorf("%s: entry %q is a %T, not a tensor: expected a state_dict (a dict of tensors)", path, name, v)
+		}
+		t, err := storageToTensor(st)
+		if err != nil {
+			return nil, fmt.Errorf("%s: entry %q: %w", path, name, err)
+		}
+		if t != nil {
+			sd[name] = t
+		}
+	}
+	return sd, nil
+}
+
+func dictEntries(obj any) (map[string]any, error) {
+	out := map[string]any{}
+	switch d := obj.(type) {
+	case *pickle.Dict:
+		for _, e := range *d {
+			k, ok := e.Key.(string)
+			if !ok {
+				return nil, fmt.Errorf("dict key %v is not a string: expected a state_dict", e.Key)
+			}
+			out[k] = e.Value
+		}
+	case *pickle.OrderedDict:
+		for k, e := range d.Map {
+			ks, ok := k.(string)
+			if !ok {
+				return nil, fmt.Errorf("dict key %v is not a string: expected a state_dict", k)
+			}
+			out[ks] = e.Value
+		}
+	default:
+		return nil, fmt.Errorf("top level is a %T, expected a state_dict (a dict of tensors)", obj)
+	}
+	return out, nil
+}
+
+// storageToTensor rebuilds a CPU tensor from a pickled storage view; empty tensors give nil.
+func storageToTensor(st *pickle.StorageTensor) (*ts.Tensor, error) {
+	data := st.Source.GetData()
+	if reflect.ValueOf(data).Len() == 0 {
+		return nil, nil
+	}
+	size, stride := st.Size, st.Stride
+	if len(size) == 0 {
+		size, stride = []int64{1}, []int64{1}
+	}
+	flat, err := ts.OfSlice(data, ts.WithDType(st.Source.DType()))
+	if err != nil {
+		return nil, err
+	}
+	v, err := flat.AsStrided(size, stride, []int64{st.StorageOffset}, true)
+	if err != nil {
+		return nil, err
+	}
+	return v.Contiguous(true)
+}
+
+// InferConfig reads the architecture of a reference state_dict: input channels, latent length,
+// time steps and network size. Other fields keep the defaults.
+func InferConfig(sd map[string]*ts.Tensor) (Config, error) {
+	cfg := DefaultConfig()
+	need := func(k string, rank int) ([]int64, error) {
+		t, ok := sd[k]
+		if !ok {
+			return nil, fmt.Errorf("state_dict has no %q: not an ESVAE checkpoint", k)
+		}
+		s := t.MustSize()
+		if len(s) != rank {
+			return nil, fmt.Errorf("%q has shape %v, expected rank %d", k, s, rank)
+		}
+		return s, nil
+	}
+	s, err := need("encoder.0.weight", 5)
+	if err != nil {
+		if s, err = need("encoder.0.weight", 4); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.InChannels = s[1]
+	if s, err = need("before_latent_layer.weight", 2); err != nil {
+		return cfg, err
+	}
+	cfg.LatentDim = s[0]
+	switch s[1] {
+	case 1024:
+	case 2048:
+		cfg.Large = true
+	default:
+		return cfg, fmt.Errorf("before_latent_layer.weight has shape %v: the input must be 1024 (ESVAE) or 2048 (ESVAE-Large) features", s)
+	}
+	if s, err = need("membrane_output_layer.coef", 5); err != nil {
+		return cfg, err
+	}
+	cfg.T = s[4]
+	return cfg, cfg.Validate()
+}
+
+// ignoredKey reports keys of the authors' checkpoints that the model does not use: the FSVAE
+// leftovers prior.* and posterior.*, and batch-norm step counters.
+func ignoredKey(k string) bool {
+	return strings.HasPrefix(k, "prior.") || strings.HasPrefix(k, "posterior.") || strings.HasSuffix(k, ".num_batches_tracked")
+}
+
+// LoadStateDict copies a reference state_dict into the model: every variable of the model must be
+// present with the same number of elements and a compatible shape (reference conv kernels
+// (.., 3, 3, 1) become (.., 3, 3)); values are cast to the model's dtype and device. It returns the
+// keys it ignored. An unknown key that is not a known leftover is an error.
+func (m *Model) LoadStateDict(sd map[string]*ts.Tensor) (ignored []string, err error) {
+	vars := m.VS.Variables()
+	for k := range sd {
+		if _, ok := vars[k]; ok {
+			continue
+		}
+		if !ignoredKey(k) {
+			return nil, fmt.Errorf("state_dict key %q is not part of this ESVAE (wrong architecture?)", k)
+		}
+		ignored = append(ignored, k)
+	}
+	sort.Strings(ignored)
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		v := vars[k]
+		src, ok := sd[k]
+		if !ok {
+			return nil, fmt.Errorf("state_dict lacks %q", k)
+		}
+		want, got := v.MustSize(), src.MustSize()
+		if !sameShape(want, got) {
+			return nil, fmt.Errorf("state_dict %q has shape %v, the model needs %v", k, got, want)
+		}
+		err := nn.Catch(func() {
+			r := nn.M(src.View(want, false))
+			c := drop(r, nn.M(r.Totype(m.DType, false)))
+			c = drop(c, nn.M(c.To(v.MustDevice(), false)))
+			nn.NoGrad(func() { v.Copy_(c) })
+			c.MustDrop()
+		})
+		if err != nil {
+			return nil, fmt.Errorf("loading %q: %w", k, err)
+		}
+	}
+	return ignored, nil
+}
+
+// sameShape accepts equal shapes and a reference shape with trailing 1s added (the (3, 3, 1) kernels).
+func sameShape(model, ref []int64) bool {
+	for len(ref) > len(model) && ref[len(ref)-1] == 1 {
+		ref = ref[:len(ref)-1]
+	}
+	if len(ref) != len(model) {
+		return false
+	}
+	for i := range ref {
+		if ref[i] != model[i] {
+			return false
+		}
+	}
+	return true
+}
+
