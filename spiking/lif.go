@@ -20,12 +20,12 @@ const (
 // so LIFConfig{} is the reference neuron; a decay of exactly 0 or a threshold of exactly 0 can
 // therefore not be expressed (the model never uses them).
 type LIFConfig struct {
-	Tau float64 // membrane decay tau
-	VTh float64 // firing threshold V_th
-	A   float64 // surrogate half-width a: do/du = 1/(2a) inside the window, 0 outside
+	Tau float64 `mapstructure:"tau" json:"tau"`   // membrane decay tau
+	VTh float64 `mapstructure:"v_th" json:"v_th"` // firing threshold V_th
+	A   float64 `mapstructure:"a" json:"a"`       // surrogate half-width a: do/du = 1/(2a) inside the window, 0 outside
 	// Centered centres the surrogate window on the threshold, |u - V_th| < a. The default (false)
 	// is the reference quirk: the window is centred on u = 0, |u| < a.
-	Centered bool
+	Centered bool `mapstructure:"centered" json:"centered"`
 }
 
 // DefaultLIFConfig returns the reference neuron: tau 0.25, V_th 0.2, a 0.5, window centred on 0.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/esvae-go/esvae/train"
 )
 
 // Config is the resolved configuration of one esvae invocation. Precedence: command-line flag >
@@ -22,18 +25,44 @@ type Config struct {
 	LogFormat string `mapstructure:"log_format"`
 	// Threads is libtorch's intra-op thread count; 0 means one per core.
 	Threads int `mapstructure:"threads"`
-	// Device is auto (CUDA when available, else CPU), cpu, or cuda:N.
-	Device string `mapstructure:"device"`
+	// Config holds the data, model, optimizer and run settings (keys data.*, model.*, optim.*,
+	// epochs, seed, out, device, ...); see configs/*.yaml.
+	train.Config `mapstructure:",squash"`
 }
 
 // defaults are the values of every known key; viper learns the key set from them, which makes
 // ESVAE_* variables work for every key and lets unknown keys in a file be reported.
 func defaults() map[string]any {
-	return map[string]any{
+	d := map[string]any{
 		"log_level":  "info",
 		"log_format": "console",
 		"threads":    0,
-		"device":     "auto",
+	}
+	// The training defaults, flattened to dotted keys through their JSON form (json and
+	// mapstructure tags are the same names).
+	js, err := json.Marshal(train.DefaultConfig())
+	if err != nil {
+		panic(err)
+	}
+	var nested map[string]any
+	if err := json.Unmarshal(js, &nested); err != nil {
+		panic(err)
+	}
+	flatten("", nested, d)
+	return d
+}
+
+func flatten(prefix string, m map[string]any, out map[string]any) {
+	for k, v := range m {
+		key := k
+		if prefix != "" {
+			key = prefix + "." + k
+		}
+		if sub, ok := v.(map[string]any); ok {
+			flatten(key, sub, out)
+			continue
+		}
+		out[key] = v
 	}
 }
 
@@ -43,6 +72,16 @@ var flagKeys = map[string]string{
 	"log-format": "log_format",
 	"threads":    "threads",
 	"device":     "device",
+	"out":        "out",
+	"epochs":     "epochs",
+	"max-steps":  "max_steps",
+	"seed":       "seed",
+	"data":       "data.name",
+	"data-dir":   "data.dir",
+	"batch-size": "data.batch_size",
+	"lr":         "optim.lr",
+	"keep":       "keep",
+	"save-every": "save_every",
 }
 
 // loadConfig resolves the configuration from flags, environment, the optional config file and
@@ -133,7 +172,7 @@ func (c *Config) Validate() error {
 	if c.Threads < 0 {
 		errs = append(errs, fmt.Errorf("threads = %d: use a positive count, or 0 for one per core", c.Threads))
 	}
-	if _, err := parseDevice(c.Device); err != nil {
+	if err := c.Config.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

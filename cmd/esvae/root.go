@@ -46,7 +46,8 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	pf.String("log-format", "console", "log format: console or json")
 	pf.Int("threads", 0, "libtorch intra-op threads (0: one per core)")
 	pf.String("device", "auto", "device: auto, cpu, cuda or cuda:N")
-	root.AddCommand(newVersionCommand(a), newInfoCommand(a))
+	root.AddCommand(newVersionCommand(a), newInfoCommand(a), newTrainCommand(a), newSampleCommand(a),
+		newReconstructCommand(a), newImportCommand(a))
 	return root
 }
 

@@ -89,6 +89,10 @@ func TestConfigErrors(t *testing.T) {
 		{"malformed", "threads: [1,\n", []string{"malformed", "c.yaml"}},
 		{"bad value", "threads: -1\n", []string{"threads = -1", "c.yaml"}},
 		{"bad device", "device: gpu\n", []string{`device "gpu"`}},
+		{"bad lr", "optim:\n  lr: 0\n", []string{"optim.lr", "c.yaml"}},
+		{"bad batch", "data:\n  batch_size: 0\n", []string{"data.batch_size = 0"}},
+		{"bad T", "model:\n  timesteps: 0\n", []string{"model.timesteps = 0"}},
+		{"unknown nested", "model:\n  latent: 3\n", []string{"unknown key", "model.latent"}},
 		{"bad type", "threads: many\n", []string{"threads", "c.yaml"}},
 	}
 	for _, c := range cases {
@@ -107,18 +111,5 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := run(t, "info", "--config", filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Fatalf("missing config file: %v", err)
-	}
-}
-
-func TestParseDevice(t *testing.T) {
-	for _, ok := range []string{"auto", "cpu", "cuda", "cuda:1"} {
-		if _, err := parseDevice(ok); err != nil {
-			t.Errorf("%s: %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "gpu", "cuda:-1", "cuda:x"} {
-		if _, err := parseDevice(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
 	}
 }

@@ -8,7 +8,9 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/TensorIterator.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "native_internal.h"
@@ -45,71 +47,117 @@ bool use_cpu_loop(const Tensor &x, bool force_aten) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// CPU: hand-written loops. Each task owns the columns [b, e) of the (T, M) view and walks t inside;
-// the state of step t-1 is read back from the rows already written (u, o in the forward, grad_x in
-// the backward), so no per-task buffers are needed and the inner loop runs over contiguous memory.
+// CPU: hand-written loops. Each parallel task owns the columns [b, e) of the (T, M) view and walks
+// them in blocks of kBlock columns; for one block it runs all T steps, keeping the state of step t-1
+// (u and o in the forward, the carry in the backward) in small local arrays that stay in L1, so the
+// big tensors are streamed exactly once. Inner loops are branch-free over contiguous memory.
 // ---------------------------------------------------------------------------------------------
 
+constexpr int64_t kBlock = 1024;
+
+// parallel_columns runs f(b, e) over disjoint ranges covering [0, M), on libtorch's intra-op threads.
+// at::parallel_for itself cannot be used here: with libtorch's OpenMP backend it is a header template
+// that runs serially unless the including file is compiled with -fopenmp, and linking a second
+// OpenMP runtime next to the one bundled with libtorch asks for trouble. TensorIterator::for_each is
+// compiled inside libtorch (with OpenMP): iterating over `row`, a contiguous 1-D tensor of M
+// elements (the first time step of an output), gives the ranges; the data is never touched here.
+template <typename F>
+void parallel_columns(const Tensor &row, int64_t grain, const F &f) {
+  TORCH_INTERNAL_ASSERT(row.dim() == 1 && row.is_contiguous());
+  auto iter = at::TensorIteratorConfig()
+                  .set_check_mem_overlap(false)
+                  .check_all_same_dtype(false)
+                  .resize_outputs(false)
+                  .add_output(row)
+                  .build();
+  const char *base = static_cast<const char *>(row.data_ptr());
+  const int64_t es = row.element_size();
+  iter.for_each(
+      [&](char **data, const int64_t *strides, int64_t n0, int64_t n1) {
+        for (int64_t i = 0; i < n1; ++i) {
+          const int64_t b = (data[0] + i * strides[1] - base) / es;
+          f(b, b + n0);
+        }
+      },
+      grain);
+}
+
 template <typename scalar_t>
-void lif_forward_cpu(const scalar_t *x, scalar_t *o, scalar_t *u, int64_t T, int64_t M,
-                     const LIFParams &p) {
+void lif_forward_cpu(const scalar_t *__restrict__ x, scalar_t *__restrict__ o, scalar_t *__restrict__ u,
+                     int64_t T, int64_t M, const LIFParams &p, const Tensor &row) {
   const scalar_t tau = static_cast<scalar_t>(p.tau);
   const scalar_t vth = static_cast<scalar_t>(p.v_th);
-  const scalar_t one = 1, zero = 0;
-  at::parallel_for(0, M, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t m = b; m < e; ++m) {  // t = 0: u_{-1} = 0, o_{-1} = 0
-      const scalar_t v = x[m];
-      u[m] = v;
-      o[m] = v > vth ? one : zero;
-    }
-    for (int64_t t = 1; t < T; ++t) {
-      const scalar_t *up = u + (t - 1) * M, *op = o + (t - 1) * M, *xt = x + t * M;
-      scalar_t *ut = u + t * M, *ot = o + t * M;
-      for (int64_t m = b; m < e; ++m) {
-        // Same operation order as the reference: (tau * u) * (1 - o) + x.
-        scalar_t v = tau * up[m];
-        v = v * (one - op[m]);
-        v = v + xt[m];
-        ut[m] = v;
-        ot[m] = v > vth ? one : zero;
+  parallel_columns(row, kGrain, [&](int64_t b, int64_t e) {
+    scalar_t up[kBlock], op[kBlock];  // u_{t-1}, o_{t-1} of the block
+    for (int64_t b0 = b; b0 < e; b0 += kBlock) {
+      const int64_t n = std::min(kBlock, e - b0);
+      {  // t = 0: u_{-1} = 0, o_{-1} = 0, so u_0 = x_0
+        const scalar_t *__restrict__ xt = x + b0;
+        scalar_t *__restrict__ ut = u + b0;
+        scalar_t *__restrict__ ot = o + b0;
+        for (int64_t j = 0; j < n; ++j) {
+          const scalar_t v = xt[j];
+          const scalar_t s = v > vth ? scalar_t(1) : scalar_t(0);
+          ut[j] = v;
+          ot[j] = s;
+          up[j] = v;
+          op[j] = s;
+        }
+      }
+      for (int64_t t = 1; t < T; ++t) {
+        const scalar_t *__restrict__ xt = x + t * M + b0;
+        scalar_t *__restrict__ ut = u + t * M + b0;
+        scalar_t *__restrict__ ot = o + t * M + b0;
+        for (int64_t j = 0; j < n; ++j) {
+          // Same operation order as the reference: (tau * u) * (1 - o) + x.
+          scalar_t v = tau * up[j];
+          v = v * (scalar_t(1) - op[j]);
+          v = v + xt[j];
+          const scalar_t s = v > vth ? scalar_t(1) : scalar_t(0);
+          ut[j] = v;
+          ot[j] = s;
+          up[j] = v;
+          op[j] = s;
+        }
       }
     }
   });
 }
 
-// BPTT with carry = dL/du_{t+1} (the gradient of x_{t+1}, already written in row t+1):
+// BPTT with carry = dL/du_{t+1} (0 at t = T-1):
 //   g_o = gout_t - carry * tau * u_t                 (o_t enters u_{t+1} through the reset)
 //   g_u = g_o * s(u_t) + carry * tau * (1 - o_t)     (u_t enters u_{t+1} directly)
-//   grad_x_t = g_u
-// with s(u) = 1/(2a) where |u - c| < a, else 0 (c = 0 by default, c = v_th when centered).
+//   grad_x_t = g_u, carry = g_u
+// with s(u) = 1/(2a) where |u - c| < a, else 0 (c = 0 by default, c = v_th when centered), and
+// o_t = (u_t > v_th) recomputed from the saved potentials.
 template <typename scalar_t>
-void lif_backward_cpu(const scalar_t *g, const scalar_t *u, scalar_t *gx, int64_t T, int64_t M,
-                      const LIFParams &p) {
+void lif_backward_cpu(const scalar_t *__restrict__ g, const scalar_t *__restrict__ u,
+                      scalar_t *__restrict__ gx, int64_t T, int64_t M, const LIFParams &p,
+                      const Tensor &row) {
   const scalar_t tau = static_cast<scalar_t>(p.tau);
   const scalar_t vth = static_cast<scalar_t>(p.v_th);
   const scalar_t a = static_cast<scalar_t>(p.a);
   const scalar_t inv = static_cast<scalar_t>(1.0 / (2.0 * p.a));
   const scalar_t c = p.centered ? vth : scalar_t(0);
-  const scalar_t one = 1, zero = 0;
-  at::parallel_for(0, M, kGrain, [&](int64_t b, int64_t e) {
-    {
-      const int64_t t = T - 1;  // carry = 0
-      const scalar_t *ut = u + t * M, *gt = g + t * M;
-      scalar_t *gxt = gx + t * M;
-      for (int64_t m = b; m < e; ++m) {
-        const scalar_t s = std::abs(ut[m] - c) < a ? inv : zero;
-        gxt[m] = gt[m] * s;
-      }
-    }
-    for (int64_t t = T - 2; t >= 0; --t) {
-      const scalar_t *ut = u + t * M, *gt = g + t * M, *carry = gx + (t + 1) * M;
-      scalar_t *gxt = gx + t * M;
-      for (int64_t m = b; m < e; ++m) {
-        const scalar_t uu = ut[m], cr = carry[m];
-        const scalar_t o = uu > vth ? one : zero;
-        const scalar_t s = std::abs(uu - c) < a ? inv : zero;
-        const scalar_t go = gt[m] - cr * tau * uu;
-        gxt[m] = go * s + cr * tau * (one - o);
+  parallel_columns(row, kGrain, [&](int64_t b, int64_t e) {
+    scalar_t carry[kBlock];
+    for (int64_t b0 = b; b0 < e; b0 += kBlock) {
+      const int64_t n = std::min(kBlock, e - b0);
+      for (int64_t j = 0; j < n; ++j) carry[j] = 0;
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const scalar_t *__restrict__ ut = u + t * M + b0;
+        const scalar_t *__restrict__ gt = g + t * M + b0;
+        scalar_t *__restrict__ gxt = gx + t * M + b0;
+        for (int64_t j = 0; j < n; ++j) {
+          const scalar_t uu = ut[j], cr = carry[j];
+          const scalar_t keep = uu > vth ? scalar_t(0) : scalar_t(1);  // 1 - o_t
+          const scalar_t d = uu - c;
+          const scalar_t s = (d < a && d > -a) ? inv : scalar_t(0);  // |u - c| < a
+          const scalar_t go = gt[j] - cr * tau * uu;
+          const scalar_t gu = go * s + cr * tau * keep;
+          gxt[j] = gu;
+          carry[j] = gu;
+        }
       }
     }
   });
@@ -164,7 +212,7 @@ std::pair<Tensor, Tensor> lif_forward(const Tensor &x_in, const LIFParams &p, bo
   if (use_cpu_loop(x, force_aten)) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "esv_lif_forward", [&] {
       lif_forward_cpu<scalar_t>(x.data_ptr<scalar_t>(), o.data_ptr<scalar_t>(), u.data_ptr<scalar_t>(),
-                                T, M, p);
+                                T, M, p, o.view({T, M})[0]);
     });
   } else {
     Tensor ov = o.view({T, M}), uv = u.view({T, M});
@@ -183,7 +231,7 @@ Tensor lif_backward(const Tensor &grad_in, const Tensor &u, const LIFParams &p, 
   if (use_cpu_loop(u, force_aten)) {
     AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "esv_lif_backward", [&] {
       lif_backward_cpu<scalar_t>(g.data_ptr<scalar_t>(), u.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(),
-                                 T, M, p);
+                                 T, M, p, gx.view({T, M})[0]);
     });
   } else {
     Tensor gxv = gx.view({T, M});

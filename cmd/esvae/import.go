@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
+
+	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/train"
+	"github.com/esvae-go/esvae/vae"
+)
+
+func newImportCommand(a *app) *cobra.Command {
+	var pth, out string
+	cmd := &cobra.Command{
+		Use:   "import",
+		Short: "Convert a PyTorch .pth state_dict of the authors' ESVAE into an esvae checkpoint",
+		Long: `Reads a torch.save state_dict (zip format, torch >= 1.6) of the reference implementation,
+infers the architecture (channels, latent length, time steps, ESVAE or ESVAE-Large), ignores the
+unused prior.* / posterior.* entries, checks every key and shape, and writes a checkpoint that
+esvae sample, reconstruct and eval read.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pth == "" || out == "" {
+				return fmt.Errorf("--pth and --out are required")
+			}
+			if err := nn.LockThread(); err != nil {
+				return err
+			}
+			sd, err := vae.ReadStateDict(pth)
+			if err != nil {
+				return err
+			}
+			mc, err := vae.InferConfig(sd)
+			if err != nil {
+				return fmt.Errorf("%s: %w", pth, err)
+			}
+			m, err := vae.New(gnn.NewVarStore(gotch.CPU), mc, gotch.Float)
+			if err != nil {
+				return err
+			}
+			ignored, err := m.LoadStateDict(sd)
+			if err != nil {
+				return fmt.Errorf("%s: %w", pth, err)
+			}
+			cfg := a.cfg.Config
+			cfg.Model = mc
+			meta := train.Meta{Config: cfg, Versions: versions(), Source: "imported from " + pth}
+			if err := train.SaveCheckpoint(out, m, nil, meta); err != nil {
+				return err
+			}
+			a.log.Info().Str("checkpoint", out).Int64("in_channels", mc.InChannels).Int64("latent_dim", mc.LatentDim).
+				Int64("timesteps", mc.T).Bool("large", mc.Large).Strs("ignored", ignored).Msg("imported")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&pth, "pth", "", "PyTorch state_dict to read")
+	cmd.Flags().StringVar(&out, "out", "", "checkpoint to write")
+	return cmd
+}

@@ -1,0 +1,25 @@
+// C boundary of the checkpoint archive (archive.cpp). Same conventions as native.h: NULL on
+// success, otherwise a malloc'd error message the caller frees.
+#ifndef ESVAE_ARCHIVE_H
+#define ESVAE_ARCHIVE_H
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// esv_archive_save writes n named tensors (CPU copies) plus "__checksum__" to path with
+// torch::serialize::OutputArchive.
+char *esv_archive_save(const char *path, const char **names, void **tensors, int n);
+
+// esv_archive_load reads every tensor of the archive at path onto the CPU and verifies
+// "__checksum__". On success *names_out and *tensors_out are malloc'd arrays of *n_out entries
+// (each name malloc'd, each tensor a new handle), the checksum entry left out. *damaged is set to
+// 1 when the file reads but the checksum is missing or differs, 0 otherwise.
+char *esv_archive_load(const char *path, int *n_out, char ***names_out, void ***tensors_out,
+                       int *damaged);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,207 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/native"
+	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/vae"
+)
+
+// CheckpointFormat names the layout of the archive below; bumped on incompatible changes.
+const CheckpointFormat = "esvae-checkpoint/1"
+
+// Meta is the non-tensor part of a checkpoint, stored as JSON bytes in the entry meta.json.
+type Meta struct {
+	Format string `json:"format"`
+	// Epoch and Batch are where training continues: batch Batch of epoch Epoch (both from 0).
+	Epoch int `json:"epoch"`
+	Batch int `json:"batch"`
+	// Step counts optimizer steps taken.
+	Step int64 `json:"step"`
+	// BestTestLoss is the lowest per-epoch test reconstruction loss so far (0 before any).
+	BestTestLoss float64 `json:"best_test_loss"`
+	// Config is the resolved configuration of the run; the architecture comes from Config.Model.
+	Config   Config            `json:"config"`
+	Versions map[string]string `json:"versions"`
+	Saved    time.Time         `json:"saved"`
+	// Source says where the weights came from when they were not trained here (an imported .pth).
+	Source string `json:"source,omitempty"`
+}
+
+// Checkpoint is a loaded checkpoint: the tensors of the archive by section, and Meta.
+type Checkpoint struct {
+	Meta  Meta
+	Model map[string]*ts.Tensor // VarStore name -> tensor (CPU)
+	Optim map[string]*ts.Tensor // optimizer state (optim.*); empty for an imported model
+	RNG   *ts.Tensor            // libtorch CPU generator state (nil for an imported model)
+}
+
+// Archive layout: model.<name> (parameters and buffers), optim.* (see AdamW.State), rng.cpu, meta.json.
+const (
+	modelPrefix = "model."
+	rngKey      = "rng.cpu"
+	metaKey     = "meta.json"
+)
+
+// SaveCheckpoint writes the model, the optimizer state (opt may be nil), libtorch's RNG state and meta
+// to path atomically: a temporary file is written and synced, then renamed over path, so a crash at
+// any moment leaves the previous file intact. The archive is libtorch's format with a checksum entry.
+func SaveCheckpoint(path string, m *vae.Model, opt *AdamW, meta Meta) error {
+	meta.Format = CheckpointFormat
+	meta.Saved = time.Now().UTC()
+	js, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	var names []string
+	var tensors []*ts.Tensor
+	var owned []*ts.Tensor
+	defer func() {
+		for _, t := range owned {
+			t.MustDrop()
+		}
+	}()
+	vars := m.VS.Variables()
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := vars[k]
+		d, err := v.Detach(false)
+		if err != nil {
+			return err
+		}
+		owned = append(owned, d)
+		names = append(names, modelPrefix+k)
+		tensors = append(tensors, d)
+	}
+	if opt != nil {
+		on, ot := opt.State()
+		names = append(names, on...)
+		tensors = append(tensors, ot...)
+		rng, err := native.GetRNGState()
+		if err != nil {
+			return err
+		}
+		owned = append(owned, rng)
+		names = append(names, rngKey)
+		tensors = append(tensors, rng)
+	}
+	mt, err := bytesTensor(js)
+	if err != nil {
+		return err
+	}
+	owned = append(owned, mt)
+	names = append(names, metaKey)
+	tensors = append(tensors, mt)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("saving checkpoint: %w", err)
+	}
+	if err := native.WriteArchiveAtomic(path, names, tensors); err != nil {
+		return fmt.Errorf("saving checkpoint %s: %w (the previous checkpoint is untouched; check free disk space)", path, err)
+	}
+	return nil
+}
+
+// LoadCheckpoint reads and verifies a checkpoint written by SaveCheckpoint.
+func LoadCheckpoint(path string) (*Checkpoint, error) {
+	all, err := native.LoadArchive(path)
+	if err != nil {
+		return nil, err
+	}
+	mt, ok := all[metaKey]
+	if !ok {
+		return nil, fmt.Errorf("%s is not an esvae checkpoint (no %s entry); import a PyTorch .pth with `esvae import`", path, metaKey)
+	}
+	var meta Meta
+	if err := json.Unmarshal(tensorBytes(mt), &meta); err != nil {
+		return nil, fmt.Errorf("%s: damaged metadata: %w", path, err)
+	}
+	if meta.Format != CheckpointFormat {
+		return nil, fmt.Errorf("%s has format %q, this esvae reads %q", path, meta.Format, CheckpointFormat)
+	}
+	c := &Checkpoint{Meta: meta, Model: map[string]*ts.Tensor{}, Optim: map[string]*ts.Tensor{}}
+	for k, t := range all {
+		switch {
+		case strings.HasPrefix(k, modelPrefix):
+			c.Model[strings.TrimPrefix(k, modelPrefix)] = t
+		case strings.HasPrefix(k, "optim."):
+			c.Optim[k] = t
+		case k == rngKey:
+			c.RNG = t
+		}
+	}
+	return c, nil
+}
+
+// NewModel builds the checkpoint's architecture on device in float32 and loads its weights.
+func (c *Checkpoint) NewModel(device gotch.Device) (*vae.Model, error) {
+	m, err := vae.New(newVarStore(device), c.Meta.Config.Model, gotch.Float)
+	if err != nil {
+		return nil, err
+	}
+	return m, c.LoadInto(m)
+}
+
+// LoadInto copies the checkpoint's parameters and buffers into m; every variable must be present
+// with its shape.
+func (c *Checkpoint) LoadInto(m *vae.Model) error {
+	for name, v := range m.VS.Variables() {
+		src, ok := c.Model[name]
+		if !ok {
+			return fmt.Errorf("checkpoint lacks model variable %q (another architecture?)", name)
+		}
+		if !equalShape(v.MustSize(), src.MustSize()) {
+			return fmt.Errorf("checkpoint variable %q has shape %v, the model needs %v (another architecture?)", name, src.MustSize(), v.MustSize())
+		}
+		err := nn.Catch(func() {
+			s := nn.M(src.To(v.MustDevice(), false))
+			s2 := nn.M(s.Totype(v.DType(), true))
+			nn.NoGrad(func() { v.Copy_(s2) })
+			s2.MustDrop()
+		})
+		if err != nil {
+			return fmt.Errorf("loading %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func equalShape(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func bytesTensor(b []byte) (*ts.Tensor, error) {
+	return ts.OfSlice(b)
+}
+
+func tensorBytes(t *ts.Tensor) []byte {
+	v := t.Vals()
+	if b, ok := v.([]byte); ok {
+		return b
+	}
+	if b, ok := v.([]uint8); ok {
+		return b
+	}
+	return nil
+}

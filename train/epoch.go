@@ -1,0 +1,213 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/vae"
+	"github.com/esvae-go/esvae/vis"
+)
+
+// endEpoch evaluates the test reconstruction loss, writes the grids, the metrics and the plot, and
+// saves last.ckpt (and best.ckpt when the test loss improved). It returns the test loss.
+func (t *trainer) endEpoch(testDS data.Dataset, epoch int, s *epochStats) (float64, error) {
+	secs := elapsed(s.start)
+	trainRec := vis.Record{Split: "train", Epoch: epoch + 1, Step: int(t.meta.Step), Loss: s.mean(s.loss), MSE: s.mean(s.mse),
+		MMD: s.mean(s.mmd), MeanRQ: s.mean(s.rq), MeanRP: s.mean(s.rp), ImagesPerSec: float64(s.images) / secs, Seconds: secs}
+	evStart := time.Now()
+	testLoss, err := t.evaluate(testDS, epoch)
+	if err != nil {
+		return nan(), err
+	}
+	if t.cfg.Samples > 0 {
+		if err := t.sampleGrid(epoch); err != nil {
+			return nan(), err
+		}
+	}
+	testRec := vis.Record{Split: "test", Epoch: epoch + 1, Step: int(t.meta.Step), MSE: testLoss, Loss: testLoss, Seconds: elapsed(evStart)}
+	for _, r := range []vis.Record{trainRec, testRec} {
+		if err := t.metric.Write(r); err != nil {
+			return nan(), err
+		}
+	}
+	if err := t.metric.Sync(); err != nil {
+		return nan(), err
+	}
+	t.hist.add(trainRec, testRec)
+	if err := t.hist.plot(t.run.path("losses.png")); err != nil {
+		t.log.Warn().Err(err).Msg("loss plot not written")
+	}
+	best := t.meta.BestTestLoss == 0 || testLoss < t.meta.BestTestLoss
+	if best {
+		t.meta.BestTestLoss = testLoss
+	}
+	t.log.Info().Int("epoch", epoch+1).Int64("step", t.meta.Step).Float64("train_loss", trainRec.Loss).
+		Float64("train_mse", trainRec.MSE).Float64("mmd", trainRec.MMD).Float64("mean_r_q", trainRec.MeanRQ).
+		Float64("mean_r_p", trainRec.MeanRP).Float64("test_mse", testLoss).Bool("best", best).
+		Float64("images_per_s", trainRec.ImagesPerSec).Float64("seconds", secs).Msg("epoch done")
+	return testLoss, t.saveLast(best)
+}
+
+// evaluate returns the mean test reconstruction MSE (eval mode, batches of twice the training batch)
+// and writes a grid of the first test images beside their reconstructions.
+func (t *trainer) evaluate(ds data.Dataset, epoch int) (float64, error) {
+	bs := 2 * t.cfg.Data.BatchSize
+	c, h, w := ds.Shape()
+	var sum float64
+	var count int
+	var gridImgs []float32
+	err := func() (err error) {
+		nn.NoGrad(func() {
+			for start := 0; start < ds.Len(); start += bs {
+				n := min(bs, ds.Len()-start)
+				imgs := make([]float32, 0, n*c*h*w)
+				for i := start; i < start+n; i++ {
+					img, _, e := ds.Get(i, nil)
+					if e != nil {
+						err = e
+						return
+					}
+					imgs = append(imgs, img...)
+				}
+				mse, recon, e := t.reconstruct(imgs, n, c, h, w, start == 0)
+				if e != nil {
+					err = e
+					return
+				}
+				sum += mse * float64(n)
+				count += n
+				if start == 0 {
+					gridImgs = interleave(imgs, recon, min(n, 32), c*h*w, 8)
+				}
+			}
+		})
+		return err
+	}()
+	if err != nil {
+		return nan(), fmt.Errorf("evaluating epoch %d: %w", epoch+1, err)
+	}
+	if gridImgs != nil {
+		path := t.run.path(fmt.Sprintf("recon_epoch%03d.png", epoch+1))
+		if err := vis.SaveGrid(path, gridImgs, len(gridImgs)/(c*h*w), c, h, w, 8, 2); err != nil {
+			return nan(), err
+		}
+	}
+	return sum / float64(count), nil
+}
+
+// reconstruct runs the model in eval mode on n images and returns the batch MSE and, when want, the
+// reconstructions.
+func (t *trainer) reconstruct(imgs []float32, n, c, h, w int, want bool) (float64, []float32, error) {
+	x, err := batchTensor(imgs, n, c, h, w, t.dev)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer x.MustDrop()
+	return ReconstructBatch(t.model, x, want)
+}
+
+// ReconstructBatch encodes, samples and decodes x in evaluation mode; it returns the MSE against x
+// and, when want, the reconstructions as float32.
+func ReconstructBatch(m *vae.Model, x *ts.Tensor, want bool) (float64, []float32, error) {
+	e, rq, err := m.Encode(x, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	e.MustDrop()
+	defer rq.MustDrop()
+	z, err := m.SamplePosterior(rq, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer z.MustDrop()
+	xh, err := m.Decode(z, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer xh.MustDrop()
+	var mse float64
+	if err := nn.Catch(func() { mse = scalar(nn.M(xh.MseLoss(x, 1, false))) }); err != nil {
+		return 0, nil, err
+	}
+	if !want {
+		return mse, nil, nil
+	}
+	out, err := toFloat32(xh)
+	return mse, out, err
+}
+
+// interleave lays out n inputs and their reconstructions as alternating rows of nrow images.
+func interleave(in, out []float32, n, size, nrow int) []float32 {
+	var g []float32
+	for r := 0; r < n; r += nrow {
+		k := min(nrow, n-r)
+		g = append(g, in[r*size:(r+k)*size]...)
+		g = append(g, out[r*size:(r+k)*size]...)
+	}
+	return g
+}
+
+// sampleGrid draws cfg.Samples images from the prior (eval mode) into samples_epochNNN.png.
+func (t *trainer) sampleGrid(epoch int) error {
+	var err error
+	nn.NoGrad(func() {
+		var xh, z *ts.Tensor
+		xh, z, err = t.model.Generate(int64(t.cfg.Samples), nil)
+		if err != nil {
+			return
+		}
+		defer xh.MustDrop()
+		z.MustDrop()
+		var imgs []float32
+		if imgs, err = toFloat32(xh); err != nil {
+			return
+		}
+		c, s := int(t.cfg.Model.InChannels), int(t.cfg.Model.ImageSize())
+		err = vis.SaveGrid(t.run.path(fmt.Sprintf("samples_epoch%03d.png", epoch+1)), imgs, t.cfg.Samples, c, s, s, 8, 2)
+	})
+	return err
+}
+
+func nan() float64 { return math.NaN() }
+
+// HostFloat32 copies a float tensor to a []float32 on the CPU.
+func HostFloat32(t *ts.Tensor) ([]float32, error) { return toFloat32(t) }
+
+// OpenData opens a split of a data set as the trainer does (the first limit images, 0: all).
+func OpenData(ctx context.Context, c DataConfig, split data.Split, limit int) (data.Dataset, error) {
+	return openData(ctx, c, split, limit)
+}
+
+// ReconstructGrid reconstructs the first n images of ds in evaluation mode and returns the mean MSE,
+// a grid of inputs beside reconstructions (alternating rows of 8) and the image count.
+func ReconstructGrid(m *vae.Model, ds data.Dataset, dev gotch.Device, n int) (float64, []float32, int, error) {
+	n = min(n, ds.Len())
+	c, h, w := ds.Shape()
+	imgs := make([]float32, 0, n*c*h*w)
+	for i := 0; i < n; i++ {
+		img, _, err := ds.Get(i, nil)
+		if err != nil {
+			return 0, nil, 0, err
+		}
+		imgs = append(imgs, img...)
+	}
+	x, err := batchTensor(imgs, n, c, h, w, dev)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	defer x.MustDrop()
+	var mse float64
+	var recon []float32
+	nn.NoGrad(func() { mse, recon, err = ReconstructBatch(m, x, true) })
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	return mse, interleave(imgs, recon, n, c*h*w, 8), n, nil
+}

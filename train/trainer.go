@@ -1,0 +1,267 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"runtime"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/internal/native"
+	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/vae"
+	"github.com/esvae-go/esvae/vis"
+)
+
+// Options are the per-invocation settings of Run that are not part of the stored configuration.
+type Options struct {
+	// Resume is "" (a fresh run; an existing last.ckpt in the run folder is an error), "auto"
+	// (continue from the run folder's last.ckpt when there is one) or a checkpoint path.
+	Resume string
+	// Progress receives the progress bar or lines (nil: none).
+	Progress io.Writer
+	// Versions are stored in checkpoints.
+	Versions map[string]string
+	// OnStep, when set, is called after every optimizer step with the step number and its loss.
+	OnStep func(step int64, loss float64)
+}
+
+// Result summarises a finished (or interrupted) run.
+type Result struct {
+	Steps        int64
+	Epochs       int
+	TestLoss     float64 // last per-epoch test reconstruction MSE (NaN before any)
+	Interrupted  bool
+	ImagesPerSec float64
+	LastPath     string
+}
+
+// ErrNonFinite is wrapped by the error returned when the loss becomes NaN or infinite.
+var ErrNonFinite = errors.New("loss is not finite")
+
+// trainer holds one run's state; it lives on one OS thread.
+type trainer struct {
+	cfg    Config
+	opts   Options
+	log    zerolog.Logger
+	dev    gotch.Device
+	model  *vae.Model
+	opt    *AdamW
+	run    *runDir
+	meta   Meta
+	metric *vis.MetricsLog
+	hist   history
+}
+
+// Run trains ESVAE as cfg says, writing checkpoints, grids, metrics and plots into cfg.Out. It
+// returns when the epochs (or max_steps) are done, or when ctx is cancelled: then it finishes the
+// current step, saves last.ckpt and returns with Result.Interrupted set and a nil error.
+func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (*Result, error) {
+	if err := nn.LockThread(); err != nil {
+		return nil, err
+	}
+	defer runtime.UnlockOSThread()
+	dev, err := ParseDevice(cfg.Device)
+	if err != nil {
+		return nil, err
+	}
+	t := &trainer{cfg: cfg, opts: opts, log: log, dev: dev}
+	t.run, err = openRunDir(cfg.Out, cfg.Keep)
+	if err != nil {
+		return nil, err
+	}
+	ckpt, err := t.resumePoint()
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := native.ManualSeed(cfg.Seed); err != nil {
+		return nil, err
+	}
+	if t.model, err = vae.New(newVarStore(dev), cfg.Model, gotch.Float); err != nil {
+		return nil, err
+	}
+	if t.opt, err = NewAdamW(t.model.VS, cfg.Optim); err != nil {
+		return nil, err
+	}
+	t.meta = Meta{Config: cfg, Versions: opts.Versions}
+	if ckpt != nil {
+		if err := t.restore(ckpt); err != nil {
+			return nil, err
+		}
+	}
+	if t.metric, err = vis.OpenMetricsLog(t.run.path("metrics.jsonl")); err != nil {
+		return nil, err
+	}
+	defer t.metric.Close()
+	if t.hist, err = readHistory(t.run.path("metrics.jsonl")); err != nil {
+		return nil, err
+	}
+	return t.loop(ctx)
+}
+
+// resumePoint finds the checkpoint to continue from and checks it against the configuration.
+func (t *trainer) resumePoint() (*Checkpoint, error) {
+	last := t.run.path(lastName)
+	path := t.opts.Resume
+	switch path {
+	case "":
+		if _, err := os.Stat(last); err == nil {
+			return nil, fmt.Errorf("run folder %s already holds %s: continue it with --resume auto, or choose another --out", t.cfg.Out, lastName)
+		}
+		return nil, nil
+	case "auto":
+		if _, err := os.Stat(last); err != nil {
+			t.log.Info().Str("out", t.cfg.Out).Msg("no checkpoint to resume from: starting a fresh run")
+			return nil, nil
+		}
+		path = last
+	}
+	ckpt, err := LoadCheckpoint(path)
+	if err != nil {
+		return nil, fmt.Errorf("resuming: %w", err)
+	}
+	if !reflect.DeepEqual(ckpt.Meta.Config.Model, t.cfg.Model) {
+		return nil, fmt.Errorf("resuming from %s: the configuration's model %+v contradicts the checkpoint's %+v; the architecture comes from the checkpoint: drop the model settings or use the checkpoint's", path, t.cfg.Model, ckpt.Meta.Config.Model)
+	}
+	if len(ckpt.Optim) == 0 || ckpt.RNG == nil {
+		return nil, fmt.Errorf("resuming from %s: it has no optimizer or RNG state (an imported model?): it can be sampled from, not resumed", path)
+	}
+	t.log.Info().Str("checkpoint", path).Int("epoch", ckpt.Meta.Epoch).Int("batch", ckpt.Meta.Batch).Int64("step", ckpt.Meta.Step).Msg("resuming")
+	return ckpt, nil
+}
+
+func (t *trainer) restore(c *Checkpoint) error {
+	if err := c.LoadInto(t.model); err != nil {
+		return err
+	}
+	if err := t.opt.LoadState(c.Optim); err != nil {
+		return fmt.Errorf("checkpoint optimizer state: %w", err)
+	}
+	if err := native.SetRNGState(c.RNG); err != nil {
+		return fmt.Errorf("checkpoint RNG state: %w", err)
+	}
+	t.meta.Epoch, t.meta.Batch, t.meta.Step, t.meta.BestTestLoss = c.Meta.Epoch, c.Meta.Batch, c.Meta.Step, c.Meta.BestTestLoss
+	return nil
+}
+
+func newVarStore(dev gotch.Device) *gnn.VarStore { return gnn.NewVarStore(dev) }
+
+// ParseDevice maps auto, cpu, cuda or cuda:N to a device, checking that CUDA is there when asked for.
+func ParseDevice(s string) (gotch.Device, error) {
+	switch s {
+	case "", "auto":
+		if native.CUDAAvailable() {
+			return gotch.CudaBuilder(0), nil
+		}
+		return gotch.CPU, nil
+	case "cpu":
+		return gotch.CPU, nil
+	}
+	idx, err := cudaIndex(s)
+	if err != nil {
+		return gotch.CPU, err
+	}
+	if n := native.CUDADeviceCount(); idx >= n {
+		return gotch.CPU, fmt.Errorf("device %s: only %d CUDA device(s) available (is this a CPU build? install with ESVAE_DEVICE=cuda)", s, n)
+	}
+	return gotch.CudaBuilder(uint(idx)), nil
+}
+
+// cudaIndex parses cuda or cuda:N (syntax only).
+func cudaIndex(s string) (int, error) {
+	if s == "cuda" {
+		return 0, nil
+	}
+	var idx int
+	if n, err := fmt.Sscanf(s, "cuda:%d", &idx); err != nil || n != 1 || idx < 0 || fmt.Sprintf("cuda:%d", idx) != s {
+		return 0, fmt.Errorf("device %q is not auto, cpu, cuda or cuda:N", s)
+	}
+	return idx, nil
+}
+
+// openData opens a split of the configured data set, limited to the first limit images.
+func openData(ctx context.Context, c DataConfig, split data.Split, limit int) (data.Dataset, error) {
+	dir := c.Dir
+	if dir == "" {
+		if c.Name != "mnist" {
+			return nil, fmt.Errorf("data.dir is empty: give the folder that holds the %s files (see README, Data sets)", c.Name)
+		}
+		var err error
+		if dir, err = data.DefaultMNISTDir(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ds, err := data.Open(c.Name, dir, split)
+	if err != nil {
+		return nil, err
+	}
+	if limit > 0 && limit < ds.Len() {
+		return limited{ds, limit}, nil
+	}
+	return ds, nil
+}
+
+// limited exposes the first n images of a data set.
+type limited struct {
+	data.Dataset
+	n int
+}
+
+func (l limited) Len() int { return l.n }
+
+// batchTensor copies a batch of images (N*C*H*W float32) to a (N, C, H, W) tensor on dev.
+func batchTensor(imgs []float32, n, c, h, w int, dev gotch.Device) (*ts.Tensor, error) {
+	t, err := ts.OfSlice(imgs)
+	if err != nil {
+		return nil, err
+	}
+	v, err := t.View([]int64{int64(n), int64(c), int64(h), int64(w)}, true)
+	if err != nil {
+		return nil, err
+	}
+	if dev == gotch.CPU {
+		return v, nil
+	}
+	return v.To(dev, true)
+}
+
+// scalar reads a one-element tensor.
+func scalar(t *ts.Tensor) float64 { return t.Float64Values()[0] }
+
+// toFloat32 copies a tensor to a CPU []float32.
+func toFloat32(t *ts.Tensor) ([]float32, error) {
+	c, err := t.To(gotch.CPU, false)
+	if err != nil {
+		return nil, err
+	}
+	defer c.MustDrop()
+	f, err := c.Totype(gotch.Float, false)
+	if err != nil {
+		return nil, err
+	}
+	defer f.MustDrop()
+	f2, err := f.Contiguous(false)
+	if err != nil {
+		return nil, err
+	}
+	defer f2.MustDrop()
+	v, ok := f2.Vals().([]float32)
+	if !ok {
+		return nil, fmt.Errorf("tensor is not float32")
+	}
+	return v, nil
+}
+
+func elapsed(since time.Time) float64 { return time.Since(since).Seconds() }
