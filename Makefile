@@ -20,7 +20,8 @@ test: setup
 	$(GO) test -timeout 45m ./...
 
 demo: build
-	./$(BIN) info $(DEMO_FLAGS)
+	./$(BIN) train --config configs/demo.yaml --resume auto $(DEMO_FLAGS)
+	./$(BIN) sample --config configs/demo.yaml --checkpoint runs/demo/last.ckpt --n 128 --out runs/demo/samples.png
 
 clean:
 	rm -rf bin .gotch go.work go.work.sum internal/native/zz_cgo_flags.go

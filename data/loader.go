@@ -175,6 +175,12 @@ func (l *Loader) Next() (*Batch, error) {
 	if l.err != nil {
 		return nil, l.err
 	}
+	// A cancelled loader stops even when a decoded batch is ready (select would pick at random).
+	if err := l.ctx.Err(); err != nil {
+		l.err = err
+		l.Close()
+		return nil, err
+	}
 	var r result
 	select {
 	case out, ok := <-l.order:

@@ -52,7 +52,7 @@ func LIFPerStep(x *ts.Tensor, T int64, cfg LIFConfig) (out *ts.Tensor, err error
 	}
 	outs := make([]*ts.Tensor, 0, T)
 	var u, o *ts.Tensor // state of step t-1
-	defer func() {     // drop every per-step handle; the autograd graph holds what it needs
+	defer func() {      // drop every per-step handle; the autograd graph holds what it needs
 		for _, s := range steps {
 			s.MustDrop()
 		}

@@ -1,5 +1,6 @@
-// Package train trains ESVAE. This file holds the optimizer: AdamW whose state (moments and step
-// count) the project owns, so that a checkpoint can hold it and a resumed run continues exactly.
+// The optimizer: AdamW whose state (moments and step count) the project owns, so that a checkpoint
+// can hold it and a resumed run continues exactly.
+
 package train
 
 import (

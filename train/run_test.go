@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -80,7 +79,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	if len(second) != 6 {
 		t.Errorf("resumed run took %d steps, want 6", len(second))
 	}
-	// Fresh start into a folder that has a checkpoint is refused; resuming a finished run is a no-op.
+	// A fresh start into a folder that has a checkpoint is refused.
 	if _, err := Run(context.Background(), cfgB, Options{}, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "--resume auto") {
 		t.Fatalf("fresh run over an existing checkpoint: %v", err)
 	}
@@ -153,5 +152,30 @@ func TestKillDuringCheckpointWrite(t *testing.T) {
 	if res.Steps != ck.Meta.Step+2 {
 		t.Fatalf("resumed to step %d, want %d", res.Steps, ck.Meta.Step+2)
 	}
-	_ = strconv.Itoa
+}
+
+// Cancelling the context (Ctrl-C, SIGTERM) finishes the step, saves last.ckpt and returns without error.
+func TestInterruptSaves(t *testing.T) {
+	cfg := smallConfig(t, t.TempDir())
+	cfg.MaxSteps = 100
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res, err := Run(ctx, cfg, Options{OnStep: func(s int64, _ float64) {
+		if s == 3 {
+			cancel()
+		}
+	}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted || res.Steps != 3 {
+		t.Fatalf("result %+v: want interrupted at step 3", res)
+	}
+	ck, err := LoadCheckpoint(filepath.Join(cfg.Out, lastName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.Meta.Step != 3 || ck.Meta.Epoch != 0 || ck.Meta.Batch != 3 {
+		t.Fatalf("checkpoint at step %d epoch %d batch %d, want 3, 0, 3", ck.Meta.Step, ck.Meta.Epoch, ck.Meta.Batch)
+	}
 }

@@ -64,12 +64,12 @@ func (m *Model) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
 	h := first.conv.Forward(x)                              // (N, 32, H/2, W/2)
 	h = drop(h, nn.M(h.Repeat([]int64{T, 1, 1, 1}, false))) // (T*N, 32, H/2, W/2)
 	h = drop(h, nn.M(first.bn.Forward(h, train)))
-	h = drop(h, nn.M(spiking.LIF(h, T, lif)))
+	h = drop(h, nn.M(m.lif(h, T, lif)))
 	for _, l := range m.encoder[1:] {
-		h = l.forward(h, T, lif, train, true) // ... -> (T*N, C_last, 2, 2)
+		h = m.layer(l, h, train, true) // ... -> (T*N, C_last, 2, 2)
 	}
 	h = drop(h, nn.M(h.View([]int64{T * n, m.Cfg.flat()}, false))) // (T*N, flat)
-	h = m.beforeLatent.forward(h, T, lif, train, true)             // (T*N, L)
+	h = m.layer(m.beforeLatent, h, train, true)                    // (T*N, L)
 	e = drop(h, nn.M(h.View([]int64{T, n, L}, false)))             // (T, N, L)
 	rq = nn.M(e.MeanDim([]int64{0}, false, m.DType, false))        // (N, L)
 	return e, rq
@@ -99,21 +99,21 @@ func (m *Model) Decode(z *ts.Tensor, train bool) (xhat *ts.Tensor, err error) {
 }
 
 func (m *Model) decode(z *ts.Tensor, train bool) *ts.Tensor {
-	T, lif := m.Cfg.T, m.Cfg.LIF
+	T := m.Cfg.T
 	s := z.MustSize()
 	if len(s) != 3 || s[0] != T || s[2] != m.Cfg.LatentDim {
 		panic(&nn.OpError{Err: fmt.Errorf("decode expects latent spikes (T=%d, N, L=%d), got %v", T, m.Cfg.LatentDim, s)})
 	}
 	n := s[1]
-	h := nn.M(z.View([]int64{T * n, s[2]}, false))     // (T*N, L)
-	h = m.decoderInput.forward(h, T, lif, train, true) // (T*N, flat)
+	h := nn.M(z.View([]int64{T * n, s[2]}, false)) // (T*N, L)
+	h = m.layer(m.decoderInput, h, train, true)    // (T*N, flat)
 	hid := m.Cfg.hidden()
 	h = drop(h, nn.M(h.View([]int64{T * n, hid[len(hid)-1], 2, 2}, false))) // (T*N, C_last, 2, 2)
 	for _, l := range m.decoder {
-		h = l.forward(h, T, lif, train, true) // doubles H, W; halves channels
+		h = m.layer(l, h, train, true) // doubles H, W; halves channels
 	}
-	h = m.final0.forward(h, T, lif, train, true) // (T*N, 32, S, S)
-	y := m.final1.Forward(h)                     // (T*N, C, S, S), membrane input, no spike
+	h = m.layer(m.final0, h, train, true) // (T*N, 32, S, S)
+	y := m.final1.Forward(h)              // (T*N, C, S, S), membrane input, no spike
 	h.MustDrop()
 	out := nn.M(m.readout.Forward(y)) // (N, C, S, S) = tanh(sum_t 0.8^(T-1-t) y_t)
 	y.MustDrop()

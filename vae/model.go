@@ -34,6 +34,19 @@ type Model struct {
 	final1       *nn.ConvTranspose
 	readout      *spiking.Readout
 	sample       *nn.Linear
+
+	// lif is the neuron implementation: the fused kernel, or the per-step baseline (benchmarks).
+	lif func(x *ts.Tensor, T int64, cfg spiking.LIFConfig) (*ts.Tensor, error)
+}
+
+// UsePerStepLIF switches the model to the per-step LIF formulation (the authors' design: a loop over
+// time steps with a straight-through surrogate). Same numbers, slower; a benchmark baseline.
+func (m *Model) UsePerStepLIF(on bool) {
+	if on {
+		m.lif = spiking.LIFPerStep
+	} else {
+		m.lif = spiking.LIF
+	}
 }
 
 // New builds the network in vs with PyTorch's default initialisation drawn from libtorch's RNG
@@ -42,7 +55,7 @@ func New(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (m *Model, err error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m = &Model{Cfg: cfg, VS: vs, DType: dtype}
+	m = &Model{Cfg: cfg, VS: vs, DType: dtype, lif: spiking.LIF}
 	err = nn.Catch(func() { m.build() })
 	if err != nil {
 		return nil, fmt.Errorf("building ESVAE: %w", err)
@@ -79,8 +92,8 @@ func (m *Model) build() {
 	m.sample = nn.NewLinear(nn.At(root, "sample_layer.0"), c.LatentDim, c.LatentDim, dt)
 }
 
-// forward applies op, tdBN and LIF to x (T*N, ...); it drops x when own is true.
-func (l *layer) forward(x *ts.Tensor, T int64, lif spiking.LIFConfig, train, own bool) *ts.Tensor {
+// layer applies l's op, tdBN and LIF to x (T*N, ...); it drops x when own is true.
+func (m *Model) layer(l *layer, x *ts.Tensor, train, own bool) *ts.Tensor {
 	var y *ts.Tensor
 	switch {
 	case l.conv != nil:
@@ -97,7 +110,7 @@ func (l *layer) forward(x *ts.Tensor, T int64, lif spiking.LIFConfig, train, own
 		y = drop(y, nn.M(l.bn.Forward(y, train)))
 	}
 	if l.spike {
-		y = drop(y, nn.M(spiking.LIF(y, T, lif)))
+		y = drop(y, nn.M(m.lif(y, m.Cfg.T, m.Cfg.LIF)))
 	}
 	return y
 }

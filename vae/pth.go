@@ -219,4 +219,3 @@ func sameShape(model, ref []int64) bool {
 	}
 	return true
 }
-

@@ -12,11 +12,17 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	root := NewRootCommand(os.Stdout, os.Stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "esvae: error:", err)
+	// After the first Ctrl-C or SIGTERM the running command finishes its step and saves; restoring
+	// the default handlers makes a second Ctrl-C end the process at once.
+	go func() {
+		<-ctx.Done()
 		stop()
+	}()
+	root := NewRootCommand(os.Stdout, os.Stderr)
+	err := root.ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "esvae: error:", err)
 		os.Exit(1)
 	}
 }

@@ -47,7 +47,7 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	pf.Int("threads", 0, "libtorch intra-op threads (0: one per core)")
 	pf.String("device", "auto", "device: auto, cpu, cuda or cuda:N")
 	root.AddCommand(newVersionCommand(a), newInfoCommand(a), newTrainCommand(a), newSampleCommand(a),
-		newReconstructCommand(a), newImportCommand(a))
+		newReconstructCommand(a), newImportCommand(a), newBenchCommand(a), newDataCommand(a))
 	return root
 }
 

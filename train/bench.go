@@ -1,0 +1,181 @@
+package train
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/native"
+	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/spiking"
+	"github.com/esvae-go/esvae/vae"
+)
+
+// BenchConfig sizes the training-step benchmark.
+type BenchConfig struct {
+	Batch, Steps, Warmup int
+	Model                vae.Config
+	Device               gotch.Device
+	// PerStep also measures the per-step LIF formulation (the authors' design) as the baseline.
+	PerStep bool
+}
+
+// BenchResult is one measured configuration.
+type BenchResult struct {
+	Name         string
+	SecPerStep   float64
+	ImagesPerSec float64
+}
+
+// Bench times full training steps (forward, loss, backward, AdamW) on random images, first with the
+// fused LIF and then, when asked, with the per-step LIF in the same process, and prints the ratio.
+// It also times the LIF layer alone, fused against per-step, on two shapes of the model.
+func Bench(w io.Writer, c BenchConfig) ([]BenchResult, error) {
+	if err := nn.LockThread(); err != nil {
+		return nil, err
+	}
+	defer runtime.UnlockOSThread()
+	fmt.Fprintf(w, "training step: batch %d, T %d, latent %d, %s, %d libtorch threads, %d timed steps after %d warm-up\n",
+		c.Batch, c.Model.T, c.Model.LatentDim, deviceName(c.Device), native.NumThreads(), c.Steps, c.Warmup)
+	var out []BenchResult
+	impls := []bool{false}
+	if c.PerStep {
+		impls = append(impls, true)
+	}
+	for _, perStep := range impls {
+		r, err := benchSteps(c, perStep)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(w, "  %-26s %8.3f s/step %8.1f images/s\n", r.Name, r.SecPerStep, r.ImagesPerSec)
+		out = append(out, r)
+	}
+	if len(out) == 2 {
+		fmt.Fprintf(w, "  fused / per-step speed-up: %.2fx\n", out[0].ImagesPerSec/out[1].ImagesPerSec)
+	}
+	fmt.Fprintf(w, "LIF layer alone, forward + backward (T %d):\n", c.Model.T)
+	for _, shape := range [][]int64{{c.Model.T * int64(c.Batch), 256, 8, 8}, {c.Model.T * int64(c.Batch), 32, 16, 16}} {
+		f, err := benchLIF(shape, c.Model.LIF, spiking.LIF, c.Device, c.Steps)
+		if err != nil {
+			return nil, err
+		}
+		p, err := benchLIF(shape, c.Model.LIF, spiking.LIFPerStep, c.Device, c.Steps)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(w, "  %v: fused %.1f ms, per-step %.1f ms, speed-up %.2fx\n", shape, 1e3*f, 1e3*p, p/f)
+	}
+	if rss := peakRSS(); rss != "" {
+		fmt.Fprintf(w, "peak RSS: %s\n", rss)
+	}
+	return out, nil
+}
+
+func benchSteps(c BenchConfig, perStep bool) (BenchResult, error) {
+	name := "fused LIF"
+	if perStep {
+		name = "per-step LIF (baseline)"
+	}
+	res := BenchResult{Name: name}
+	if err := native.ManualSeed(0); err != nil {
+		return res, err
+	}
+	m, err := vae.New(newVarStore(c.Device), c.Model, gotch.Float)
+	if err != nil {
+		return res, err
+	}
+	m.UsePerStepLIF(perStep)
+	opt, err := NewAdamW(m.VS, DefaultAdamWConfig())
+	if err != nil {
+		return res, err
+	}
+	s := c.Model.ImageSize()
+	x0, err := ts.Rand([]int64{int64(c.Batch), c.Model.InChannels, s, s}, gotch.Float, c.Device)
+	if err != nil {
+		return res, err
+	}
+	x := nn.M(x0.MulScalar(ts.FloatScalar(2), true))
+	x = nn.M(x.AddScalar(ts.FloatScalar(-1), true)) // U[-1, 1)
+	defer x.MustDrop()
+	var start time.Time
+	for i := 0; i < c.Warmup+c.Steps; i++ {
+		if i == c.Warmup {
+			start = time.Now()
+		}
+		out, err := m.Forward(x, nil, true)
+		if err != nil {
+			return res, err
+		}
+		loss, err := m.Loss(out, x)
+		if err != nil {
+			return res, err
+		}
+		if err := loss.Total.Backward(); err != nil {
+			return res, err
+		}
+		if err := opt.Step(); err != nil {
+			return res, err
+		}
+		if err := opt.ZeroGrad(); err != nil {
+			return res, err
+		}
+		_ = scalar(loss.Total) // a sync point, as the trainer has
+		loss.Drop()
+		out.Drop()
+	}
+	res.SecPerStep = elapsed(start) / float64(c.Steps)
+	res.ImagesPerSec = float64(c.Batch) / res.SecPerStep
+	return res, nil
+}
+
+func benchLIF(shape []int64, cfg spiking.LIFConfig, f func(*ts.Tensor, int64, spiking.LIFConfig) (*ts.Tensor, error), dev gotch.Device, reps int) (float64, error) {
+	x0, err := ts.Randn(shape, gotch.Float, dev)
+	if err != nil {
+		return 0, err
+	}
+	x := nn.M(x0.MulScalar(ts.FloatScalar(0.5), true))
+	x = nn.M(x.SetRequiresGrad(true, true))
+	defer x.MustDrop()
+	T := shape[0] / 32
+	if T < 1 {
+		T = 1
+	}
+	var start time.Time
+	for i := 0; i < reps+1; i++ {
+		if i == 1 {
+			start = time.Now()
+		}
+		y, err := f(x, T, cfg)
+		if err != nil {
+			return 0, err
+		}
+		s := nn.M(y.Sum(gotch.Float, false))
+		if err := s.Backward(); err != nil {
+			return 0, err
+		}
+		s.MustDrop()
+		y.MustDrop()
+		x.ZeroGrad()
+	}
+	return elapsed(start) / float64(reps), nil
+}
+
+// peakRSS reads VmHWM from /proc/self/status ("" where there is none).
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
+		}
+	}
+	return ""
+}
