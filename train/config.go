@@ -8,6 +8,10 @@ package train
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/esvae-go/esvae/data"
 
 	"github.com/esvae-go/esvae/vae"
 )
@@ -73,6 +77,9 @@ func DefaultConfig() Config {
 // Validate reports every bad field by its config key.
 func (c Config) Validate() error {
 	var errs []error
+	if !slices.Contains(data.Names(), c.Data.Name) {
+		errs = append(errs, fmt.Errorf("data.name %q is not a known data set: use one of %s", c.Data.Name, strings.Join(data.Names(), ", ")))
+	}
 	if c.Data.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("data.batch_size = %d: must be >= 1", c.Data.BatchSize))
 	}

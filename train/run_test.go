@@ -121,7 +121,15 @@ func TestKillDuringCheckpointWrite(t *testing.T) {
 		last := filepath.Join(out, lastName)
 		deadline := time.Now().Add(90 * time.Second)
 		mid := false
-		// Wait until a checkpoint exists, then until a new one is being written, and kill then.
+		// Wait until a checkpoint exists (and, from round to round, a little longer so that the kill
+		// lands at different steps), then until a new one is being written, and kill then.
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(last); err == nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(time.Duration(round) * 600 * time.Millisecond)
 		for time.Now().Before(deadline) {
 			if _, err := os.Stat(last); err == nil {
 				if m, _ := filepath.Glob(last + ".tmp*"); len(m) > 0 {

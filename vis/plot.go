@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -41,7 +42,7 @@ func PlotLosses(path string, opt PlotOptions, series ...Series) error {
 	p.Legend.Top = true
 	if opt.LogY {
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Tick.Marker = logLabels{}
 	}
 	drawn := 0
 	for i, s := range series {
@@ -87,6 +88,24 @@ func PlotLosses(path string, opt PlotOptions, series ...Series) error {
 		_, err := wt.WriteTo(wr)
 		return err
 	})
+}
+
+// logLabels labels about six values spread evenly in log space (gonum's LogTicks labels only powers
+// of ten, so a loss curve within one decade would have no labels).
+type logLabels struct{}
+
+func (logLabels) Ticks(min, max float64) []plot.Tick {
+	if min <= 0 || max <= min {
+		return plot.DefaultTicks{}.Ticks(min, max)
+	}
+	const n = 6
+	lo, hi := math.Log10(min), math.Log10(max)
+	ticks := make([]plot.Tick, 0, n)
+	for i := 0; i < n; i++ {
+		v := math.Pow(10, lo+(hi-lo)*float64(i)/(n-1))
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', 3, 64)})
+	}
+	return ticks
 }
 
 func orDefault(s, def string) string {

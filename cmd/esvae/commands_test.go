@@ -63,7 +63,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"sample"}, "--checkpoint is required"},
 		{[]string{"sample", "--checkpoint", filepath.Join(dir, "none.ckpt")}, "none.ckpt"},
 		{[]string{"import", "--pth", filepath.Join(dir, "x.pth")}, "--pth and --out are required"},
-		{[]string{"train", "--data", "imagenet", "--out", dir, "--device", "cpu"}, "unknown data set"},
+		{[]string{"train", "--data", "imagenet", "--out", dir, "--device", "cpu"}, `data.name "imagenet" is not a known data set`},
 		{[]string{"train", "--lr", "-1", "--out", dir}, "optim.lr"},
 		{[]string{"train", "--device", "cuda:x"}, `device "cuda:x"`},
 	} {
