@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -163,7 +164,7 @@ func (c *Checkpoint) LoadInto(m *vae.Model) error {
 		if !ok {
 			return fmt.Errorf("checkpoint lacks model variable %q (another architecture?)", name)
 		}
-		if !equalShape(v.MustSize(), src.MustSize()) {
+		if !slices.Equal(v.MustSize(), src.MustSize()) {
 			return fmt.Errorf("checkpoint variable %q has shape %v, the model needs %v (another architecture?)", name, src.MustSize(), v.MustSize())
 		}
 		err := nn.Catch(func() {
@@ -177,18 +178,6 @@ func (c *Checkpoint) LoadInto(m *vae.Model) error {
 		}
 	}
 	return nil
-}
-
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func bytesTensor(b []byte) (*ts.Tensor, error) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -243,7 +244,7 @@ func (o *AdamW) LoadState(m map[string]*ts.Tensor) error {
 				errs = append(errs, fmt.Errorf("%s: %w", key, err))
 				continue
 			}
-			if !sameShape(got, want) {
+			if !slices.Equal(got, want) {
 				errs = append(errs, fmt.Errorf("%s has shape %v, parameter %s has %v", key, got, n, want))
 				continue
 			}
@@ -273,16 +274,4 @@ func (o *AdamW) LoadState(m map[string]*ts.Tensor) error {
 	}
 	o.step = step
 	return nil
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/internal/native"
-	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vis"
 )
@@ -25,18 +24,7 @@ func newReconstructCommand(a *app) *cobra.Command {
 			if ckptPath == "" {
 				return fmt.Errorf("--checkpoint is required")
 			}
-			if err := nn.LockThread(); err != nil {
-				return err
-			}
-			dev, err := train.ParseDevice(a.cfg.Device)
-			if err != nil {
-				return err
-			}
-			ck, err := train.LoadCheckpoint(ckptPath)
-			if err != nil {
-				return err
-			}
-			m, err := ck.NewModel(dev)
+			m, dev, ck, err := a.openModel(ckptPath)
 			if err != nil {
 				return err
 			}

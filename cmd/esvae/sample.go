@@ -4,11 +4,13 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/train"
+	"github.com/esvae-go/esvae/vae"
 	"github.com/esvae-go/esvae/vis"
 )
 
@@ -27,18 +29,7 @@ func newSampleCommand(a *app) *cobra.Command {
 			if n < 1 || nrow < 1 || chunk < 1 {
 				return fmt.Errorf("--n, --nrow and --chunk must be >= 1")
 			}
-			if err := nn.LockThread(); err != nil {
-				return err
-			}
-			dev, err := train.ParseDevice(a.cfg.Device)
-			if err != nil {
-				return err
-			}
-			ck, err := train.LoadCheckpoint(ckptPath)
-			if err != nil {
-				return err
-			}
-			m, err := ck.NewModel(dev)
+			m, _, _, err := a.openModel(ckptPath)
 			if err != nil {
 				return err
 			}
@@ -90,3 +81,21 @@ func newSampleCommand(a *app) *cobra.Command {
 
 // toHost copies a float tensor to a []float32 on the CPU.
 func toHost(t *ts.Tensor) ([]float32, error) { return train.HostFloat32(t) }
+
+// openModel locks the goroutine to its thread (libtorch's grad mode is per thread), loads a
+// checkpoint and builds its model on the configured device.
+func (a *app) openModel(path string) (*vae.Model, gotch.Device, *train.Checkpoint, error) {
+	if err := nn.LockThread(); err != nil {
+		return nil, gotch.CPU, nil, err
+	}
+	dev, err := train.ParseDevice(a.cfg.Device)
+	if err != nil {
+		return nil, dev, nil, err
+	}
+	ck, err := train.LoadCheckpoint(path)
+	if err != nil {
+		return nil, dev, nil, err
+	}
+	m, err := ck.NewModel(dev)
+	return m, dev, ck, err
+}
