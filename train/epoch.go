@@ -26,6 +26,9 @@ func (t *trainer) endEpoch(testDS data.Dataset, epoch int, s *epochStats) (float
 	if err != nil {
 		return nan(), err
 	}
+	if !finite(testLoss) {
+		return nan(), fmt.Errorf("epoch %d: test reconstruction %w (%v); the last good checkpoint is %s: resume from it with a lower optim.lr", epoch+1, ErrNonFinite, testLoss, t.run.path(lastName))
+	}
 	if t.cfg.Samples > 0 {
 		if err := t.sampleGrid(epoch); err != nil {
 			return nan(), err

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -185,5 +186,38 @@ func TestInterruptSaves(t *testing.T) {
 	}
 	if ck.Meta.Step != 3 || ck.Meta.Epoch != 0 || ck.Meta.Batch != 3 {
 		t.Fatalf("checkpoint at step %d epoch %d batch %d, want 3, 0, 3", ck.Meta.Step, ck.Meta.Epoch, ck.Meta.Batch)
+	}
+}
+
+// A loss that becomes NaN or infinite stops the run with ErrNonFinite and leaves the last good
+// checkpoint as it was. An absurd learning rate (1e30) overflows the weights to produce it.
+func TestNonFiniteLossStops(t *testing.T) {
+	cfg := smallConfig(t, t.TempDir())
+	runSteps(t, cfg, "", 2)
+	before, err := os.ReadFile(filepath.Join(cfg.Out, lastName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Optim.LR = 1e30
+	cfg.MaxSteps = 40
+	var last int64
+	_, runErr := Run(context.Background(), cfg, Options{Resume: "auto", OnStep: func(s int64, _ float64) { last = s }}, zerolog.Nop())
+	if !errors.Is(runErr, ErrNonFinite) {
+		t.Fatalf("run with lr 1e30 ended with %v (last step %d), want ErrNonFinite", runErr, last)
+	}
+	if !strings.Contains(runErr.Error(), lastName) {
+		t.Errorf("error does not point at the last good checkpoint: %v", runErr)
+	}
+	after, err := os.ReadFile(filepath.Join(cfg.Out, lastName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := LoadCheckpoint(filepath.Join(cfg.Out, lastName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stopped after step %d: %v; last.ckpt at step %d", last, runErr, ck.Meta.Step)
+	if string(before) != string(after) || ck.Meta.Step != 2 {
+		t.Fatalf("last.ckpt was overwritten by the diverging run (now at step %d)", ck.Meta.Step)
 	}
 }
