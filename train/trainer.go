@@ -70,6 +70,9 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (*Re
 		return nil, err
 	}
 	defer runtime.UnlockOSThread()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	dev, err := ParseDevice(cfg.Device)
 	if err != nil {
 		return nil, err
@@ -81,9 +84,6 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (*Re
 	}
 	ckpt, err := t.resumePoint()
 	if err != nil {
-		return nil, err
-	}
-	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := native.ManualSeed(cfg.Seed); err != nil {

@@ -67,7 +67,9 @@ func (m *Model) build() {
 	c, root, dt := m.Cfg, m.VS.Root(), m.DType
 	bn := func(name string, ch int64) *spiking.TdBN {
 		b, err := spiking.NewTdBN(nn.At(root, name+".bn"), ch, c.LIF.VTh, dt)
-		nn.M(nil, err)
+		if err != nil {
+			panic(&nn.OpError{Err: err})
+		}
 		return b
 	}
 	in := c.InChannels
@@ -87,7 +89,9 @@ func (m *Model) build() {
 	m.final0 = &layer{convT: nn.NewConvTranspose(nn.At(root, "final_layer.0"), h[0], h[0], 3, 2, 1, 1, dt), bn: bn("final_layer.0", h[0]), spike: true}
 	m.final1 = nn.NewConvTranspose(nn.At(root, "final_layer.1"), h[0], c.InChannels, 3, 1, 1, 0, dt)
 	r, err := spiking.NewReadout(nn.At(root, "membrane_output_layer"), c.T, c.ReadoutDecay, dt)
-	nn.M(nil, err)
+	if err != nil {
+		panic(&nn.OpError{Err: err})
+	}
 	m.readout = r
 	m.sample = nn.NewLinear(nn.At(root, "sample_layer.0"), c.LatentDim, c.LatentDim, dt)
 }
