@@ -45,12 +45,15 @@ type Checkpoint struct {
 	Model map[string]*ts.Tensor // VarStore name -> tensor (CPU)
 	Optim map[string]*ts.Tensor // optimizer state (optim.*); empty for an imported model
 	RNG   *ts.Tensor            // libtorch CPU generator state (nil for an imported model)
+	// CUDARNG is the generator state of the CUDA device the run trained on (nil on the CPU).
+	CUDARNG *ts.Tensor
 }
 
 // Archive layout: model.<name> (parameters and buffers), optim.* (see AdamW.State), rng.cpu, meta.json.
 const (
 	modelPrefix = "model."
 	rngKey      = "rng.cpu"
+	cudaRNGKey  = "rng.cuda"
 	metaKey     = "meta.json"
 )
 
@@ -99,6 +102,16 @@ func SaveCheckpoint(path string, m *vae.Model, opt *AdamW, meta Meta) error {
 		owned = append(owned, rng)
 		names = append(names, rngKey)
 		tensors = append(tensors, rng)
+		// On a GPU the noise of every step comes from the device's generator: keep it too.
+		if dev := m.VS.Device(); dev.IsCuda() {
+			crng, err := native.GetCUDARNGState(dev.Value)
+			if err != nil {
+				return err
+			}
+			owned = append(owned, crng)
+			names = append(names, cudaRNGKey)
+			tensors = append(tensors, crng)
+		}
 	}
 	mt, err := bytesTensor(js)
 	if err != nil {
@@ -142,6 +155,8 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 			c.Optim[k] = t
 		case k == rngKey:
 			c.RNG = t
+		case k == cudaRNGKey:
+			c.CUDARNG = t
 		}
 	}
 	return c, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/internal/native"
 )
 
 // smallConfig is a quick run on real MNIST: 64 training images in batches of 16 (4 steps an epoch),
@@ -219,5 +220,31 @@ func TestNonFiniteLossStops(t *testing.T) {
 	t.Logf("stopped after step %d: %v; last.ckpt at step %d", last, runErr, ck.Meta.Step)
 	if string(before) != string(after) || ck.Meta.Step != 2 {
 		t.Fatalf("last.ckpt was overwritten by the diverging run (now at step %d)", ck.Meta.Step)
+	}
+}
+
+// On a GPU: a short run, an interrupt-style resume, and identical losses (CUDA RNG state included).
+// Skipped where CUDA is not available.
+func TestTrainOnCUDA(t *testing.T) {
+	if !native.CUDAAvailable() {
+		t.Skip("CUDA not available: GPU training test skipped")
+	}
+	dir := t.TempDir()
+	cfgA := smallConfig(t, filepath.Join(dir, "a"))
+	cfgA.Device = "cuda"
+	_, lossA := runSteps(t, cfgA, "", 6)
+	cfgB := cfgA
+	cfgB.Out = filepath.Join(dir, "b")
+	_, first := runSteps(t, cfgB, "", 3)
+	_, second := runSteps(t, cfgB, "auto", 6)
+	for s := int64(1); s <= 6; s++ {
+		got, ok := first[s]
+		if !ok {
+			got = second[s]
+		}
+		// cuDNN kernels may pick non-deterministic algorithms: allow float32 noise.
+		if d := got - lossA[s]; d > 1e-4*lossA[s] || d < -1e-4*lossA[s] {
+			t.Errorf("step %d: loss %.7g after resume, %.7g uninterrupted", s, got, lossA[s])
+		}
 	}
 }

@@ -152,6 +152,13 @@ func (t *trainer) restore(c *Checkpoint) error {
 	if err := native.SetRNGState(c.RNG); err != nil {
 		return fmt.Errorf("checkpoint RNG state: %w", err)
 	}
+	if t.dev.IsCuda() {
+		if c.CUDARNG == nil {
+			t.log.Warn().Msg("the checkpoint has no CUDA RNG state (it was saved on the CPU): the noise after the resume differs from an uninterrupted run")
+		} else if err := native.SetCUDARNGState(t.dev.Value, c.CUDARNG); err != nil {
+			return fmt.Errorf("checkpoint CUDA RNG state: %w", err)
+		}
+	}
 	t.meta.Epoch, t.meta.Batch, t.meta.Step, t.meta.BestTestLoss = c.Meta.Epoch, c.Meta.Batch, c.Meta.Step, c.Meta.BestTestLoss
 	return nil
 }
