@@ -73,3 +73,18 @@ func TestCommandErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestDataList(t *testing.T) {
+	out, err := run(t, "data", "list", "mnist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"train-images-idx3-ubyte.gz", "SHA-256 440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", "GoMNIST"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("data list output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := run(t, "data", "list", "imagenet"); err == nil {
+		t.Fatal("data list accepted an unknown data set")
+	}
+}
