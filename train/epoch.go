@@ -2,7 +2,9 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"time"
 
@@ -61,38 +63,42 @@ func (t *trainer) endEpoch(testDS data.Dataset, epoch int, s *epochStats) (float
 // evaluate returns the mean test reconstruction MSE (eval mode, batches of twice the training batch)
 // and writes a grid of the first test images beside their reconstructions.
 func (t *trainer) evaluate(ds data.Dataset, epoch int) (float64, error) {
-	bs := 2 * t.cfg.Data.BatchSize
 	c, h, w := ds.Shape()
 	var sum float64
 	var count int
 	var gridImgs []float32
-	err := func() (err error) {
-		nn.NoGrad(func() {
-			for start := 0; start < ds.Len(); start += bs {
-				n := min(bs, ds.Len()-start)
-				imgs := make([]float32, 0, n*c*h*w)
-				for i := start; i < start+n; i++ {
-					img, _, e := ds.Get(i, nil)
-					if e != nil {
-						err = e
-						return
-					}
-					imgs = append(imgs, img...)
-				}
-				mse, recon, e := t.reconstruct(imgs, n, c, h, w, start == 0)
-				if e != nil {
-					err = e
-					return
-				}
-				sum += mse * float64(n)
-				count += n
-				if start == 0 {
-					gridImgs = interleave(imgs, recon, min(n, 32), c*h*w, 8)
-				}
+	// The test images are decoded by the loader's workers (JPEG decoding of CelebA would otherwise
+	// dominate the evaluation), in file order, without augmentation, one pass.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	loader, err := data.NewLoader(ctx, ds, data.LoaderConfig{BatchSize: 2 * t.cfg.Data.BatchSize, Workers: t.cfg.Data.Workers, Epochs: 1}, 0, 0)
+	if err != nil {
+		return nan(), err
+	}
+	defer loader.Close()
+	nn.NoGrad(func() {
+		for first := true; ; first = false {
+			b, e := loader.Next()
+			if errors.Is(e, io.EOF) {
+				return
 			}
-		})
-		return err
-	}()
+			if e != nil {
+				err = e
+				return
+			}
+			n := len(b.Labels)
+			mse, recon, e := t.reconstruct(b.Images, n, c, h, w, first)
+			if e != nil {
+				err = e
+				return
+			}
+			sum += mse * float64(n)
+			count += n
+			if first {
+				gridImgs = interleave(b.Images, recon, min(n, 32), c*h*w, 8)
+			}
+		}
+	})
 	if err != nil {
 		return nan(), fmt.Errorf("evaluating epoch %d: %w", epoch+1, err)
 	}
@@ -101,6 +107,9 @@ func (t *trainer) evaluate(ds data.Dataset, epoch int) (float64, error) {
 		if err := vis.SaveGrid(path, gridImgs, len(gridImgs)/(c*h*w), c, h, w, 8, 2); err != nil {
 			return nan(), err
 		}
+	}
+	if count == 0 {
+		return nan(), fmt.Errorf("evaluating epoch %d: the test split has no images", epoch+1)
 	}
 	return sum / float64(count), nil
 }
