@@ -23,6 +23,8 @@ const (
 	celebaFolder     = "img_align_celeba"
 	celebaZip        = "img_align_celeba.zip"
 	celebaPartition  = "list_eval_partition.txt"
+	// celebaMaxJPEG bounds an image file: the aligned JPEGs are about 10 KB; 178x218 pixels stored raw are 116 KB.
+	celebaMaxJPEG = 4 << 20
 )
 
 // celebaSet reads CelebA JPEGs on demand from the folder or the zip.
@@ -89,7 +91,7 @@ func readPartition(p string, split Split) ([]string, error) {
 		}
 		fields := strings.Fields(text)
 		if len(fields) != 2 || (fields[1] != "0" && fields[1] != "1" && fields[1] != "2") ||
-			strings.ContainsAny(fields[0], `/\`) {
+			strings.ContainsAny(fields[0], `/\`) || !localName(fields[0]) || fields[0] == "." {
 			return nil, fmt.Errorf("data: %s:%d: bad line %q: want \"<image>.jpg <0|1|2>\" (0 train, 1 valid, 2 test); "+
 				"use CelebA's original file", p, line, text)
 		}
@@ -137,6 +139,11 @@ func (s *celebaSet) openZip(p string) error {
 	s.zr, s.zpath = zr, p
 	s.zidx = make(map[string]*zip.File, len(zr.File))
 	for _, f := range zr.File {
+		if !localName(f.Name) {
+			zr.Close()
+			return fmt.Errorf("data: %s: entry %q has an unsafe name (absolute, or with \"..\"): not the original %s; "+
+				"download it again", p, f.Name, celebaZip)
+		}
 		if !f.FileInfo().IsDir() {
 			s.zidx[path.Base(f.Name)] = f
 		}
@@ -166,27 +173,43 @@ func (s *celebaSet) readImage(i int) ([]byte, string, error) {
 	n := s.names[i]
 	if s.dir != "" {
 		p := filepath.Join(s.dir, n)
-		b, err := os.ReadFile(p)
+		f, err := os.Open(p)
 		if err != nil {
 			return nil, p, fmt.Errorf("data: celeba: %w", err)
 		}
-		return b, p, nil
+		defer f.Close()
+		b, err := readJPEGBytes(f, p)
+		return b, p, err
 	}
 	if s.zr == nil {
 		return nil, "", errors.New("data: celeba: data set used after Close")
 	}
 	f := s.zidx[n]
 	name := s.zpath + ":" + f.Name
+	if f.UncompressedSize64 > celebaMaxJPEG {
+		return nil, name, fmt.Errorf("data: %s: entry claims %d bytes, far more than an aligned CelebA JPEG: "+
+			"download %s again", name, f.UncompressedSize64, celebaZip)
+	}
 	rc, err := f.Open()
 	if err != nil {
 		return nil, name, fmt.Errorf("data: %s: %v: download %s again", name, err, celebaZip)
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(rc)
+	b, err := readJPEGBytes(rc, name)
+	return b, name, err
+}
+
+// readJPEGBytes reads at most celebaMaxJPEG bytes of an image; name is used in errors.
+func readJPEGBytes(r io.Reader, name string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, celebaMaxJPEG+1))
 	if err != nil {
-		return nil, name, fmt.Errorf("data: %s: corrupt zip entry (%v): download %s again", name, err, celebaZip)
+		return nil, fmt.Errorf("data: %s: corrupt or unreadable (%v): download %s again", name, err, celebaZip)
 	}
-	return b, name, nil
+	if len(b) > celebaMaxJPEG {
+		return nil, fmt.Errorf("data: %s: more than %d bytes, far more than an aligned CelebA JPEG: replace it from %s",
+			name, celebaMaxJPEG, celebaZip)
+	}
+	return b, nil
 }
 
 // Get decodes image i: random horizontal flip (training split, non-nil rng), center crop 148x148,
@@ -198,6 +221,15 @@ func (s *celebaSet) Get(i int, rng *rand.Rand) ([]float32, int, error) {
 	b, name, err := s.readImage(i)
 	if err != nil {
 		return nil, 0, err
+	}
+	// The header's size is checked before Decode allocates the image it claims.
+	cfg, err := jpeg.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		return nil, 0, fmt.Errorf("data: %s: corrupt JPEG (%v): replace the file from %s", name, err, celebaZip)
+	}
+	if cfg.Width != celebaW || cfg.Height != celebaH {
+		return nil, 0, fmt.Errorf("data: %s: image is %dx%d, want %dx%d (aligned CelebA, img_align_celeba): "+
+			"use the aligned images", name, cfg.Width, cfg.Height, celebaW, celebaH)
 	}
 	img, err := jpeg.Decode(bytes.NewReader(b))
 	if err != nil {

@@ -1,11 +1,13 @@
 package data
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -78,62 +80,122 @@ func openIDX(name, dir string, split Split) (Dataset, error) {
 	return &idxSet{images: images, labels: labels}, nil
 }
 
-// readFileMaybeGzip reads a whole file, gunzipping it when it starts with the gzip magic.
-func readFileMaybeGzip(path string) ([]byte, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("data: %w", err)
-	}
-	if len(raw) < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
-		return raw, nil
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("data: %s: corrupt gzip header (%v): download the file again", path, err)
-	}
-	out, err := io.ReadAll(zr)
-	if err != nil {
-		return nil, fmt.Errorf("data: %s: corrupt or truncated gzip data (%v): download the file again", path, err)
-	}
-	return out, nil
-}
-
 // readIDX reads an IDX file of unsigned bytes with ndim dimensions (gzipped or not) and returns its
 // dimensions and data. The format: two zero bytes, type 0x08 (unsigned byte), ndim, ndim big-endian uint32
-// sizes, then the data.
+// sizes, then the data. The header is checked against what the file holds before the data is allocated:
+// against the file's size, or for a gzipped file against what actually decompresses, read incrementally,
+// so that neither a damaged header nor a gzip bomb can make it allocate more than the data that is there.
 func readIDX(path string, ndim int) ([]int, []byte, error) {
-	b, err := readFileMaybeGzip(path)
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("data: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("data: %w", err)
+	}
+	dims, data, err := decodeIDX(f, st.Size(), ndim)
+	if err != nil {
+		return nil, nil, fmt.Errorf("data: %s: %w", path, err)
+	}
+	return dims, data, nil
+}
+
+// decodeIDX parses an IDX stream of size bytes, gunzipping it when it starts with the gzip magic.
+func decodeIDX(r io.Reader, size int64, ndim int) ([]int, []byte, error) {
+	br := bufio.NewReader(r)
+	var src io.Reader = br
+	gzipped := false
+	if m, _ := br.Peek(2); len(m) == 2 && m[0] == 0x1f && m[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("corrupt gzip header (%v): download the file again", err)
+		}
+		src, gzipped = zr, true
+	}
+	// gzip.Reader returns io.EOF only at the clean, checksum-verified end of the stream.
+	corrupt := func(err error) error {
+		if gzipped && err != nil && err != io.EOF {
+			return fmt.Errorf("corrupt or truncated gzip data (%v): download the file again", err)
+		}
+		return nil
+	}
+	head := make([]byte, 4+4*ndim)
+	n, err := readFull(src, head)
+	if cerr := corrupt(err); cerr != nil {
+		return nil, nil, cerr
+	}
+	if n < 4 {
+		return nil, nil, fmt.Errorf("%d bytes is too short for an IDX header: the file is truncated; download it again", n)
 	}
 	want := uint32(0x0800 | ndim)
-	if len(b) < 4 {
-		return nil, nil, fmt.Errorf("data: %s: %d bytes is too short for an IDX header: the file is truncated; download it again",
-			path, len(b))
+	if magic := binary.BigEndian.Uint32(head); magic != want {
+		return nil, nil, fmt.Errorf("bad magic number 0x%08x, want 0x%08x (IDX, unsigned bytes, %d dimensions): "+
+			"not an MNIST-format file or damaged; download it again", magic, want, ndim)
 	}
-	if magic := binary.BigEndian.Uint32(b); magic != want {
-		return nil, nil, fmt.Errorf("data: %s: bad magic number 0x%08x, want 0x%08x (IDX, unsigned bytes, %d dimensions): "+
-			"not an MNIST-format file or damaged; download it again", path, magic, want, ndim)
-	}
-	head := 4 + 4*ndim
-	if len(b) < head {
-		return nil, nil, fmt.Errorf("data: %s: truncated IDX header (%d bytes, want %d): download the file again", path, len(b), head)
+	if n < len(head) {
+		return nil, nil, fmt.Errorf("truncated IDX header (%d bytes, want %d): download the file again", n, len(head))
 	}
 	dims := make([]int, ndim)
-	size := 1
+	var claimed int64 = 1 // the data size the header claims
 	for i := range dims {
-		dims[i] = int(binary.BigEndian.Uint32(b[4+4*i:]))
-		size *= dims[i]
+		d := int64(binary.BigEndian.Uint32(head[4+4*i:]))
+		if d > 0 && claimed > math.MaxInt32/d { // more than 2 GiB: no IDX file of this project is that large
+			return nil, nil, fmt.Errorf("header gives dimension %d of %d as %d: more than 2 GiB of data, so not an "+
+				"MNIST-format file, or damaged; download it again", i+1, ndim, d)
+		}
+		dims[i], claimed = int(d), claimed*d
 	}
-	if got := len(b) - head; got != size {
+	mismatch := func(got string, longer bool) error {
 		what := "truncated"
-		if got > size {
+		if longer {
 			what = "longer than its header says"
 		}
-		return nil, nil, fmt.Errorf("data: %s: %s: header gives dimensions %v (%d bytes of data) but the file holds %d: "+
-			"download it again", path, what, dims, size, got)
+		return fmt.Errorf("%s: header gives dimensions %v (%d bytes of data) but the file holds %s: download it again",
+			what, dims, claimed, got)
 	}
-	return dims, b[head:], nil
+	if !gzipped {
+		if got := size - int64(len(head)); got != claimed {
+			return nil, nil, mismatch(fmt.Sprint(got), got > claimed)
+		}
+		data := make([]byte, claimed)
+		if n, err := io.ReadFull(src, data); err != nil {
+			return nil, nil, mismatch(fmt.Sprintf("%d (%v)", n, err), false)
+		}
+		return dims, data, nil
+	}
+	// The buffer grows with what decompresses, never to the claimed size up front.
+	var buf bytes.Buffer
+	got, err := io.CopyN(&buf, src, claimed)
+	if cerr := corrupt(err); cerr != nil {
+		return nil, nil, cerr
+	}
+	if got < claimed {
+		return nil, nil, mismatch(fmt.Sprint(got), false)
+	}
+	// Reading on to the end also verifies the gzip checksum.
+	extra, err := io.CopyN(io.Discard, src, 1)
+	if cerr := corrupt(err); cerr != nil {
+		return nil, nil, cerr
+	}
+	if extra > 0 {
+		return nil, nil, mismatch("more", true)
+	}
+	return dims, buf.Bytes(), nil
+}
+
+// readFull is io.ReadFull without its conversion of io.EOF into io.ErrUnexpectedEOF.
+func readFull(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func (s *idxSet) Len() int             { return len(s.labels) }

@@ -76,7 +76,7 @@ func uniformParam(p *gnn.Path, name string, dims []int64, bound float64, dtype g
 	if err != nil {
 		panic(&OpError{fmt.Errorf("adding %s: %w", name, err)})
 	}
-	w.MustDrop()
+	Drop(w)
 	return v
 }
 

@@ -93,12 +93,13 @@ func countDiff(a, b []float64) int {
 	return n
 }
 
-// loadFixture reads testdata/fixtures/<name> (written by tools/reference/make_fixtures.py) or skips.
+// loadFixture reads testdata/fixtures/<name> (written by tools/reference/make_fixtures.py); a
+// missing fixture fails the test.
 func loadFixture(t *testing.T, name string) map[string]*ts.Tensor {
 	t.Helper()
 	path := filepath.Join("..", "testdata", "fixtures", name)
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("fixture %s not present (generate with tools/reference/make_fixtures.py): %v", path, err)
+		t.Fatalf("fixture %s missing (regenerate it with tools/reference/make_fixtures.py, see tools/reference/README.md): %v", path, err)
 	}
 	m, err := pickle.Decode(path)
 	if err != nil {

@@ -16,9 +16,11 @@ const (
 	DefaultA   = 0.5  // surrogate half-width a
 )
 
-// LIFConfig parameterizes the LIF neuron. A zero field takes its default (Tau 0.25, VTh 0.2, A 0.5),
-// so LIFConfig{} is the reference neuron; a decay of exactly 0 or a threshold of exactly 0 can
-// therefore not be expressed (the model never uses them).
+// LIFConfig parameterizes the LIF neuron. For callers of this package a zero field takes its
+// default (Tau 0.25, VTh 0.2, A 0.5), so LIFConfig{} is the reference neuron; a decay or threshold
+// of exactly 0 cannot be expressed (neither is meaningful: tau is in (0, 1], V_th > 0). A
+// configuration file never reaches these defaults: vae.Config.Validate rejects model.lif.tau,
+// model.lif.v_th or model.lif.a of 0 with an error naming the key.
 type LIFConfig struct {
 	Tau float64 `mapstructure:"tau" json:"tau"`   // membrane decay tau
 	VTh float64 `mapstructure:"v_th" json:"v_th"` // firing threshold V_th

@@ -5,6 +5,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/nn"
 )
 
 // LIFPerStep computes the same neuron as LIF (same forward, same surrogate gradient) with gotch ops,
@@ -46,7 +48,7 @@ func LIFPerStep(x *ts.Tensor, T int64, cfg LIFConfig) (out *ts.Tensor, err error
 		return nil, err
 	}
 	steps, err := xs.Unbind(0)
-	xs.MustDrop()
+	nn.Drop(xs)
 	if err != nil {
 		return nil, err
 	}
@@ -54,13 +56,13 @@ func LIFPerStep(x *ts.Tensor, T int64, cfg LIFConfig) (out *ts.Tensor, err error
 	var u, o *ts.Tensor // state of step t-1
 	defer func() {      // drop every per-step handle; the autograd graph holds what it needs
 		for _, s := range steps {
-			s.MustDrop()
+			nn.Drop(s)
 		}
 		for _, s := range outs {
-			s.MustDrop()
+			nn.Drop(s)
 		}
 		if u != nil {
-			u.MustDrop()
+			nn.Drop(u)
 		}
 	}()
 
@@ -79,7 +81,7 @@ func LIFPerStep(x *ts.Tensor, T int64, cfg LIFConfig) (out *ts.Tensor, err error
 			return nil, err
 		}
 		if u != nil {
-			u.MustDrop()
+			nn.Drop(u)
 		}
 		u = ut
 		if o, err = st.spike(u); err != nil {
@@ -108,11 +110,11 @@ func (s stepScalars) integrate(u, o, x *ts.Tensor) (*ts.Tensor, error) {
 	}
 	keep, err := o.RsubScalar(s.one, false)
 	if err != nil {
-		decayed.MustDrop()
+		nn.Drop(decayed)
 		return nil, err
 	}
 	reset, err := decayed.Mul(keep, true)
-	keep.MustDrop()
+	nn.Drop(keep)
 	if err != nil {
 		return nil, err
 	}
@@ -134,49 +136,49 @@ func (s stepScalars) spike(u *ts.Tensor) (*ts.Tensor, error) {
 		c := u
 		if s.centered {
 			if c, err = u.SubScalar(s.vth, false); err != nil {
-				h.MustDrop()
+				nn.Drop(h)
 				return nil, err
 			}
 		}
 		abs, err := c.Abs(s.centered) // drops c when it is a temporary
 		if err != nil {
-			h.MustDrop()
+			nn.Drop(h)
 			return nil, err
 		}
 		in, err := abs.Lt(s.a, true) // a comparison: no gradient flows into w
 		if err != nil {
-			h.MustDrop()
+			nn.Drop(h)
 			return nil, err
 		}
 		inf, err := in.Totype(s.kind, true)
 		if err != nil {
-			h.MustDrop()
+			nn.Drop(h)
 			return nil, err
 		}
 		if w, err = inf.MulScalar(s.inv, true); err != nil {
-			h.MustDrop()
+			nn.Drop(h)
 			return nil, err
 		}
 	}
 	g, err := u.Mul(w, false)
-	w.MustDrop()
+	nn.Drop(w)
 	if err != nil {
-		h.MustDrop()
+		nn.Drop(h)
 		return nil, err
 	}
 	gd, err := g.Detach(false)
 	if err != nil {
-		g.MustDrop()
-		h.MustDrop()
+		nn.Drop(g)
+		nn.Drop(h)
 		return nil, err
 	}
 	diff, err := g.Sub(gd, true) // value 0, derivative w
-	gd.MustDrop()
+	nn.Drop(gd)
 	if err != nil {
-		h.MustDrop()
+		nn.Drop(h)
 		return nil, err
 	}
 	o, err := h.Add(diff, true)
-	diff.MustDrop()
+	nn.Drop(diff)
 	return o, err
 }

@@ -7,6 +7,8 @@ import (
 	"github.com/sugarme/gotch"
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/nn"
 )
 
 // Readout is the membrane readout of the last (non-spiking) layer (ESVAE-SPEC, Layers):
@@ -29,22 +31,22 @@ func NewReadout(p *gnn.Path, T int64, decay float64, dtype gotch.DType) (*Readou
 	if err != nil {
 		return nil, err
 	}
-	defer v.MustDrop()
+	defer nn.Drop(v)
 	v5, err := v.View([]int64{1, 1, 1, 1, T}, false)
 	if err != nil {
 		return nil, err
 	}
-	defer v5.MustDrop()
+	defer nn.Drop(v5)
 	v5t, err := v5.To(p.Device(), false)
 	if err != nil {
 		return nil, err
 	}
-	defer v5t.MustDrop()
+	defer nn.Drop(v5t)
 	cast, err := v5t.Totype(dtype, false)
 	if err != nil {
 		return nil, err
 	}
-	defer cast.MustDrop()
+	defer nn.Drop(cast)
 	coef, err := p.Add("coef", cast, false, gnn.WithVarType("buffer"))
 	if err != nil {
 		return nil, err
@@ -66,12 +68,12 @@ func (r *Readout) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer xt.MustDrop()
+	defer nn.Drop(xt)
 	c, err := r.Coef.View([]int64{1, r.T}, false) // (1, T)
 	if err != nil {
 		return nil, err
 	}
-	defer c.MustDrop()
+	defer nn.Drop(c)
 	m, err := c.Matmul(xt, false) // (1, M)
 	if err != nil {
 		return nil, err

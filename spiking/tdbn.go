@@ -6,6 +6,8 @@ import (
 	"github.com/sugarme/gotch"
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/nn"
 )
 
 // TdBN is threshold-dependent batch norm (ESVAE-SPEC, Layers):
@@ -37,7 +39,7 @@ func NewTdBN(p *gnn.Path, ch int64, vth float64, dtype gotch.DType) (*TdBN, erro
 		if err != nil {
 			return nil, err
 		}
-		defer t.MustDrop()
+		defer nn.Drop(t)
 		if trainable {
 			return p.Add(name, t, true)
 		}
@@ -67,7 +69,7 @@ func (b *TdBN) Forward(x *ts.Tensor, train bool) (*ts.Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tdBN: %w", err)
 	}
-	defer w.MustDrop()
+	defer nn.Drop(w)
 	y, err := ts.BatchNorm(x, w, b.Bias, b.RunningMean, b.RunningVar, train, b.Momentum, b.Eps, true)
 	if err != nil {
 		return nil, fmt.Errorf("tdBN: %w", err)

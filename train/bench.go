@@ -36,11 +36,26 @@ type BenchResult struct {
 // Bench times full training steps (forward, loss, backward, AdamW) on random images, first with the
 // fused LIF and then, when asked, with the per-step LIF in the same process, and prints the ratio.
 // It also times the LIF layer alone, fused against per-step, on two shapes of the model.
-func Bench(w io.Writer, c BenchConfig) ([]BenchResult, error) {
+func Bench(w io.Writer, c BenchConfig) (res []BenchResult, err error) {
+	if c.Batch < 1 || c.Steps < 1 || c.Warmup < 0 {
+		return nil, fmt.Errorf("bench: batch %d, steps %d, warm-up %d: use batch >= 1, steps >= 1, warm-up >= 0", c.Batch, c.Steps, c.Warmup)
+	}
+	if err := c.Model.Validate(); err != nil {
+		return nil, err
+	}
 	if err := nn.LockThread(); err != nil {
 		return nil, err
 	}
 	defer runtime.UnlockOSThread()
+	// A failed tensor op inside (out of memory, a shape the device rejects) panics with an
+	// *nn.OpError; Catch turns it into the error returned here.
+	if cerr := nn.Catch(func() { res, err = bench(w, c) }); cerr != nil {
+		return nil, fmt.Errorf("bench: %w", cerr)
+	}
+	return res, err
+}
+
+func bench(w io.Writer, c BenchConfig) ([]BenchResult, error) {
 	fmt.Fprintf(w, "training step: batch %d, T %d, latent %d, %s, %d libtorch threads, %d timed steps after %d warm-up\n",
 		c.Batch, c.Model.T, c.Model.LatentDim, deviceName(c.Device), native.NumThreads(), c.Steps, c.Warmup)
 	var out []BenchResult
@@ -61,11 +76,11 @@ func Bench(w io.Writer, c BenchConfig) ([]BenchResult, error) {
 	}
 	fmt.Fprintf(w, "LIF layer alone, forward + backward (T %d):\n", c.Model.T)
 	for _, shape := range [][]int64{{c.Model.T * int64(c.Batch), 256, 8, 8}, {c.Model.T * int64(c.Batch), 32, 16, 16}} {
-		f, err := benchLIF(shape, c.Model.LIF, spiking.LIF, c.Device, c.Steps)
+		f, err := benchLIF(shape, c.Model.T, c.Model.LIF, spiking.LIF, c.Device, c.Steps)
 		if err != nil {
 			return nil, err
 		}
-		p, err := benchLIF(shape, c.Model.LIF, spiking.LIFPerStep, c.Device, c.Steps)
+		p, err := benchLIF(shape, c.Model.T, c.Model.LIF, spiking.LIFPerStep, c.Device, c.Steps)
 		if err != nil {
 			return nil, err
 		}
@@ -102,50 +117,56 @@ func benchSteps(c BenchConfig, perStep bool) (BenchResult, error) {
 	}
 	x := nn.M(x0.MulScalar(ts.FloatScalar(2), true))
 	x = nn.M(x.AddScalar(ts.FloatScalar(-1), true)) // U[-1, 1)
-	defer x.MustDrop()
+	defer nn.Drop(x)
 	var start time.Time
 	for i := 0; i < c.Warmup+c.Steps; i++ {
 		if i == c.Warmup {
 			start = time.Now()
 		}
-		out, err := m.Forward(x, nil, true)
-		if err != nil {
+		if err := benchStep(m, opt, x); err != nil {
 			return res, err
 		}
-		loss, err := m.Loss(out, x)
-		if err != nil {
-			return res, err
-		}
-		if err := loss.Total.Backward(); err != nil {
-			return res, err
-		}
-		if err := opt.Step(); err != nil {
-			return res, err
-		}
-		if err := opt.ZeroGrad(); err != nil {
-			return res, err
-		}
-		_ = scalar(loss.Total) // a sync point, as the trainer has
-		loss.Drop()
-		out.Drop()
 	}
 	res.SecPerStep = elapsed(start) / float64(c.Steps)
 	res.ImagesPerSec = float64(c.Batch) / res.SecPerStep
 	return res, nil
 }
 
-func benchLIF(shape []int64, cfg spiking.LIFConfig, f func(*ts.Tensor, int64, spiking.LIFConfig) (*ts.Tensor, error), dev gotch.Device, reps int) (float64, error) {
+// benchStep is one training step: forward, loss, backward, AdamW, and a copy of the loss to the
+// host (a sync point, as the trainer has).
+func benchStep(m *vae.Model, opt *AdamW, x *ts.Tensor) error {
+	out, err := m.Forward(x, nil, true)
+	if err != nil {
+		return err
+	}
+	defer out.Drop()
+	loss, err := m.Loss(out, x)
+	if err != nil {
+		return err
+	}
+	defer loss.Drop()
+	if err := loss.Total.Backward(); err != nil {
+		return err
+	}
+	if err := opt.Step(); err != nil {
+		return err
+	}
+	if err := opt.ZeroGrad(); err != nil {
+		return err
+	}
+	_, err = toFloat32(loss.Total)
+	return err
+}
+
+// benchLIF times f forward and backward on random currents of shape (T*N, ...), T time steps.
+func benchLIF(shape []int64, T int64, cfg spiking.LIFConfig, f func(*ts.Tensor, int64, spiking.LIFConfig) (*ts.Tensor, error), dev gotch.Device, reps int) (float64, error) {
 	x0, err := ts.Randn(shape, gotch.Float, dev)
 	if err != nil {
 		return 0, err
 	}
 	x := nn.M(x0.MulScalar(ts.FloatScalar(0.5), true))
 	x = nn.M(x.SetRequiresGrad(true, true))
-	defer x.MustDrop()
-	T := shape[0] / 32
-	if T < 1 {
-		T = 1
-	}
+	defer nn.Drop(x)
 	var start time.Time
 	for i := 0; i < reps+1; i++ {
 		if i == 1 {
@@ -155,13 +176,19 @@ func benchLIF(shape []int64, cfg spiking.LIFConfig, f func(*ts.Tensor, int64, sp
 		if err != nil {
 			return 0, err
 		}
-		s := nn.M(y.Sum(gotch.Float, false))
-		if err := s.Backward(); err != nil {
+		s, err := y.Sum(gotch.Float, true)
+		if err != nil {
 			return 0, err
 		}
-		s.MustDrop()
-		y.MustDrop()
-		x.ZeroGrad()
+		err = s.Backward()
+		nn.Drop(s)
+		if err != nil {
+			return 0, err
+		}
+		// native.ZeroGrad, not gotch's ZeroGrad: gotch's in-place zero_ loses a tensor each call.
+		if err := native.ZeroGrad([]*ts.Tensor{x}, true); err != nil {
+			return 0, err
+		}
 	}
 	return elapsed(start) / float64(reps), nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -41,6 +42,8 @@ type Meta struct {
 
 // Checkpoint is a loaded checkpoint: the tensors of the archive by section, and Meta.
 type Checkpoint struct {
+	// Path is the file it was read from.
+	Path  string
 	Meta  Meta
 	Model map[string]*ts.Tensor // VarStore name -> tensor (CPU)
 	Optim map[string]*ts.Tensor // optimizer state (optim.*); empty for an imported model
@@ -70,11 +73,8 @@ func SaveCheckpoint(path string, m *vae.Model, opt *AdamW, meta Meta) error {
 	var names []string
 	var tensors []*ts.Tensor
 	var owned []*ts.Tensor
-	defer func() {
-		for _, t := range owned {
-			t.MustDrop()
-		}
-	}()
+	defer func() { nn.Drop(owned...) }()
+	defer runtime.KeepAlive(m) // vars holds copies of the VarStore's handles
 	vars := m.VS.Variables()
 	keys := make([]string, 0, len(vars))
 	for k := range vars {
@@ -92,7 +92,11 @@ func SaveCheckpoint(path string, m *vae.Model, opt *AdamW, meta Meta) error {
 		tensors = append(tensors, d)
 	}
 	if opt != nil {
-		on, ot := opt.State()
+		on, ot, err := opt.State()
+		if err != nil {
+			return fmt.Errorf("saving checkpoint: %w", err)
+		}
+		owned = append(owned, ot[0]) // the step counter; the moments are the optimizer's
 		names = append(names, on...)
 		tensors = append(tensors, ot...)
 		rng, err := native.GetRNGState()
@@ -139,6 +143,10 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s is not an esvae checkpoint (no %s entry); import a PyTorch .pth with `esvae import`", path, metaKey)
 	}
+	// tensorBytes copies out with gotch calls that exit the process on an empty or non-byte tensor.
+	if mt.DType() != gotch.Uint8 || mt.Dim() != 1 || mt.Numel() == 0 {
+		return nil, fmt.Errorf("%s: damaged metadata: %s is not a non-empty byte vector; the checkpoint is damaged, use another", path, metaKey)
+	}
 	var meta Meta
 	if err := json.Unmarshal(tensorBytes(mt), &meta); err != nil {
 		return nil, fmt.Errorf("%s: damaged metadata: %w", path, err)
@@ -146,7 +154,10 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	if meta.Format != CheckpointFormat {
 		return nil, fmt.Errorf("%s has format %q, this esvae reads %q", path, meta.Format, CheckpointFormat)
 	}
-	c := &Checkpoint{Meta: meta, Model: map[string]*ts.Tensor{}, Optim: map[string]*ts.Tensor{}}
+	if err := meta.Config.Model.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: damaged metadata: %w", path, err)
+	}
+	c := &Checkpoint{Path: path, Meta: meta, Model: map[string]*ts.Tensor{}, Optim: map[string]*ts.Tensor{}}
 	for k, t := range all {
 		switch {
 		case strings.HasPrefix(k, modelPrefix):
@@ -158,6 +169,17 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 		case k == cudaRNGKey:
 			c.CUDARNG = t
 		}
+	}
+	// NewModel allocates what the metadata's architecture says: it must be the one of the tensors.
+	mc := meta.Config.Model
+	arch, err := vae.InferConfig(c.Model)
+	if err == nil && (arch.InChannels != mc.InChannels || arch.LatentDim != mc.LatentDim || arch.T != mc.T || arch.Large != mc.Large) {
+		err = fmt.Errorf("the tensors have in_channels %d, latent_dim %d, timesteps %d, large %v",
+			arch.InChannels, arch.LatentDim, arch.T, arch.Large)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s is damaged: its metadata's model (in_channels %d, latent_dim %d, timesteps %d, large %v) "+
+			"does not match its tensors: %v; use another checkpoint", path, mc.InChannels, mc.LatentDim, mc.T, mc.Large, err)
 	}
 	return c, nil
 }
@@ -172,27 +194,48 @@ func (c *Checkpoint) NewModel(device gotch.Device) (*vae.Model, error) {
 }
 
 // LoadInto copies the checkpoint's parameters and buffers into m; every variable must be present
-// with its shape.
+// with its shape. Errors name the checkpoint file.
 func (c *Checkpoint) LoadInto(m *vae.Model) error {
-	for name, v := range m.VS.Variables() {
+	vars := m.VS.Variables()
+	names := make([]string, 0, len(vars))
+	for name := range vars {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v := vars[name]
 		src, ok := c.Model[name]
 		if !ok {
-			return fmt.Errorf("checkpoint lacks model variable %q (another architecture?)", name)
-		}
-		if !slices.Equal(v.MustSize(), src.MustSize()) {
-			return fmt.Errorf("checkpoint variable %q has shape %v, the model needs %v (another architecture?)", name, src.MustSize(), v.MustSize())
+			return fmt.Errorf("checkpoint %s lacks model variable %q (another architecture?)", c.Path, name)
 		}
 		err := nn.Catch(func() {
-			s := nn.M(src.To(v.MustDevice(), false))
+			want, got := nn.Size(&v), nn.Size(src)
+			if !slices.Equal(want, got) {
+				nn.Check(fmt.Errorf("has shape %v, the model needs %v (another architecture?)", got, want))
+			}
+			s := nn.M(src.To(nn.Device(&v), false))
 			s2 := nn.M(s.Totype(v.DType(), true))
+			defer nn.Drop(s2)
 			nn.NoGrad(func() { v.Copy_(s2) })
-			s2.MustDrop()
 		})
 		if err != nil {
-			return fmt.Errorf("loading %q: %w", name, err)
+			return fmt.Errorf("checkpoint %s: model variable %q: %w", c.Path, name, err)
 		}
 	}
+	runtime.KeepAlive(m) // vars holds copies of the VarStore's handles: keep their owner alive
 	return nil
+}
+
+// Drop frees the checkpoint's tensors; c must not be used afterwards.
+func (c *Checkpoint) Drop() {
+	for _, t := range c.Model {
+		nn.Drop(t)
+	}
+	for _, t := range c.Optim {
+		nn.Drop(t)
+	}
+	nn.Drop(c.RNG, c.CUDARNG)
+	c.Model, c.Optim, c.RNG, c.CUDARNG = nil, nil, nil, nil
 }
 
 func bytesTensor(b []byte) (*ts.Tensor, error) {

@@ -121,37 +121,33 @@ func (t *trainer) reconstruct(imgs []float32, n, c, h, w int, want bool) (float6
 	if err != nil {
 		return 0, nil, err
 	}
-	defer x.MustDrop()
+	defer nn.Drop(x)
 	return ReconstructBatch(t.model, x, want)
 }
 
 // ReconstructBatch encodes, samples and decodes x in evaluation mode; it returns the MSE against x
 // and, when want, the reconstructions as float32.
-func ReconstructBatch(m *vae.Model, x *ts.Tensor, want bool) (float64, []float32, error) {
-	e, rq, err := m.Encode(x, false)
-	if err != nil {
-		return 0, nil, err
-	}
-	e.MustDrop()
-	defer rq.MustDrop()
-	z, err := m.SamplePosterior(rq, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer z.MustDrop()
-	xh, err := m.Decode(z, false)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer xh.MustDrop()
-	var mse float64
-	if err := nn.Catch(func() { mse = scalar(nn.M(xh.MseLoss(x, 1, false))) }); err != nil {
-		return 0, nil, err
-	}
-	if !want {
-		return mse, nil, nil
-	}
-	out, err := toFloat32(xh)
+func ReconstructBatch(m *vae.Model, x *ts.Tensor, want bool) (mse float64, out []float32, err error) {
+	err = nn.Catch(func() {
+		e, rq, err := m.Encode(x, false)
+		nn.Check(err)
+		nn.Drop(e)
+		defer nn.Drop(rq)
+		z, err := m.SamplePosterior(rq, nil)
+		nn.Check(err)
+		defer nn.Drop(z)
+		xh, err := m.Decode(z, false)
+		nn.Check(err)
+		defer nn.Drop(xh)
+		l := nn.M(xh.MseLoss(x, 1, false))
+		defer nn.Drop(l)
+		mse, err = nn.HostScalar(l)
+		nn.Check(err)
+		if want {
+			out, err = nn.HostFloat32(xh)
+			nn.Check(err)
+		}
+	})
 	return mse, out, err
 }
 
@@ -175,8 +171,8 @@ func (t *trainer) sampleGrid(epoch int) error {
 		if err != nil {
 			return
 		}
-		defer xh.MustDrop()
-		z.MustDrop()
+		defer nn.Drop(xh)
+		nn.Drop(z)
 		var imgs []float32
 		if imgs, err = toFloat32(xh); err != nil {
 			return
@@ -214,7 +210,7 @@ func ReconstructGrid(m *vae.Model, ds data.Dataset, dev gotch.Device, n int) (fl
 	if err != nil {
 		return 0, nil, 0, err
 	}
-	defer x.MustDrop()
+	defer nn.Drop(x)
 	var mse float64
 	var recon []float32
 	nn.NoGrad(func() { mse, recon, err = ReconstructBatch(m, x, true) })

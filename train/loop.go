@@ -7,6 +7,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/sugarme/gotch/ts"
+
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vis"
@@ -90,6 +92,8 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	}
 	runStart, runImages := time.Now(), 0
 	stats := &epochStats{start: time.Now()}
+	t.metrics.last = time.Now()
+	defer func() { nn.Drop(t.metrics.pending...); t.metrics.pending = nil }()
 	for t.meta.Step < total {
 		b, err := loader.Next()
 		if errors.Is(err, io.EOF) {
@@ -99,16 +103,21 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 		t.meta.Epoch, t.meta.Batch = b.Epoch, b.Index+1
-		if err := t.step(b, c, h, w, stats); err != nil {
+		if err := t.step(b, c, h, w); err != nil {
 			return res, err
 		}
 		runImages += len(b.Labels)
 		res.Steps = t.meta.Step
+		endOfEpoch := b.Last || b.Index+1 == perEpoch
+		if endOfEpoch || t.meta.Step >= total || t.flushDue() {
+			if err := t.flush(stats); err != nil {
+				return res, err
+			}
+		}
 		if prog != nil {
 			prog.SetPrefix(fmt.Sprintf("epoch %d", b.Epoch+1))
-			prog.Update(int(t.meta.Step), len(b.Labels), stats.loss/float64(stats.n))
+			prog.Update(int(t.meta.Step), len(b.Labels), stats.mean(stats.loss))
 		}
-		endOfEpoch := b.Last || b.Index+1 == perEpoch
 		if endOfEpoch {
 			t.meta.Epoch, t.meta.Batch = b.Epoch+1, 0
 			res.TestLoss, err = t.endEpoch(testDS, b.Epoch, stats)
@@ -121,6 +130,9 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		interrupted := ctx.Err() != nil
 		due := cfg.SaveEvery > 0 && t.meta.Step%cfg.SaveEvery == 0
 		if interrupted || (due && !endOfEpoch) || t.meta.Step >= total && !endOfEpoch {
+			if err := t.flush(stats); err != nil { // nothing is saved before its losses are checked
+				return res, err
+			}
 			if err := t.saveLast(false); err != nil {
 				return res, err
 			}
@@ -136,14 +148,27 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
-// step runs one optimizer step on a batch.
-func (t *trainer) step(b *data.Batch, c, h, w int, stats *epochStats) error {
+// stepMetrics are the per-step numbers that stay on the device until the next flush: a (5,) tensor
+// [loss, mse, mmd, mean r_q, mean r_p] per step, read back in one transfer.
+type stepMetrics struct {
+	first   int64        // step number of pending[0]
+	pending []*ts.Tensor // (5,) each, owned
+	images  []int
+	last    time.Time // last flush
+}
+
+// maxPending bounds the steps whose metrics wait on the device (and how late a NaN is seen).
+const maxPending = 100
+
+// step runs one optimizer step on a batch. Its metrics stay on the device (no host-device sync);
+// flush reads them.
+func (t *trainer) step(b *data.Batch, c, h, w int) error {
 	n := len(b.Labels)
 	x, err := batchTensor(b.Images, n, c, h, w, t.dev)
 	if err != nil {
 		return fmt.Errorf("step %d: %w", t.meta.Step+1, err)
 	}
-	defer x.MustDrop()
+	defer nn.Drop(x)
 	out, err := t.model.Forward(x, nil, true)
 	if err != nil {
 		return fmt.Errorf("step %d: forward: %w%s", t.meta.Step+1, err, oomHint(err))
@@ -154,10 +179,6 @@ func (t *trainer) step(b *data.Batch, c, h, w int, stats *epochStats) error {
 		return fmt.Errorf("step %d: loss: %w", t.meta.Step+1, err)
 	}
 	defer loss.Drop()
-	lv := scalar(loss.Total)
-	if !finite(lv) {
-		return fmt.Errorf("step %d: %w (%v); the last good checkpoint is %s: resume from it with a lower optim.lr", t.meta.Step+1, ErrNonFinite, lv, t.run.path(lastName))
-	}
 	if err := loss.Total.Backward(); err != nil {
 		return fmt.Errorf("step %d: backward: %w%s", t.meta.Step+1, err, oomHint(err))
 	}
@@ -165,20 +186,76 @@ func (t *trainer) step(b *data.Batch, c, h, w int, stats *epochStats) error {
 		return fmt.Errorf("step %d: optimizer: %w", t.meta.Step+1, err)
 	}
 	if err := t.opt.ZeroGrad(); err != nil {
-		return err
+		return fmt.Errorf("step %d: %w", t.meta.Step+1, err)
 	}
 	t.meta.Step++
-	var rq, rp float64
+	var m *ts.Tensor
 	err = nn.Catch(func() {
-		rq = scalar(nn.M(out.RQ.Mean(out.RQ.DType(), false)))
-		rp = scalar(nn.M(out.RP.Mean(out.RP.DType(), false)))
+		var rq, rp *ts.Tensor
+		nn.NoGrad(func() {
+			rq = nn.M(out.RQ.Mean(out.RQ.DType(), false))
+			defer nn.Drop(rq)
+			rp = nn.M(out.RP.Mean(out.RP.DType(), false))
+			defer nn.Drop(rp)
+			m = nn.M(ts.Stack([]*ts.Tensor{loss.Total, loss.MSE, loss.MMD, rq, rp}, 0)) // (5,)
+		})
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("step %d: metrics: %w", t.meta.Step, err)
 	}
-	stats.add(lv, scalar(loss.MSE), scalar(loss.MMD), rq, rp, n)
-	if t.opts.OnStep != nil {
-		t.opts.OnStep(t.meta.Step, lv)
+	if len(t.metrics.pending) == 0 {
+		t.metrics.first = t.meta.Step
+	}
+	t.metrics.pending = append(t.metrics.pending, m)
+	t.metrics.images = append(t.metrics.images, n)
+	return nil
+}
+
+// flushDue says whether the pending metrics should be read now: once per log interval, and at
+// least every maxPending steps.
+func (t *trainer) flushDue() bool {
+	k := len(t.metrics.pending)
+	return k >= maxPending || k > 0 && time.Since(t.metrics.last).Seconds() >= t.cfg.LogEvery
+}
+
+// flush reads the pending per-step metrics in one transfer, checks that every loss is finite,
+// and hands them to the epoch statistics, the step history and OnStep. It runs before anything is
+// saved, so a checkpoint never holds weights that came from a non-finite loss.
+func (t *trainer) flush(stats *epochStats) error {
+	t.metrics.last = time.Now()
+	k := len(t.metrics.pending)
+	if k == 0 {
+		return nil
+	}
+	var vals []float64
+	err := nn.Catch(func() {
+		all := nn.M(ts.Stack(t.metrics.pending, 0)) // (k, 5)
+		defer nn.Drop(all)
+		var e error
+		if vals, e = nn.HostFloat64(all); e != nil {
+			panic(&nn.OpError{Err: e})
+		}
+	})
+	nn.Drop(t.metrics.pending...)
+	first, images := t.metrics.first, t.metrics.images
+	t.metrics.pending, t.metrics.images = t.metrics.pending[:0], nil
+	if err != nil {
+		return fmt.Errorf("reading the metrics of steps %d-%d: %w", first, first+int64(k)-1, err)
+	}
+	losses := make([]float64, k)
+	for i := 0; i < k; i++ {
+		v := vals[5*i : 5*i+5]
+		if !finite(v[0]) {
+			return fmt.Errorf("step %d: %w (%v); the last good checkpoint is %s: resume from it with a lower optim.lr", first+int64(i), ErrNonFinite, v[0], t.run.path(lastName))
+		}
+		losses[i] = v[0]
+		stats.add(v[0], v[1], v[2], v[3], v[4], images[i])
+		if t.opts.OnStep != nil {
+			t.opts.OnStep(first+int64(i), v[0])
+		}
+	}
+	if err := t.hist.addSteps(first, losses); err != nil {
+		t.log.Warn().Err(err).Msg("per-step losses not recorded")
 	}
 	return nil
 }

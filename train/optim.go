@@ -194,16 +194,24 @@ func (o *AdamW) Params() (names []string, groups []int) {
 
 // State returns the optimizer's state for a checkpoint: StateStepKey (int64 scalar), then
 // "optim.exp_avg.<param>" and "optim.exp_avg_sq.<param>" for every parameter. The moment tensors
-// are the live ones: save them (native.SaveArchive copies), don't modify or drop them.
-func (o *AdamW) State() (names []string, tensors []*ts.Tensor) {
-	step := ts.MustOfSlice([]int64{o.step}).MustSqueeze(true)
+// are the live ones: save them (native.SaveArchive copies), don't modify or drop them; the step
+// tensor (tensors[0]) is new and belongs to the caller.
+func (o *AdamW) State() (names []string, tensors []*ts.Tensor, err error) {
+	s, err := ts.OfSlice([]int64{o.step})
+	if err != nil {
+		return nil, nil, fmt.Errorf("optimizer state: %w", err)
+	}
+	step, err := s.Squeeze(true) // 0-d int64
+	if err != nil {
+		return nil, nil, fmt.Errorf("optimizer state: %w", err)
+	}
 	names = append(names, StateStepKey)
 	tensors = append(tensors, step)
 	for i, n := range o.names {
 		names = append(names, StateExpAvgPrefix+n, StateExpAvgSqPref+n)
 		tensors = append(tensors, o.expAvg[i], o.expAvgSq[i])
 	}
-	return names, tensors
+	return names, tensors, nil
 }
 
 // LoadState restores what State returned from m (for example LoadArchive's map, which may hold

@@ -80,7 +80,10 @@ func relClose(got, want []float64, tol float64) (float64, bool) {
 	return worst, worst <= tol && len(got) == len(want)
 }
 
-func stateMap(names []string, tensors []*ts.Tensor) map[string]*ts.Tensor {
+func stateMap(names []string, tensors []*ts.Tensor, err error) map[string]*ts.Tensor {
+	if err != nil {
+		panic(err)
+	}
 	m := make(map[string]*ts.Tensor, len(names))
 	for i, n := range names {
 		m[n] = tensors[i]
@@ -207,7 +210,10 @@ func TestAdamWResumeIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(vsB, optB, 1, 3)
-	names, tensors := optB.State()
+	names, tensors, err := optB.State()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range fixtureParams {
 		names = append(names, "model."+n)
 		tensors = append(tensors, variable(t, vsB, n))

@@ -31,8 +31,13 @@ type Options struct {
 	Progress io.Writer
 	// Versions are stored in checkpoints.
 	Versions map[string]string
-	// OnStep, when set, is called after every optimizer step with the step number and its loss.
+	// OnStep, when set, is called for every optimizer step, in order, with the step number and its
+	// loss, when the step's metrics reach the host: once per log interval (log_every seconds; 0:
+	// after every step), at every epoch end and before every checkpoint.
 	OnStep func(step int64, loss float64)
+	// Init starts a fresh run (new optimizer, step 0) from the weights of an esvae checkpoint or a
+	// .pth state_dict of the reference; ignored when the run resumes (see applyInit in init.go).
+	Init string
 }
 
 // Result summarises a finished (or interrupted) run.
@@ -50,16 +55,17 @@ var ErrNonFinite = errors.New("loss is not finite")
 
 // trainer holds one run's state; it lives on one OS thread.
 type trainer struct {
-	cfg    Config
-	opts   Options
-	log    zerolog.Logger
-	dev    gotch.Device
-	model  *vae.Model
-	opt    *AdamW
-	run    *runDir
-	meta   Meta
-	metric *vis.MetricsLog
-	hist   history
+	cfg     Config
+	opts    Options
+	log     zerolog.Logger
+	dev     gotch.Device
+	model   *vae.Model
+	opt     *AdamW
+	run     *runDir
+	meta    Meta
+	metric  *vis.MetricsLog
+	hist    history
+	metrics stepMetrics
 }
 
 // Run trains ESVAE as cfg says, writing checkpoints, grids, metrics and plots into cfg.Out. It
@@ -96,8 +102,13 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (*Re
 		return nil, err
 	}
 	t.meta = Meta{Config: cfg, Versions: opts.Versions}
+	if err := t.applyInit(ckpt); err != nil {
+		return nil, err
+	}
 	if ckpt != nil {
-		if err := t.restore(ckpt); err != nil {
+		err := t.restore(ckpt)
+		ckpt.Drop()
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -244,31 +255,7 @@ func batchTensor(imgs []float32, n, c, h, w int, dev gotch.Device) (*ts.Tensor, 
 	return v.To(dev, true)
 }
 
-// scalar reads a one-element tensor.
-func scalar(t *ts.Tensor) float64 { return t.Float64Values()[0] }
-
 // toFloat32 copies a tensor to a CPU []float32.
-func toFloat32(t *ts.Tensor) ([]float32, error) {
-	c, err := t.To(gotch.CPU, false)
-	if err != nil {
-		return nil, err
-	}
-	defer c.MustDrop()
-	f, err := c.Totype(gotch.Float, false)
-	if err != nil {
-		return nil, err
-	}
-	defer f.MustDrop()
-	f2, err := f.Contiguous(false)
-	if err != nil {
-		return nil, err
-	}
-	defer f2.MustDrop()
-	v, ok := f2.Vals().([]float32)
-	if !ok {
-		return nil, fmt.Errorf("tensor is not float32")
-	}
-	return v, nil
-}
+func toFloat32(t *ts.Tensor) ([]float32, error) { return nn.HostFloat32(t) }
 
 func elapsed(since time.Time) float64 { return time.Since(since).Seconds() }

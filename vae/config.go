@@ -13,6 +13,7 @@ package vae
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/esvae-go/esvae/spiking"
 )
@@ -27,7 +28,8 @@ type Config struct {
 	T int64 `mapstructure:"timesteps" json:"timesteps"`
 	// Large selects ESVAE-Large (64x64 input, five conv layers, for CelebA). Default false (32x32).
 	Large bool `mapstructure:"large" json:"large"`
-	// LIF holds the neuron constants (V_th 0.2, tau 0.25, surrogate half-width a 0.5).
+	// LIF holds the neuron constants (V_th 0.2, tau 0.25, surrogate half-width a 0.5). Validate
+	// rejects zero values: tau must be in (0, 1], v_th and a > 0.
 	LIF spiking.LIFConfig `mapstructure:"lif" json:"lif"`
 	// MMDWeight is lambda in MSE + lambda * MMD^2. Default 0.001.
 	MMDWeight float64 `mapstructure:"mmd_weight" json:"mmd_weight"`
@@ -78,17 +80,22 @@ func (c Config) Validate() error {
 	if c.T < 1 {
 		errs = append(errs, fmt.Errorf("model.timesteps = %d: must be >= 1", c.T))
 	}
-	if c.LIF.A <= 0 {
-		errs = append(errs, fmt.Errorf("model.lif.a = %g: the surrogate half-width must be > 0", c.LIF.A))
+	// The comparisons are written so that NaN fails them. A zero tau, v_th or a is an error here,
+	// not the spiking package's default: a configuration says what it means.
+	if !(c.LIF.A > 0) || math.IsInf(c.LIF.A, 0) {
+		errs = append(errs, fmt.Errorf("model.lif.a = %g: the surrogate half-width must be > 0 and finite (reference 0.5)", c.LIF.A))
 	}
-	if c.LIF.Tau < 0 || c.LIF.Tau > 1 {
-		errs = append(errs, fmt.Errorf("model.lif.tau = %g: must be in [0, 1]", c.LIF.Tau))
+	if !(c.LIF.Tau > 0 && c.LIF.Tau <= 1) {
+		errs = append(errs, fmt.Errorf("model.lif.tau = %g: the membrane decay must be in (0, 1] (reference 0.25)", c.LIF.Tau))
 	}
-	if c.MMDWeight < 0 {
-		errs = append(errs, fmt.Errorf("model.mmd_weight = %g: must be >= 0", c.MMDWeight))
+	if !(c.LIF.VTh > 0) || math.IsInf(c.LIF.VTh, 0) {
+		errs = append(errs, fmt.Errorf("model.lif.v_th = %g: the firing threshold must be > 0 and finite (reference 0.2)", c.LIF.VTh))
 	}
-	if c.ReadoutDecay <= 0 {
-		errs = append(errs, fmt.Errorf("model.readout_decay = %g: must be > 0", c.ReadoutDecay))
+	if !(c.MMDWeight >= 0) || math.IsInf(c.MMDWeight, 0) {
+		errs = append(errs, fmt.Errorf("model.mmd_weight = %g: must be >= 0 and finite", c.MMDWeight))
+	}
+	if !(c.ReadoutDecay > 0) || math.IsInf(c.ReadoutDecay, 0) {
+		errs = append(errs, fmt.Errorf("model.readout_decay = %g: must be > 0 and finite", c.ReadoutDecay))
 	}
 	return errors.Join(errs...)
 }

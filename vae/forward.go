@@ -28,7 +28,7 @@ type Output struct {
 func (o *Output) Drop() {
 	for _, t := range []*ts.Tensor{o.E, o.RQ, o.Z, o.XHat, o.RP} {
 		if t != nil {
-			t.MustDrop()
+			nn.Drop(t)
 		}
 	}
 }
@@ -57,7 +57,7 @@ func (m *Model) Encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor, err error) {
 
 func (m *Model) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
 	T, L, lif := m.Cfg.T, m.Cfg.LatentDim, m.Cfg.LIF
-	n := x.MustSize()[0]
+	n := nn.Size(x)[0]
 	// The first conv sees the same image at every step: convolve once, then repeat over time
 	// (identical values; tdBN then sees the full (T*N) batch as in the reference).
 	first := m.encoder[0]
@@ -77,17 +77,21 @@ func (m *Model) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
 
 // SamplePosterior draws latent spikes z_t = H(r - u_t) (T, N, L) from rates r (N, L); u (T, N, L) is
 // the uniform noise, drawn when nil. The gradient to r is the window surrogate.
-func (m *Model) SamplePosterior(r, u *ts.Tensor) (*ts.Tensor, error) {
+func (m *Model) SamplePosterior(r, u *ts.Tensor) (z *ts.Tensor, err error) {
 	if u == nil {
 		s, err := r.Size()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sampling the posterior: %w", err)
 		}
-		u, err = ts.Rand([]int64{m.Cfg.T, s[0], s[1]}, m.DType, r.MustDevice())
+		dev, err := r.Device()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sampling the posterior: %w", err)
 		}
-		defer u.MustDrop()
+		u, err = ts.Rand([]int64{m.Cfg.T, s[0], s[1]}, m.DType, dev) // (T, N, L)
+		if err != nil {
+			return nil, fmt.Errorf("sampling the posterior: %w", err)
+		}
+		defer u.Drop()
 	}
 	return spiking.Poisson(r, u, m.Cfg.LIF.A)
 }
@@ -100,7 +104,7 @@ func (m *Model) Decode(z *ts.Tensor, train bool) (xhat *ts.Tensor, err error) {
 
 func (m *Model) decode(z *ts.Tensor, train bool) *ts.Tensor {
 	T := m.Cfg.T
-	s := z.MustSize()
+	s := nn.Size(z)
 	if len(s) != 3 || s[0] != T || s[2] != m.Cfg.LatentDim {
 		panic(&nn.OpError{Err: fmt.Errorf("decode expects latent spikes (T=%d, N, L=%d), got %v", T, m.Cfg.LatentDim, s)})
 	}
@@ -114,9 +118,9 @@ func (m *Model) decode(z *ts.Tensor, train bool) *ts.Tensor {
 	}
 	h = m.layer(m.final0, h, train, true) // (T*N, 32, S, S)
 	y := m.final1.Forward(h)              // (T*N, C, S, S), membrane input, no spike
-	h.MustDrop()
+	nn.Drop(h)
 	out := nn.M(m.readout.Forward(y)) // (N, C, S, S) = tanh(sum_t 0.8^(T-1-t) y_t)
-	y.MustDrop()
+	nn.Drop(y)
 	return out
 }
 
@@ -150,11 +154,19 @@ func (m *Model) Forward(x *ts.Tensor, noise *Noise, train bool) (*Output, error)
 	}
 	n := noise.N
 	if n == nil {
-		if n, err = ts.Randn(o.RQ.MustSize(), m.DType, x.MustDevice()); err != nil {
-			o.Drop()
-			return nil, err
+		dev, err := x.Device()
+		var s []int64
+		if err == nil {
+			s, err = o.RQ.Size() // (N, L)
 		}
-		defer n.MustDrop()
+		if err == nil {
+			n, err = ts.Randn(s, m.DType, dev)
+		}
+		if err != nil {
+			o.Drop()
+			return nil, fmt.Errorf("prior noise: %w", err)
+		}
+		defer n.Drop()
 	}
 	if o.RP, err = m.PriorRate(n); err != nil {
 		o.Drop()
@@ -174,18 +186,18 @@ func (m *Model) Generate(count int64, noise *Noise) (xhat, z *ts.Tensor, err err
 		if n, err = ts.Randn([]int64{count, m.Cfg.LatentDim}, m.DType, m.VS.Device()); err != nil {
 			return nil, nil, err
 		}
-		defer n.MustDrop()
+		defer nn.Drop(n)
 	}
 	rp, err := m.PriorRate(n)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer rp.MustDrop()
+	defer nn.Drop(rp)
 	if z, err = m.SamplePosterior(rp, noise.UPost); err != nil {
 		return nil, nil, err
 	}
 	if xhat, err = m.Decode(z, false); err != nil {
-		z.MustDrop()
+		nn.Drop(z)
 		return nil, nil, err
 	}
 	return xhat, z, nil

@@ -13,9 +13,9 @@ type Loss struct {
 
 // Drop frees the three scalars.
 func (l *Loss) Drop() {
-	l.Total.MustDrop()
-	l.MSE.MustDrop()
-	l.MMD.MustDrop()
+	nn.Drop(l.Total)
+	nn.Drop(l.MSE)
+	nn.Drop(l.MMD)
 }
 
 // Loss computes mean((x_hat - x)^2) + lambda * MMD^2(r_q, r_p) for one forward output.
@@ -36,16 +36,16 @@ func (m *Model) Loss(o *Output, x *ts.Tensor) (l *Loss, err error) {
 // K = sum_{i=0..4} exp(-D / (b0 * 2^i)), MMD^2 = mean(K_aa) + mean(K_bb) - mean(K_ab) - mean(K_ba).
 // It panics with *nn.OpError on a libtorch failure.
 func MMD(a, b *ts.Tensor) *ts.Tensor {
-	n := a.MustSize()[0]
+	n := nn.Size(a)[0]
 	s := nn.M(ts.Cat([]*ts.Tensor{a, b}, 0))                                   // (2N, L)
 	si := nn.M(s.Unsqueeze(1, false))                                          // (2N, 1, L)
 	sj := nn.M(s.Unsqueeze(0, false))                                          // (1, 2N, L)
 	diff := nn.M(si.Sub(sj, false))                                            // (2N, 2N, L)
 	sq := drop(diff, nn.M(diff.Square(false)))                                 // (2N, 2N, L)
 	d := drop(sq, nn.M(sq.SumDimIntlist([]int64{2}, false, s.DType(), false))) // (2N, 2N)
-	si.MustDrop()
-	sj.MustDrop()
-	s.MustDrop()
+	nn.Drop(si)
+	nn.Drop(sj)
+	nn.Drop(s)
 	m2 := float64(2 * n)
 	// Base bandwidth, detached (the reference computes it from L2_distance.data); kept as a tensor
 	// so that no device sync is needed.
@@ -58,30 +58,30 @@ func MMD(a, b *ts.Tensor) *ts.Tensor {
 	for i := 0; i < 5; i++ {
 		bwi := nn.M(bw.MulScalar(ts.FloatScalar(float64(int(1)<<i)), false)) // b * 2^i
 		e := nn.M(negD.Div(bwi, false))
-		bwi.MustDrop()
+		nn.Drop(bwi)
 		e = drop(e, nn.M(e.Exp(false))) // exp(-D / (b * 2^i))
 		if k == nil {
 			k = e
 		} else {
 			k = drop(k, nn.M(k.Add(e, false)))
-			e.MustDrop()
+			nn.Drop(e)
 		}
 	}
-	negD.MustDrop()
-	bw.MustDrop()
-	d.MustDrop()
+	nn.Drop(negD)
+	nn.Drop(bw)
+	nn.Drop(d)
 	block := func(r0, c0 int64) *ts.Tensor {
 		rows := nn.M(k.Narrow(0, r0, n, false))
 		blk := drop(rows, nn.M(rows.Narrow(1, c0, n, false)))
 		return drop(blk, nn.M(blk.MeanDim([]int64{0, 1}, false, k.DType(), false)))
 	}
 	xx, yy, xy, yx := block(0, 0), block(n, n), block(0, n), block(n, 0)
-	k.MustDrop()
+	nn.Drop(k)
 	out := nn.M(xx.Add(yy, false))
 	out = drop(out, nn.M(out.Sub(xy, false)))
 	out = drop(out, nn.M(out.Sub(yx, false)))
 	for _, t := range []*ts.Tensor{xx, yy, xy, yx} {
-		t.MustDrop()
+		nn.Drop(t)
 	}
 	return out
 }

@@ -108,7 +108,7 @@ func (m *Model) layer(l *layer, x *ts.Tensor, train, own bool) *ts.Tensor {
 		y = l.lin.Forward(x)
 	}
 	if own {
-		x.MustDrop()
+		nn.Drop(x)
 	}
 	if l.bn != nil {
 		y = drop(y, nn.M(l.bn.Forward(y, train)))
@@ -121,6 +121,6 @@ func (m *Model) layer(l *layer, x *ts.Tensor, train, own bool) *ts.Tensor {
 
 // drop frees old and returns next: for chains of intermediate tensors.
 func drop(old, next *ts.Tensor) *ts.Tensor {
-	old.MustDrop()
+	nn.Drop(old)
 	return next
 }

@@ -3,38 +3,54 @@ package vae
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 
 	"github.com/sugarme/gotch/pickle"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/internal/torchfile"
 	"github.com/esvae-go/esvae/nn"
 )
 
 // ReadStateDict reads a PyTorch state_dict written by torch.save (zip format, torch >= 1.6) into CPU
 // tensors, whatever device it was saved from. A dict that wraps the state_dict under "state_dict"
 // or "model" is unwrapped. Errors name the file and the problem.
+//
+// The file is checked in Go before gotch's unpickler reads it (internal/torchfile): the zip structure and
+// record names, every opcode and length of data.pkl, and every storage's claimed size against its record,
+// so that no claim in the file makes it allocate more than the file holds. A panic of the unpickler on
+// what passes is recovered as an error.
 func ReadStateDict(path string) (sd map[string]*ts.Tensor, err error) {
-	f, err := os.Open(path)
-	if err != nil {
+	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	head := make([]byte, 4)
-	_, rerr := io.ReadFull(f, head)
-	f.Close()
-	if rerr != nil || !bytes.Equal(head, []byte("PK\x03\x04")) {
-		return nil, fmt.Errorf("%s is not a torch.save zip file (a legacy-format or damaged file? re-save it with torch >= 1.6: torch.save(torch.load(old), new))", path)
+	a, err := torchfile.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a torch.save zip file (%v): a legacy-format or damaged file? "+
+			"re-save it with torch >= 1.6: torch.save(torch.load(old), new)", path, err)
+	}
+	defer a.Close()
+	pkl, err := a.Read("data.pkl", maxPickle)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v: not a torch.save file, or damaged", path, err)
+	}
+	scan, err := torchfile.Scan(pkl, nil)
+	if err == nil {
+		err = a.CheckStorages(scan, "data/")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s is damaged or not a torch.save file: %w", path, err)
 	}
 	defer func() {
 		if r := recover(); r != nil { // gotch's unpickler may panic on damaged input
 			sd, err = nil, fmt.Errorf("%s is damaged or not a state_dict: %v", path, r)
 		}
 	}()
-	obj, err := pickle.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler { return pickle.NewUnpickler(r) })
+	obj, err := unpickle(a, scan, pkl)
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot read it as a torch.save file (truncated or damaged?): %w", path, err)
 	}
@@ -65,6 +81,66 @@ func ReadStateDict(path string) (sd map[string]*ts.Tensor, err error) {
 		}
 	}
 	return sd, nil
+}
+
+// maxPickle bounds data.pkl: a state_dict's pickle holds names and shapes, about 100 bytes a tensor.
+const maxPickle = 64 << 20
+
+// storageClasses are gotch's storage types by torch class name.
+var storageClasses = map[string]pickle.StorageClass{
+	"FloatStorage": &pickle.FloatStorageClass{}, "DoubleStorage": &pickle.DoubleStorageClass{},
+	"HalfStorage": &pickle.HalfStorageClass{}, "BFloat16Storage": &pickle.BFloat16StorageClass{},
+	"LongStorage": &pickle.LongStorageClass{}, "IntStorage": &pickle.IntStorageClass{},
+	"ShortStorage": &pickle.ShortStorageClass{}, "CharStorage": &pickle.CharStorageClass{},
+	"ByteStorage": &pickle.ByteStorageClass{}, "BoolStorage": &pickle.BoolStorageClass{},
+}
+
+// unpickle runs gotch's unpickler on data.pkl, loading each storage from its record after checking it
+// against what scan found (the same key, type and size, and a record that holds it).
+func unpickle(a *torchfile.Archive, scan *torchfile.Pickle, pkl []byte) (any, error) {
+	u := pickle.NewUnpickler(bytes.NewReader(pkl))
+	u.FindClass = func(module, name string) (any, error) {
+		switch module + "." + name {
+		case "torch._utils._rebuild_tensor_v2":
+			return &pickle.RebuildTensorV2{}, nil
+		case "torch._utils._rebuild_parameter":
+			return &pickle.RebuildParameter{}, nil
+		}
+		if c, ok := storageClasses[name]; ok && module == "torch" {
+			return c, nil
+		}
+		return pickle.NewGenericClass(module, name), nil
+	}
+	loaded := map[string]pickle.Storage{}
+	u.PersistentLoad = func(id any) (any, error) {
+		t, ok := id.(*pickle.Tuple)
+		if !ok || t.Len() != 5 {
+			return nil, fmt.Errorf("persistent id of type %T, want a 5-tuple", id)
+		}
+		cls, ok1 := t.Get(1).(pickle.StorageClass)
+		key, ok2 := t.Get(2).(string)
+		loc, ok3 := t.Get(3).(string)
+		size, ok4 := t.Get(4).(int)
+		want, ok5 := scan.Storages[key]
+		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || int64(size) != want.Numel || storageClasses[want.Type] != cls {
+			return nil, fmt.Errorf("storage id %v differs from what the check of data.pkl found", key)
+		}
+		if s, ok := loaded[key]; ok {
+			return s, nil
+		}
+		rc, err := a.Records["data/"+key].Open() // CheckStorages: it exists and holds size elements
+		if err != nil {
+			return nil, fmt.Errorf("storage %s: %w", key, err)
+		}
+		defer rc.Close()
+		s := cls.New(size, loc)
+		if err := s.SetFromFileWithSize(rc, size); err != nil {
+			return nil, fmt.Errorf("storage %s: %w", key, err)
+		}
+		loaded[key] = s
+		return s, nil
+	}
+	return u.Load()
 }
 
 func dictEntries(obj any) (map[string]any, error) {
@@ -101,6 +177,11 @@ func storageToTensor(st *pickle.StorageTensor) (*ts.Tensor, error) {
 	size, stride := st.Size, st.Stride
 	if len(size) == 0 {
 		size, stride = []int64{1}, []int64{1}
+	}
+	// Checked again here, on what gotch built: a view outside its storage would read past it, and an
+	// expanded one would make Contiguous allocate more than the file holds.
+	if err := torchfile.CheckView(int64(reflect.ValueOf(data).Len()), st.StorageOffset, size, stride); err != nil {
+		return nil, err
 	}
 	flat, err := ts.OfSlice(data, ts.WithDType(st.Source.DType()))
 	if err != nil {
@@ -186,21 +267,22 @@ func (m *Model) LoadStateDict(sd map[string]*ts.Tensor) (ignored []string, err e
 		if !ok {
 			return nil, fmt.Errorf("state_dict lacks %q", k)
 		}
-		want, got := v.MustSize(), src.MustSize()
-		if !sameShape(want, got) {
-			return nil, fmt.Errorf("state_dict %q has shape %v, the model needs %v", k, got, want)
-		}
 		err := nn.Catch(func() {
+			want, got := nn.Size(&v), nn.Size(src)
+			if !sameShape(want, got) {
+				nn.Check(fmt.Errorf("has shape %v, the model needs %v", got, want))
+			}
 			r := nn.M(src.View(want, false))
 			c := drop(r, nn.M(r.Totype(m.DType, false)))
-			c = drop(c, nn.M(c.To(v.MustDevice(), false)))
+			c = drop(c, nn.M(c.To(nn.Device(&v), false)))
+			defer nn.Drop(c)
 			nn.NoGrad(func() { v.Copy_(c) })
-			c.MustDrop()
 		})
 		if err != nil {
-			return nil, fmt.Errorf("loading %q: %w", k, err)
+			return nil, fmt.Errorf("state_dict %q: %w", k, err)
 		}
 	}
+	runtime.KeepAlive(m) // the map holds copies of the VarStore's handles: keep their owner alive
 	return ignored, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 )
@@ -14,6 +15,21 @@ const (
 	DefaultNRow    = 8
 	DefaultPadding = 2
 )
+
+// AutoNRow is the images per row of a grid of n images when none is asked for: DefaultNRow up to
+// 128 images (the sample command's default count keeps torchvision's look, 8 x 16), else
+// ceil(sqrt(n)), a near-square grid (5120 images at 8 a row would be 274 x 21,762 pixels; at 72 a
+// row they are 2,450 x 2,450).
+func AutoNRow(n int) int {
+	if n <= 128 {
+		return DefaultNRow
+	}
+	r := int(math.Sqrt(float64(n)))
+	for r*r < n {
+		r++
+	}
+	return r
+}
 
 // Grid lays out n images of shape (c, h, w) (c = 1 or 3, values in [-1, 1], (N, C, H, W) order) like
 // torchvision's save_image(make_grid((x+1)/2, nrow, padding, pad_value=0)):

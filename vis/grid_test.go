@@ -132,3 +132,21 @@ func TestSavePerImage(t *testing.T) {
 		}
 	}
 }
+
+func TestAutoNRow(t *testing.T) {
+	for _, c := range []struct{ n, nrow, rows int }{
+		{1, 8, 1}, {64, 8, 8}, {128, 8, 16}, // the small counts keep torchvision's 8 a row
+		{129, 12, 11}, {256, 16, 16}, {5120, 72, 72},
+	} {
+		nrow := AutoNRow(c.n)
+		rows := (c.n + nrow - 1) / nrow
+		if nrow != c.nrow || rows != c.rows {
+			t.Errorf("AutoNRow(%d) = %d (%d rows), want %d (%d rows)", c.n, nrow, rows, c.nrow, c.rows)
+		}
+	}
+	// 5120 images of 32x32: 2 + 72*34 = 2450 pixels both ways.
+	g := Grid(make([]float32, 5120*32*32), 5120, 1, 32, 32, AutoNRow(5120), 2)
+	if b := g.Bounds(); b.Dx() != 2450 || b.Dy() != 2450 {
+		t.Fatalf("grid of 5120 is %dx%d, want 2450x2450", b.Dx(), b.Dy())
+	}
+}

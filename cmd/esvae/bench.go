@@ -27,5 +27,6 @@ func newBenchCommand(a *app) *cobra.Command {
 	f.IntVar(&steps, "steps", 5, "timed steps")
 	f.IntVar(&warmup, "warmup", 1, "untimed steps first")
 	f.BoolVar(&baseline, "baseline", true, "also time the per-step LIF baseline")
+	deviceFlag(f)
 	return cmd
 }

@@ -38,6 +38,25 @@ func TestImportSampleReconstruct(t *testing.T) {
 	if files, _ := filepath.Glob(filepath.Join(per, "*.png")); len(files) != 4 {
 		t.Fatalf("--per-image wrote %d files, want 4", len(files))
 	}
+	// --out "" writes no grid (and leaves the config key out alone).
+	per2 := filepath.Join(dir, "only")
+	if out, err := run(t, "sample", "--checkpoint", ckpt, "--n", "2", "--out", "", "--per-image", per2, "--device", "cpu", "--log-level", "warn"); err != nil {
+		t.Fatalf(`sample --out "": %v\n%s`, err, out)
+	}
+	if files, _ := filepath.Glob(filepath.Join(per2, "*.png")); len(files) != 2 {
+		t.Fatalf(`sample --out "" --per-image wrote %d files, want 2`, len(files))
+	}
+	if _, err := run(t, "sample", "--checkpoint", ckpt, "--out", ""); err == nil || !strings.Contains(err.Error(), "nothing to write") {
+		t.Fatalf(`sample --out "" without --per-image: %v`, err)
+	}
+	// More than 128 images without --nrow: a near-square grid, ceil(sqrt(130)) = 12 a row, 11 rows.
+	big := filepath.Join(dir, "big.png")
+	if out, err := run(t, "sample", "--checkpoint", ckpt, "--n", "130", "--out", big, "--device", "cpu", "--log-level", "warn"); err != nil {
+		t.Fatalf("sample --n 130: %v\n%s", err, out)
+	}
+	if w, h := pngSize(t, big); w != 2+12*34 || h != 2+11*34 {
+		t.Fatalf("grid of 130 is %dx%d, want 410x376", w, h)
+	}
 	recon := filepath.Join(dir, "recon.png")
 	out, err := run(t, "reconstruct", "--checkpoint", ckpt, "--n", "8", "--out", recon, "--device", "cpu", "--log-level", "warn")
 	if err != nil {
@@ -66,6 +85,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"train", "--data", "imagenet", "--out", dir, "--device", "cpu"}, `data.name "imagenet" is not a known data set`},
 		{[]string{"train", "--lr", "-1", "--out", dir}, "optim.lr"},
 		{[]string{"train", "--device", "cuda:x"}, `device "cuda:x"`},
+		{[]string{"train", "--init", filepath.Join(dir, "none.ckpt"), "--out", filepath.Join(dir, "run"), "--device", "cpu"}, "--init"},
 	} {
 		_, err := run(t, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -87,4 +107,18 @@ func TestDataList(t *testing.T) {
 	if _, err := run(t, "data", "list", "imagenet"); err == nil {
 		t.Fatal("data list accepted an unknown data set")
 	}
+}
+
+func pngSize(t *testing.T, path string) (int, int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c, err := png.DecodeConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Width, c.Height
 }

@@ -66,22 +66,38 @@ func flatten(prefix string, m map[string]any, out map[string]any) {
 	}
 }
 
-// flagKeys maps persistent flag names to config keys.
-var flagKeys = map[string]string{
-	"log-level":  "log_level",
-	"log-format": "log_format",
-	"threads":    "threads",
-	"device":     "device",
-	"out":        "out",
-	"epochs":     "epochs",
-	"max-steps":  "max_steps",
-	"seed":       "seed",
-	"data":       "data.name",
-	"data-dir":   "data.dir",
-	"batch-size": "data.batch_size",
-	"lr":         "optim.lr",
-	"keep":       "keep",
-	"save-every": "save_every",
+// keyAnnotation marks a flag as the command-line form of a config key; the annotation's value is
+// the key. Flags without it (sample's --out, --seed, ...) belong to their command only.
+const keyAnnotation = "esvae_config_key"
+
+// keyFlag adds flag name to fs as the command-line form of config key: given, it wins over the
+// ESVAE_* environment, the file and the default. zero is the zero value of the key's type (string,
+// int, int64, uint64 or float64): it types the flag and is never used as a value, because the key's
+// default (defaults) comes before a flag that was not given.
+func keyFlag(fs *pflag.FlagSet, name, key string, zero any, usage string) {
+	usage += " (key " + key + ")"
+	switch z := zero.(type) {
+	case string:
+		fs.String(name, z, usage)
+	case int:
+		fs.Int(name, z, usage)
+	case int64:
+		fs.Int64(name, z, usage)
+	case uint64:
+		fs.Uint64(name, z, usage)
+	case float64:
+		fs.Float64(name, z, usage)
+	default:
+		panic(fmt.Sprintf("keyFlag %s: unsupported type %T", name, zero))
+	}
+	if err := fs.SetAnnotation(name, keyAnnotation, []string{key}); err != nil {
+		panic(err)
+	}
+}
+
+// deviceFlag adds --device (key device) for the commands that run the model.
+func deviceFlag(fs *pflag.FlagSet) {
+	keyFlag(fs, "device", "device", "", "device: auto, cpu, cuda or cuda:N; default auto")
 }
 
 // loadConfig resolves the configuration from flags, environment, the optional config file and
@@ -94,12 +110,14 @@ func loadConfig(flags *pflag.FlagSet, file string) (*Config, error) {
 	v.SetEnvPrefix("ESVAE")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	for name, key := range flagKeys {
-		if f := flags.Lookup(name); f != nil {
-			if err := v.BindPFlag(key, f); err != nil {
-				return nil, err
-			}
+	var bindErr error
+	flags.VisitAll(func(f *pflag.Flag) {
+		if k := f.Annotations[keyAnnotation]; len(k) == 1 && bindErr == nil {
+			bindErr = v.BindPFlag(k[0], f)
 		}
+	})
+	if bindErr != nil {
+		return nil, bindErr
 	}
 	if file != "" {
 		if _, err := os.Stat(file); err != nil {

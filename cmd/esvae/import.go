@@ -29,13 +29,9 @@ esvae sample, reconstruct and eval read.`,
 			if err := nn.LockThread(); err != nil {
 				return err
 			}
-			sd, err := vae.ReadStateDict(pth)
+			sd, mc, err := train.ReadReference(pth)
 			if err != nil {
 				return err
-			}
-			mc, err := vae.InferConfig(sd)
-			if err != nil {
-				return fmt.Errorf("%s: %w", pth, err)
 			}
 			m, err := vae.New(gnn.NewVarStore(gotch.CPU), mc, gotch.Float)
 			if err != nil {

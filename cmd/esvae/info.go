@@ -36,7 +36,7 @@ func newVersionCommand(a *app) *cobra.Command {
 }
 
 func newInfoCommand(a *app) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "info",
 		Short: "Print versions, CUDA availability, devices and threads",
 		Args:  cobra.NoArgs,
@@ -55,4 +55,6 @@ func newInfoCommand(a *app) *cobra.Command {
 			return err
 		},
 	}
+	deviceFlag(cmd.Flags())
+	return cmd
 }

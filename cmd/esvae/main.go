@@ -8,9 +8,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/esvae-go/esvae/internal/native"
 )
 
 func main() {
+	// The process owns malloc: set it up for tensor work before any tensor exists (see
+	// native.TuneMalloc; ESVAE_MALLOC_TUNING=0 turns it off).
+	native.TuneMalloc()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first Ctrl-C or SIGTERM the running command finishes its step and saves; restoring
 	// the default handlers makes a second Ctrl-C end the process at once.

@@ -68,5 +68,6 @@ func newReconstructCommand(a *app) *cobra.Command {
 	f.IntVar(&n, "n", 64, "number of images")
 	f.StringVar(&out, "out", "reconstructions.png", "grid PNG to write")
 	f.Uint64Var(&seed, "seed", 0, "random seed of the latent sampling")
+	deviceFlag(f)
 	return cmd
 }

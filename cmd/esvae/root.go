@@ -2,11 +2,13 @@ package main
 
 import (
 	"io"
+	"os"
 	"sort"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/esvae-go/esvae/internal/native"
 )
@@ -42,10 +44,9 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&cfgFile, "config", "", "YAML config file (keys as in configs/*.yaml)")
-	pf.String("log-level", "info", "log level: trace, debug, info, warn, error")
-	pf.String("log-format", "console", "log format: console or json")
-	pf.Int("threads", 0, "libtorch intra-op threads (0: one per core)")
-	pf.String("device", "auto", "device: auto, cpu, cuda or cuda:N")
+	keyFlag(pf, "log-level", "log_level", "", "log level: trace, debug, info, warn, error; default info")
+	keyFlag(pf, "log-format", "log_format", "", "log format: console or json; default console")
+	keyFlag(pf, "threads", "threads", 0, "libtorch intra-op threads; default 0, one per core")
 	root.AddCommand(newVersionCommand(a), newInfoCommand(a), newTrainCommand(a), newSampleCommand(a),
 		newReconstructCommand(a), newImportCommand(a), newBenchCommand(a), newDataCommand(a))
 	return root
@@ -58,9 +59,20 @@ func newLogger(w io.Writer, cfg *Config) zerolog.Logger {
 	}
 	var out io.Writer = w
 	if cfg.LogFormat == "console" {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !consoleColor(w)}
 	}
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger()
+}
+
+// consoleColor reports whether console logs to w may carry colour codes: only when w is a terminal,
+// and not when NO_COLOR is set to any non-empty value (https://no-color.org). A file or pipe gets
+// plain text.
+func consoleColor(w io.Writer) bool {
+	if os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

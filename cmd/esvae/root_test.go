@@ -93,6 +93,11 @@ func TestConfigErrors(t *testing.T) {
 		{"bad batch", "data:\n  batch_size: 0\n", []string{"data.batch_size = 0"}},
 		{"bad T", "model:\n  timesteps: 0\n", []string{"model.timesteps = 0"}},
 		{"unknown nested", "model:\n  latent: 3\n", []string{"unknown key", "model.latent"}},
+		{"zero tau", "model:\n  lif:\n    tau: 0\n", []string{"model.lif.tau = 0", "(0, 1]"}},
+		{"tau above 1", "model:\n  lif:\n    tau: 1.5\n", []string{"model.lif.tau = 1.5"}},
+		{"zero v_th", "model:\n  lif:\n    v_th: 0\n", []string{"model.lif.v_th = 0", "> 0"}},
+		{"infinite v_th", "model:\n  lif:\n    v_th: .inf\n", []string{"model.lif.v_th = +Inf", "finite"}},
+		{"negative log_every", "log_every: -1\n", []string{"log_every = -1"}},
 		{"bad type", "threads: many\n", []string{"threads", "c.yaml"}},
 	}
 	for _, c := range cases {

@@ -26,8 +26,14 @@ func newSampleCommand(a *app) *cobra.Command {
 			if ckptPath == "" {
 				return fmt.Errorf("--checkpoint is required (a run folder's last.ckpt or best.ckpt, or an imported .ckpt)")
 			}
-			if n < 1 || nrow < 1 || chunk < 1 {
-				return fmt.Errorf("--n, --nrow and --chunk must be >= 1")
+			if n < 1 || nrow < 0 || chunk < 1 {
+				return fmt.Errorf("--n %d, --nrow %d, --chunk %d: use --n and --chunk >= 1, --nrow >= 1 (or 0: automatic)", n, nrow, chunk)
+			}
+			if out == "" && perImage == "" {
+				return fmt.Errorf("--out is empty and --per-image not given: nothing to write")
+			}
+			if nrow == 0 {
+				nrow = vis.AutoNRow(n)
 			}
 			m, _, _, err := a.openModel(ckptPath)
 			if err != nil {
@@ -71,11 +77,12 @@ func newSampleCommand(a *app) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&ckptPath, "checkpoint", "", "checkpoint to sample from")
 	f.IntVar(&n, "n", 128, "number of images")
-	f.StringVar(&out, "out", "samples.png", "grid PNG to write (empty: none)")
+	f.StringVar(&out, "out", "samples.png", "grid PNG to write (\"\": no grid, with --per-image)")
 	f.StringVar(&perImage, "per-image", "", "also write each image as DIR/000000.png, ...")
 	f.Uint64Var(&seed, "seed", 0, "random seed of the draws")
-	f.IntVar(&nrow, "nrow", 8, "images per grid row")
+	f.IntVar(&nrow, "nrow", 0, "images per grid row (0: 8 for up to 128 images, else a near-square grid)")
 	f.IntVar(&chunk, "chunk", 256, "images generated per forward pass (lower it on a small GPU)")
+	deviceFlag(f)
 	return cmd
 }
 

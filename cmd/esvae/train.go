@@ -12,19 +12,20 @@ func versions() map[string]string {
 }
 
 func newTrainCommand(a *app) *cobra.Command {
-	var resume string
+	var resume, initPath string
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train ESVAE (checkpoints, grids, metrics and plots go to --out)",
 		Long: `Train ESVAE with the paper's settings from a config file (configs/*.yaml), overridden by
 ESVAE_* environment variables and flags. Ctrl-C or SIGTERM finishes the current step, saves
 last.ckpt and exits 0; a second Ctrl-C exits at once. --resume auto continues exactly where the
-run folder's last checkpoint stopped.`,
+run folder's last checkpoint stopped. --init starts a fresh run from the weights of a checkpoint
+or of a reference .pth (fine-tuning, or comparisons from identical weights).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := a.log.With().Str("component", "train").Logger()
 			log.Info().Interface("config", a.cfg.Config).Msg("resolved configuration")
-			res, err := train.Run(cmd.Context(), a.cfg.Config, train.Options{Resume: resume, Progress: a.stderr, Versions: versions()}, log)
+			res, err := train.Run(cmd.Context(), a.cfg.Config, train.Options{Resume: resume, Init: initPath, Progress: a.stderr, Versions: versions()}, log)
 			if err != nil {
 				return err
 			}
@@ -39,15 +40,17 @@ run folder's last checkpoint stopped.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&resume, "resume", "", "continue a run: auto (the run folder's last.ckpt, if any) or a checkpoint path")
-	f.String("out", "", "run folder (key out)")
-	f.Int("epochs", 0, "epochs to train (key epochs)")
-	f.Int64("max-steps", 0, "stop after this many optimizer steps (key max_steps)")
-	f.Uint64("seed", 0, "random seed (key seed)")
-	f.String("data", "", "data set: mnist, fashion, cifar10, celeba (key data.name)")
-	f.String("data-dir", "", "folder with the data set's files (key data.dir)")
-	f.Int("batch-size", 0, "training batch size (key data.batch_size)")
-	f.Float64("lr", 0, "learning rate (key optim.lr)")
-	f.Int("keep", 0, "step checkpoints to keep besides last and best (key keep)")
-	f.Int64("save-every", 0, "also save every N steps (key save_every)")
+	f.StringVar(&initPath, "init", "", "start a fresh run (new optimizer, step 0) from these weights: an esvae checkpoint or a reference .pth; ignored when --resume finds a checkpoint")
+	keyFlag(f, "out", "out", "", "run folder")
+	keyFlag(f, "epochs", "epochs", 0, "epochs to train")
+	keyFlag(f, "max-steps", "max_steps", int64(0), "stop after this many optimizer steps")
+	keyFlag(f, "seed", "seed", uint64(0), "random seed of the weights, the data order and the noise")
+	keyFlag(f, "data", "data.name", "", "data set: mnist, fashion, cifar10, celeba")
+	keyFlag(f, "data-dir", "data.dir", "", "folder with the data set's files")
+	keyFlag(f, "batch-size", "data.batch_size", 0, "training batch size")
+	keyFlag(f, "lr", "optim.lr", 0.0, "learning rate")
+	keyFlag(f, "keep", "keep", 0, "step checkpoints to keep besides last and best")
+	keyFlag(f, "save-every", "save_every", int64(0), "also save every N steps")
+	deviceFlag(f)
 	return cmd
 }

@@ -10,13 +10,14 @@ import (
 	"archive/zip"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"unsafe"
 
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/torchfile"
 )
 
 // ChecksumKey is the archive entry that SaveArchive adds and LoadArchive verifies; callers may not
@@ -27,8 +28,9 @@ const ChecksumKey = "__checksum__"
 // (torch::serialize::OutputArchive; Python reads it with torch.jit.load(path) and its
 // state_dict()). Tensors are stored as dense contiguous CPU copies, whatever their device. One
 // extra int64 entry, ChecksumKey, holds an FNV-1a 64 hash of every other entry's name, dtype,
-// shape and bytes, in sorted name order. Names must be unique and non-empty. An existing file at
-// path is overwritten; use WriteArchiveAtomic for a crash-safe write.
+// shape and bytes, in sorted name order. Names must be unique, of 1 to 200 letters, digits, '_' and
+// '.' (what LoadArchive accepts). An existing file at path is overwritten; use WriteArchiveAtomic for a
+// crash-safe write.
 func SaveArchive(path string, names []string, tensors []*ts.Tensor) error {
 	if len(names) != len(tensors) {
 		return fmt.Errorf("native: SaveArchive: %d names for %d tensors", len(names), len(tensors))
@@ -38,6 +40,8 @@ func SaveArchive(path string, names []string, tensors []*ts.Tensor) error {
 		switch {
 		case n == "":
 			return fmt.Errorf("native: SaveArchive: tensor %d has an empty name", i)
+		case !torchfile.AttrNameRE.MatchString(n):
+			return fmt.Errorf("native: SaveArchive: the name %q is not 1 to 200 letters, digits, '_' and '.'", n)
 		case n == ChecksumKey:
 			return fmt.Errorf("native: SaveArchive: the name %q is reserved", n)
 		case seen[n]:
@@ -83,16 +87,18 @@ var ErrArchiveDamaged = errors.New("checksum mismatch")
 // differs gives "checkpoint PATH is damaged: checksum mismatch..." (errors.Is(err,
 // ErrArchiveDamaged)).
 //
-// Besides the tensor checksum, the CRC-32 of every zip record (tensor data, pickles, code) is
-// verified first: libtorch's reader does not check them. Only the zip headers' padding is covered
-// by neither, and libtorch never reads it.
+// Before libtorch's reader sees the file, Go checks all that it reads (torchfile.CheckModule): the
+// zip structure and the CRC-32 of every record (libtorch's reader checks neither), the pickles, every
+// tensor against its storage and every storage against its record, and the module's code. libtorch's
+// reader trusts these and a crash in it cannot be recovered; a file that fails is an error here.
+// Only the zip headers' padding is covered by neither check, and libtorch never reads it.
 func LoadArchive(path string) (map[string]*ts.Tensor, error) {
 	if st, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("reading checkpoint: %w", err)
 	} else if st.IsDir() {
 		return nil, fmt.Errorf("reading checkpoint %s: is a directory", path)
 	}
-	if err := verifyZipCRCs(path); err != nil {
+	if err := torchfile.CheckModule(path); err != nil {
 		if errors.Is(err, zip.ErrChecksum) {
 			return nil, fmt.Errorf("checkpoint %s is damaged: %w (%v)", path, ErrArchiveDamaged, err)
 		}
@@ -126,27 +132,6 @@ func LoadArchive(path string) (map[string]*ts.Tensor, error) {
 		C.free(unsafe.Pointer(ns[i]))
 	}
 	return out, nil
-}
-
-// verifyZipCRCs reads every record of the zip file at path to its end, which checks its CRC-32.
-func verifyZipCRCs(path string) error {
-	r, err := zip.OpenReader(path)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	for _, f := range r.File {
-		rc, err := f.Open()
-		if err != nil {
-			return fmt.Errorf("zip record %s: %w", f.Name, err)
-		}
-		_, err = io.Copy(io.Discard, rc)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("zip record %s: %w", f.Name, err)
-		}
-	}
-	return nil
 }
 
 // WriteArchiveAtomic writes the archive to path+".tmp-<pid>", fsyncs it, renames it over path and

@@ -6,21 +6,19 @@
 
 #include <malloc.h>
 
-namespace {
-// glibc's malloc hands every large tensor back to the kernel on free (mmap'd chunks, per-thread
-// arenas that shrink), so each training step page-faults its whole working set in again: measured
-// here at ~700k faults and as much system time as user time per step. One arena that grows with brk
-// and keeps its memory makes freed tensor memory reusable: half the wall time of a CPU training step.
-// ESVAE_MALLOC_TUNING=0 turns this off.
-__attribute__((constructor)) void esv_tune_malloc() {
-  const char *v = std::getenv("ESVAE_MALLOC_TUNING");
-  if (v && std::string(v) == "0") return;
-  mallopt(M_ARENA_MAX, 1);
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  mallopt(M_TOP_PAD, 64 << 20);
+extern "C" int esv_tune_malloc(void) {
+  // glibc's malloc hands every large tensor back to the kernel on free (mmap'd chunks, per-thread
+  // arenas that shrink), so each training step page-faults its whole working set in again: measured
+  // here at ~700k faults and as much system time as user time per step. One arena that grows with
+  // brk and keeps its memory makes freed tensor memory reusable: half the wall time of a CPU
+  // training step. Called explicitly by the programs that want it (see TuneMalloc).
+  int ok = 1;
+  ok &= mallopt(M_ARENA_MAX, 1);
+  ok &= mallopt(M_MMAP_MAX, 0);
+  ok &= mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  ok &= mallopt(M_TOP_PAD, 64 << 20);
+  return ok;
 }
-}  // namespace
 
 extern "C" {
 

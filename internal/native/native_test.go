@@ -76,13 +76,44 @@ func TestThreads(t *testing.T) {
 	}
 }
 
-func TestCUDAQueries(t *testing.T) {
-	n := CUDADeviceCount()
-	if CUDAAvailable() != (n > 0) {
-		t.Fatalf("CUDAAvailable()=%v but %d devices", CUDAAvailable(), n)
-	}
+// On a GPU machine: every device is usable and reports itself.
+func TestCUDADevices(t *testing.T) {
 	if !CUDAAvailable() {
-		t.Skip("CUDA not available: device checks skipped")
+		t.Skip("skipped: no GPU")
+	}
+	n := CUDADeviceCount()
+	if n < 1 {
+		t.Fatalf("CUDAAvailable() but CUDADeviceCount() = %d", n)
+	}
+	for i := 0; i < n; i++ {
+		x, err := ts.Ones([]int64{4}, gotch.Float, gotch.CudaBuilder(uint(i)))
+		if err != nil {
+			t.Fatalf("cuda:%d: %v", i, err)
+		}
+		if d, err := x.Device(); err != nil || !d.IsCuda() || d.Value != i {
+			t.Fatalf("tensor made on cuda:%d reports device %v (%v)", i, d, err)
+		}
+		x.Drop()
+	}
+}
+
+// On a machine without CUDA (or a CPU build): the queries agree and asking for a GPU is an error,
+// not a crash.
+func TestNoCUDAWithoutGPU(t *testing.T) {
+	if CUDAAvailable() {
+		t.Skip("CUDA is available: TestCUDADevices covers this machine")
+	}
+	if n := CUDADeviceCount(); n != 0 {
+		t.Fatalf("CUDA not available but CUDADeviceCount() = %d", n)
+	}
+	if _, err := ts.Ones([]int64{4}, gotch.Float, gotch.CudaBuilder(0)); err == nil {
+		t.Fatal("making a tensor on cuda:0 succeeded without CUDA")
+	}
+	if _, err := GetCUDARNGState(0); err == nil {
+		t.Fatal("GetCUDARNGState succeeded without CUDA")
+	}
+	if err := SetCUDARNGState(0, ts.MustOnes([]int64{16}, gotch.Uint8, gotch.CPU)); err == nil {
+		t.Fatal("SetCUDARNGState succeeded without CUDA")
 	}
 }
 

@@ -1,0 +1,15 @@
+package train
+
+import (
+	"os"
+	"testing"
+
+	"github.com/esvae-go/esvae/internal/native"
+)
+
+// The training tests set malloc up as esvae's main does (native.TuneMalloc): about twice as fast
+// on the CPU.
+func TestMain(m *testing.M) {
+	native.TuneMalloc()
+	os.Exit(m.Run())
+}
