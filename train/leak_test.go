@@ -25,6 +25,13 @@ func TestNoLeakOverLongRun(t *testing.T) {
 	if err := native.CountCPUAllocations(); err != nil {
 		t.Fatal(err)
 	}
+	// One intra-op thread: the tensors here are tiny, and a second spinning OpenMP worker only
+	// slows the 2,000 steps down on a shared machine.
+	prev := native.NumThreads()
+	if err := native.SetNumThreads(1); err != nil {
+		t.Fatal(err)
+	}
+	defer native.SetNumThreads(prev)
 	cfg := smallConfig(t, filepath.Join(t.TempDir(), "run"))
 	cfg.Data.BatchSize = 2
 	cfg.Data.TrainLimit = 400 // 200 steps an epoch
@@ -32,6 +39,7 @@ func TestNoLeakOverLongRun(t *testing.T) {
 	cfg.Model.T = 2
 	cfg.Model.LatentDim = 8
 	cfg.Samples = 4
+	cfg.Data.Workers = 1
 	cfg.Epochs = 10
 	cfg.LogEvery = 0 // read the metrics after every step: OnStep sees each step at its flush point
 	type sample struct {
