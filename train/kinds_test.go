@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sugarme/gotch"
 
+	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/vae"
 )
 
@@ -76,6 +77,47 @@ func TestBaselineKindsTrainAndResume(t *testing.T) {
 			_, err = Run(context.Background(), fresh, Options{Init: filepath.Join(dir, "a", lastName)}, zerolog.Nop())
 			if err == nil || !strings.Contains(err.Error(), kind) || !strings.Contains(err.Error(), vae.KindESVAE) {
 				t.Fatalf("--init esvae from a %s checkpoint: %v", kind, err)
+			}
+		})
+	}
+}
+
+// The baselines do not leak tensors: 300 steps (6 epoch ends with evaluation and sample grids;
+// FSVAE with scheduled sampling active, T = 8), and the number of live libtorch CPU storages at
+// step 300 is that of step 100 (4 storages of slack, as in TestNoLeakOverLongRun).
+func TestBaselinesNoLeak(t *testing.T) {
+	if err := native.CountCPUAllocations(); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{vae.KindFSVAE, vae.KindANNVAE} {
+		t.Run(kind, func(t *testing.T) {
+			cfg := kindConfig(t, kind, filepath.Join(t.TempDir(), "run"))
+			cfg.Data.BatchSize = 2
+			cfg.Data.TrainLimit = 100 // 50 steps an epoch
+			cfg.Data.TestLimit = 8
+			cfg.Model.LatentDim = 8
+			cfg.Samples = 4
+			cfg.Epochs = 6
+			cfg.LogEvery = 0
+			at := map[int64]native.MemStats{}
+			res, err := Run(context.Background(), cfg, Options{OnStep: func(step int64, _ float64) {
+				if step%100 == 0 {
+					at[step] = native.CPUMemStats()
+				}
+			}}, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Steps != 300 {
+				t.Fatalf("ran %d steps", res.Steps)
+			}
+			first, last := at[100], at[300]
+			t.Logf("live CPU storages: step 100 %d (%.2f MiB), step 300 %d (%.2f MiB)", first.Live, float64(first.LiveBytes)/(1<<20), last.Live, float64(last.LiveBytes)/(1<<20))
+			if first.Live == 0 {
+				t.Fatal("no live storages counted")
+			}
+			if d := last.Live - first.Live; d > 4 {
+				t.Errorf("live CPU storages grew by %d from step 100 to 300: tensors leak", d)
 			}
 		})
 	}

@@ -41,3 +41,36 @@ func TestImportSampleReconstructBaselines(t *testing.T) {
 		})
 	}
 }
+
+// The baseline configs load and hold the reference settings of BASELINES-SPEC (1.7, 2.2).
+func TestBaselineConfigs(t *testing.T) {
+	type want struct {
+		kind          string
+		batch, epochs int
+		lr, wd        float64
+		large, noAug  bool
+	}
+	for file, w := range map[string]want{
+		"mnist-fsvae.yaml":            {"fsvae", 250, 150, 0.001, 0.001, false, false},
+		"fashion-fsvae.yaml":          {"fsvae", 250, 150, 0.001, 0.001, false, false},
+		"cifar10-fsvae.yaml":          {"fsvae", 250, 300, 0.001, 0.001, false, false},
+		"cifar10-fsvae-upstream.yaml": {"fsvae", 250, 150, 0.001, 0.001, false, false},
+		"celeba-fsvae.yaml":           {"fsvae", 64, 150, 0.000256, 0.001, true, false},
+		"celeba-fsvae-upstream.yaml":  {"fsvae", 250, 150, 0.001, 0.001, true, false},
+		"mnist-annvae.yaml":           {"annvae", 250, 150, 0.001, 0.01, false, false},
+		"fashion-annvae.yaml":         {"annvae", 250, 150, 0.001, 0.01, false, false},
+		"cifar10-annvae.yaml":         {"annvae", 250, 150, 0.001, 0.01, false, true},
+		"celeba-annvae.yaml":          {"annvae", 250, 150, 0.001, 0.01, true, false},
+	} {
+		c, err := loadConfig(NewRootCommand(nil, nil).PersistentFlags(), filepath.Join("..", "..", "configs", file))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		m, o := c.Model, c.Optim
+		if m.Kind != w.kind || c.Data.BatchSize != w.batch || c.Epochs != w.epochs || o.LR != w.lr || o.WeightDecay != w.wd ||
+			m.Large != w.large || c.Data.NoAugment != w.noAug || m.LatentDim != 128 || m.T != 16 ||
+			(w.kind == "fsvae" && (m.FSVAE.K != 20 || !m.FSVAE.Scheduled || m.FSVAE.TauS != 2)) || (w.kind == "annvae" && m.ANNVAE.KLDWeight != 0) {
+			t.Errorf("%s: %+v", file, c.Config)
+		}
+	}
+}
