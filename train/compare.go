@@ -69,11 +69,10 @@ type CompareRow struct {
 	// while training here, else over SpeedSteps timed steps.
 	ImagesPerSec float64 `json:"train_images_per_s"`
 	SpeedFrom    string  `json:"speed_from"`
-	// PeakTensorMB is the most memory held by libtorch CPU tensor storages above what was live when
-	// the kind started (native.CountCPUAllocations); PeakRSSMB is the process's peak resident set
-	// during the kind's run (reset before it). Both in MiB; 0 where not measured (GPU runs).
+	// PeakTensorMB is the most memory held by libtorch CPU tensor storages (MiB) above what was live
+	// when the kind started (native.CountCPUAllocations); 0 where not measured (GPU runs). The
+	// process's resident set is no per-kind measure: malloc keeps what earlier kinds freed.
 	PeakTensorMB float64    `json:"peak_tensor_mib"`
-	PeakRSSMB    float64    `json:"peak_rss_mib"`
 	Paper        [4]float64 `json:"paper_mse_is_fid_fad"`
 }
 
@@ -179,7 +178,6 @@ func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerol
 	runtime.GC() // let the finalizers free the previous kind's tensors before the peaks restart
 	live := native.CPUMemStats().LiveBytes
 	native.ResetCPUPeak()
-	resetPeakRSS()
 	path := e.Checkpoint
 	if path == "" {
 		cfg.Out = filepath.Join(cc.Out, kind)
@@ -195,7 +193,6 @@ func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerol
 		if res.ImagesPerSec > 0 {
 			row.ImagesPerSec, row.SpeedFrom = res.ImagesPerSec, "training run"
 			row.PeakTensorMB = float64(native.CPUMemStats().PeakBytes-live) / (1 << 20)
-			row.PeakRSSMB = peakRSSMiB()
 		}
 		row.Source = fmt.Sprintf("trained here (%s)", cfg.Out)
 	} else {
@@ -221,7 +218,6 @@ func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerol
 		runtime.GC()
 		live = native.CPUMemStats().LiveBytes
 		native.ResetCPUPeak()
-		resetPeakRSS()
 		r, err := benchSteps(BenchConfig{Batch: row.Batch, Steps: cc.SpeedSteps, Warmup: 1, Model: ck.Meta.Config.Model, Device: dev}, false)
 		if err != nil {
 			return row, nil, fmt.Errorf("timing training steps: %w", err)
@@ -229,10 +225,9 @@ func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerol
 		row.ImagesPerSec = r.ImagesPerSec
 		row.SpeedFrom = fmt.Sprintf("%d timed steps", cc.SpeedSteps)
 		row.PeakTensorMB = float64(native.CPUMemStats().PeakBytes-live) / (1 << 20)
-		row.PeakRSSMB = peakRSSMiB()
 	}
 	if dev.IsCuda() {
-		row.PeakTensorMB, row.PeakRSSMB = 0, 0 // CPU counters say nothing about GPU memory
+		row.PeakTensorMB = 0 // the CPU counters say nothing about GPU memory
 	}
 	m, err := ck.NewModel(dev)
 	if err != nil {
@@ -337,12 +332,12 @@ func (r *CompareReport) Markdown() string {
 	fmt.Fprintf(&b, "# esvae compare: %s\n\n", r.Data)
 	fmt.Fprintf(&b, "Written %s; device %s, %d libtorch threads. Test MSE in [-1, 1] space, evaluation mode, the latent sampled\n", r.Written, r.Device, r.Threads)
 	fmt.Fprintf(&b, "(as the reference's test pass). Paper: Table I of Zhan et al. (300 or 150 full epochs).\n\n")
-	b.WriteString("| model | steps x batch | MSE | IS | FID | FAD | paper MSE / IS / FID / FAD | train images/s | peak tensor MiB | peak RSS MiB |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| model | steps x batch | MSE | IS | FID | FAD | paper MSE / IS / FID / FAD | train images/s | peak tensor MiB |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, row := range r.Rows {
 		p := row.Paper
-		fmt.Fprintf(&b, "| %s | %d x %d | %.4f | %s | %s | %s | %.3f / %.3f / %.4g / %.4g | %.1f | %.0f | %.0f |\n",
-			kindTitle[row.Kind], row.Steps, row.Batch, row.TestMSE, na, na, na, p[0], p[1], p[2], p[3], row.ImagesPerSec, row.PeakTensorMB, row.PeakRSSMB)
+		fmt.Fprintf(&b, "| %s | %d x %d | %.4f | %s | %s | %s | %.3f / %.3f / %.4g / %.4g | %.1f | %.0f |\n",
+			kindTitle[row.Kind], row.Steps, row.Batch, row.TestMSE, na, na, na, p[0], p[1], p[2], p[3], row.ImagesPerSec, row.PeakTensorMB)
 	}
 	fmt.Fprintf(&b, "\nRanking by MSE here: %s. In the paper: %s. ", r.Ranking, r.PaperRanking)
 	if r.RankingMatches {
@@ -376,16 +371,4 @@ func savePicture(path string, pics []*image.RGBA, titles []string) error {
 		x += p.Bounds().Dx() + gap
 	}
 	return vis.WriteFileAtomic(path, func(wr io.Writer) error { return png.Encode(wr, canvas) })
-}
-
-// resetPeakRSS restarts the kernel's peak resident set (VmHWM) of this process (Linux: writing 5 to
-// /proc/self/clear_refs); elsewhere the peak stays the process's.
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0o644) }
-
-func peakRSSMiB() float64 {
-	_, peak, err := native.ProcessMemory()
-	if err != nil {
-		return 0 // not measured (JSON has no NaN)
-	}
-	return float64(peak) / (1 << 20)
 }
