@@ -73,6 +73,20 @@ type Config struct {
 	ANNVAE ANNVAEConfig `mapstructure:"annvae" json:"annvae"`
 }
 
+// Relevant returns c with the settings of the other kinds zeroed (FSVAE's for a non-FSVAE model, the
+// ANN VAE's for others) and Kind spelled out: two configurations describe the same model when their
+// Relevant forms are equal (checkpoints written before model.kind existed have no FSVAE settings).
+func (c Config) Relevant() Config {
+	c.Kind = c.KindName()
+	if c.Kind != KindFSVAE {
+		c.FSVAE = FSVAEConfig{}
+	}
+	if c.Kind != KindANNVAE {
+		c.ANNVAE = ANNVAEConfig{}
+	}
+	return c
+}
+
 // KindName is c.Kind, with "" read as esvae.
 func (c Config) KindName() string {
 	if c.Kind == "" {
