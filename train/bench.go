@@ -56,11 +56,12 @@ func Bench(w io.Writer, c BenchConfig) (res []BenchResult, err error) {
 }
 
 func bench(w io.Writer, c BenchConfig) ([]BenchResult, error) {
-	fmt.Fprintf(w, "training step: batch %d, T %d, latent %d, %s, %d libtorch threads, %d timed steps after %d warm-up\n",
-		c.Batch, c.Model.T, c.Model.LatentDim, deviceName(c.Device), native.NumThreads(), c.Steps, c.Warmup)
+	kind := c.Model.KindName()
+	fmt.Fprintf(w, "%s training step: batch %d, T %d, latent %d, %s, %d libtorch threads, %d timed steps after %d warm-up\n",
+		kind, c.Batch, c.Model.T, c.Model.LatentDim, deviceName(c.Device), native.NumThreads(), c.Steps, c.Warmup)
 	var out []BenchResult
 	impls := []bool{false}
-	if c.PerStep {
+	if c.PerStep && kind != vae.KindANNVAE { // the ANN VAE has no LIF
 		impls = append(impls, true)
 	}
 	for _, perStep := range impls {
@@ -73,6 +74,12 @@ func bench(w io.Writer, c BenchConfig) ([]BenchResult, error) {
 	}
 	if len(out) == 2 {
 		fmt.Fprintf(w, "  fused / per-step speed-up: %.2fx\n", out[0].ImagesPerSec/out[1].ImagesPerSec)
+	}
+	if kind == vae.KindANNVAE {
+		if rss := peakRSS(); rss != "" {
+			fmt.Fprintf(w, "peak RSS: %s\n", rss)
+		}
+		return out, nil
 	}
 	fmt.Fprintf(w, "LIF layer alone, forward + backward (T %d):\n", c.Model.T)
 	for _, shape := range [][]int64{{c.Model.T * int64(c.Batch), 256, 8, 8}, {c.Model.T * int64(c.Batch), 32, 16, 16}} {
@@ -96,17 +103,22 @@ func benchSteps(c BenchConfig, perStep bool) (BenchResult, error) {
 	name := "fused LIF"
 	if perStep {
 		name = "per-step LIF (baseline)"
+	} else if c.Model.KindName() == vae.KindANNVAE {
+		name = "ANN VAE"
 	}
 	res := BenchResult{Name: name}
 	if err := native.ManualSeed(0); err != nil {
 		return res, err
 	}
-	m, err := vae.New(newVarStore(c.Device), c.Model, gotch.Float)
+	m, err := vae.NewNet(newVarStore(c.Device), c.Model, gotch.Float)
 	if err != nil {
 		return res, err
 	}
-	m.UsePerStepLIF(perStep)
-	opt, err := NewAdamW(m.VS, DefaultAdamWConfig())
+	if p, ok := m.(interface{ UsePerStepLIF(bool) }); ok {
+		p.UsePerStepLIF(perStep)
+	}
+	m.SetEpoch(0, 1, 1)
+	opt, err := NewAdamW(m.VarStore(), DefaultAdamWConfig())
 	if err != nil {
 		return res, err
 	}
@@ -134,13 +146,8 @@ func benchSteps(c BenchConfig, perStep bool) (BenchResult, error) {
 
 // benchStep is one training step: forward, loss, backward, AdamW, and a copy of the loss to the
 // host (a sync point, as the trainer has).
-func benchStep(m *vae.Model, opt *AdamW, x *ts.Tensor) error {
-	out, err := m.Forward(x, nil, true)
-	if err != nil {
-		return err
-	}
-	defer out.Drop()
-	loss, err := m.Loss(out, x)
+func benchStep(m vae.Net, opt *AdamW, x *ts.Tensor) error {
+	loss, err := m.Objective(x, true)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ const (
 // SaveCheckpoint writes the model, the optimizer state (opt may be nil), libtorch's RNG state and meta
 // to path atomically: a temporary file is written and synced, then renamed over path, so a crash at
 // any moment leaves the previous file intact. The archive is libtorch's format with a checksum entry.
-func SaveCheckpoint(path string, m *vae.Model, opt *AdamW, meta Meta) error {
+func SaveCheckpoint(path string, m vae.Net, opt *AdamW, meta Meta) error {
 	meta.Format = CheckpointFormat
 	meta.Saved = time.Now().UTC()
 	js, err := json.Marshal(meta)
@@ -75,7 +75,7 @@ func SaveCheckpoint(path string, m *vae.Model, opt *AdamW, meta Meta) error {
 	var owned []*ts.Tensor
 	defer func() { nn.Drop(owned...) }()
 	defer runtime.KeepAlive(m) // vars holds copies of the VarStore's handles
-	vars := m.VS.Variables()
+	vars := m.VarStore().Variables()
 	keys := make([]string, 0, len(vars))
 	for k := range vars {
 		keys = append(keys, k)
@@ -107,7 +107,7 @@ func SaveCheckpoint(path string, m *vae.Model, opt *AdamW, meta Meta) error {
 		names = append(names, rngKey)
 		tensors = append(tensors, rng)
 		// On a GPU the noise of every step comes from the device's generator: keep it too.
-		if dev := m.VS.Device(); dev.IsCuda() {
+		if dev := m.VarStore().Device(); dev.IsCuda() {
 			crng, err := native.GetCUDARNGState(dev.Value)
 			if err != nil {
 				return err
@@ -154,6 +154,9 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	if meta.Format != CheckpointFormat {
 		return nil, fmt.Errorf("%s has format %q, this esvae reads %q", path, meta.Format, CheckpointFormat)
 	}
+	if meta.Config.Model.Kind == "" { // written before model.kind existed
+		meta.Config.Model.Kind = vae.KindESVAE
+	}
 	if err := meta.Config.Model.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: damaged metadata: %w", path, err)
 	}
@@ -173,9 +176,10 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	// NewModel allocates what the metadata's architecture says: it must be the one of the tensors.
 	mc := meta.Config.Model
 	arch, err := vae.InferConfig(c.Model)
-	if err == nil && (arch.InChannels != mc.InChannels || arch.LatentDim != mc.LatentDim || arch.T != mc.T || arch.Large != mc.Large) {
-		err = fmt.Errorf("the tensors have in_channels %d, latent_dim %d, timesteps %d, large %v",
-			arch.InChannels, arch.LatentDim, arch.T, arch.Large)
+	if err == nil && (arch.KindName() != mc.KindName() || arch.InChannels != mc.InChannels || arch.LatentDim != mc.LatentDim ||
+		arch.T != mc.T && mc.KindName() != vae.KindANNVAE || arch.Large != mc.Large || arch.KindName() == vae.KindFSVAE && arch.FSVAE.K != mc.FSVAE.K) {
+		err = fmt.Errorf("the tensors are of kind %s with in_channels %d, latent_dim %d, timesteps %d, large %v",
+			arch.KindName(), arch.InChannels, arch.LatentDim, arch.T, arch.Large)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s is damaged: its metadata's model (in_channels %d, latent_dim %d, timesteps %d, large %v) "+
@@ -184,9 +188,9 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	return c, nil
 }
 
-// NewModel builds the checkpoint's architecture on device in float32 and loads its weights.
-func (c *Checkpoint) NewModel(device gotch.Device) (*vae.Model, error) {
-	m, err := vae.New(newVarStore(device), c.Meta.Config.Model, gotch.Float)
+// NewModel builds the checkpoint's architecture (of its kind) on device in float32 and loads its weights.
+func (c *Checkpoint) NewModel(device gotch.Device) (vae.Net, error) {
+	m, err := vae.NewNet(newVarStore(device), c.Meta.Config.Model, gotch.Float)
 	if err != nil {
 		return nil, err
 	}
@@ -195,8 +199,11 @@ func (c *Checkpoint) NewModel(device gotch.Device) (*vae.Model, error) {
 
 // LoadInto copies the checkpoint's parameters and buffers into m; every variable must be present
 // with its shape. Errors name the checkpoint file.
-func (c *Checkpoint) LoadInto(m *vae.Model) error {
-	vars := m.VS.Variables()
+func (c *Checkpoint) LoadInto(m vae.Net) error {
+	if err := vae.CheckKind("checkpoint "+c.Path, c.Meta.Config.Model, m.Config()); err != nil {
+		return err
+	}
+	vars := m.VarStore().Variables()
 	names := make([]string, 0, len(vars))
 	for name := range vars {
 		names = append(names, name)

@@ -39,6 +39,9 @@ type DataConfig struct {
 	TrainLimit int `mapstructure:"train_limit" json:"train_limit"`
 	// TestLimit uses only the first N test images for the per-epoch evaluation (0: all).
 	TestLimit int `mapstructure:"test_limit" json:"test_limit"`
+	// NoAugment turns off the training set's random flips (CIFAR-10, CelebA), as the reference's
+	// ANN VAE loader does for CIFAR-10. Default false.
+	NoAugment bool `mapstructure:"no_augment" json:"no_augment"`
 }
 
 // Config is the whole training configuration; it is stored in every checkpoint.

@@ -127,16 +127,9 @@ func (t *trainer) reconstruct(imgs []float32, n, c, h, w int, want bool) (float6
 
 // ReconstructBatch encodes, samples and decodes x in evaluation mode; it returns the MSE against x
 // and, when want, the reconstructions as float32.
-func ReconstructBatch(m *vae.Model, x *ts.Tensor, want bool) (mse float64, out []float32, err error) {
+func ReconstructBatch(m vae.Net, x *ts.Tensor, want bool) (mse float64, out []float32, err error) {
 	err = nn.Catch(func() {
-		e, rq, err := m.Encode(x, false)
-		nn.Check(err)
-		nn.Drop(e)
-		defer nn.Drop(rq)
-		z, err := m.SamplePosterior(rq, nil)
-		nn.Check(err)
-		defer nn.Drop(z)
-		xh, err := m.Decode(z, false)
+		xh, err := m.Reconstruct(x)
 		nn.Check(err)
 		defer nn.Drop(xh)
 		l := nn.M(xh.MseLoss(x, 1, false))
@@ -166,13 +159,12 @@ func interleave(in, out []float32, n, size, nrow int) []float32 {
 func (t *trainer) sampleGrid(epoch int) error {
 	var err error
 	nn.NoGrad(func() {
-		var xh, z *ts.Tensor
-		xh, z, err = t.model.Generate(int64(t.cfg.Samples), nil)
+		var xh *ts.Tensor
+		xh, err = t.model.Sample(int64(t.cfg.Samples))
 		if err != nil {
 			return
 		}
 		defer nn.Drop(xh)
-		nn.Drop(z)
 		var imgs []float32
 		if imgs, err = toFloat32(xh); err != nil {
 			return
@@ -195,7 +187,7 @@ func OpenData(ctx context.Context, c DataConfig, split data.Split, limit int) (d
 
 // ReconstructGrid reconstructs the first n images of ds in evaluation mode and returns the mean MSE,
 // a grid of inputs beside reconstructions (alternating rows of 8) and the image count.
-func ReconstructGrid(m *vae.Model, ds data.Dataset, dev gotch.Device, n int) (float64, []float32, int, error) {
+func ReconstructGrid(m vae.Net, ds data.Dataset, dev gotch.Device, n int) (float64, []float32, int, error) {
 	n = min(n, ds.Len())
 	c, h, w := ds.Shape()
 	imgs := make([]float32, 0, n*c*h*w)

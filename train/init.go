@@ -79,13 +79,16 @@ func (t *trainer) initFrom(path string) error {
 		load = func() error { return ck.LoadInto(t.model) }
 	}
 	defer free()
+	if err := vae.CheckKind("--init "+path, src, t.cfg.Model); err != nil {
+		return err
+	}
 	if a, b := architecture(src), architecture(t.cfg.Model); a != b {
 		return fmt.Errorf("--init %s holds %s, the configuration asks for %s: set model.in_channels, model.latent_dim, model.timesteps and model.large to the file's", path, a, b)
 	}
 	if err := load(); err != nil {
 		return fmt.Errorf("--init %s: %w", path, err)
 	}
-	if src != t.cfg.Model {
+	if src.Relevant() != t.cfg.Model.Relevant() {
 		t.log.Info().Interface("file", src).Interface("config", t.cfg.Model).Msg("--init: the file's other model settings differ from the configuration's; the configuration's are used")
 	}
 	t.meta.Source = "initialised from " + path
@@ -95,9 +98,12 @@ func (t *trainer) initFrom(path string) error {
 
 // architecture describes what the weights' shapes and meaning depend on.
 func architecture(c vae.Config) string {
-	name := "ESVAE"
+	name := map[string]string{vae.KindESVAE: "ESVAE", vae.KindFSVAE: "FSVAE", vae.KindANNVAE: "ANN VAE"}[c.KindName()]
 	if c.Large {
-		name = "ESVAE-Large"
+		name += "-Large"
+	}
+	if c.KindName() == vae.KindFSVAE {
+		name += fmt.Sprintf(" (k %d)", c.FSVAE.K)
 	}
 	return fmt.Sprintf("%s (in_channels %d, latent_dim %d, timesteps %d)", name, c.InChannels, c.LatentDim, c.T)
 }

@@ -56,10 +56,10 @@ func hostValues(t *testing.T, x *ts.Tensor) []float32 {
 }
 
 // sameWeights reports the first variable of a whose values differ from b's ("" when all agree).
-func sameWeights(t *testing.T, a, b *vae.Model) string {
+func sameWeights(t *testing.T, a, b vae.Net) string {
 	t.Helper()
-	bv := b.VS.Variables()
-	for name, v := range a.VS.Variables() {
+	bv := b.VarStore().Variables()
+	for name, v := range a.VarStore().Variables() {
 		w := bv[name]
 		if !slices.Equal(hostValues(t, &v), hostValues(t, &w)) {
 			return name
@@ -149,7 +149,7 @@ func TestInitFromReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	const key = "before_latent_layer.weight"
-	got := tr.model.VS.Variables()[key]
+	got := tr.model.VarStore().Variables()[key]
 	if !slices.Equal(hostValues(t, &got), hostValues(t, sd[key])) {
 		t.Fatalf("%s differs from the .pth's after --init", key)
 	}

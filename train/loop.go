@@ -64,13 +64,14 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	defer cancelLoader()
 	loader, err := data.NewLoader(lctx, trainDS, data.LoaderConfig{
 		BatchSize: cfg.Data.BatchSize, Shuffle: true, DropLast: true, Workers: cfg.Data.Workers,
-		Seed: cfg.Seed, Augment: true, Epochs: cfg.Epochs,
+		Seed: cfg.Seed, Augment: !cfg.Data.NoAugment, Epochs: cfg.Epochs,
 	}, t.meta.Epoch, t.meta.Batch)
 	if err != nil {
 		return nil, err
 	}
 	defer loader.Close()
 	perEpoch := loader.BatchesPerEpoch()
+	t.perEpoch = perEpoch
 	if perEpoch == 0 {
 		return nil, fmt.Errorf("data set %s has %d training images, fewer than one batch of %d: lower data.batch_size", cfg.Data.Name, trainDS.Len(), cfg.Data.BatchSize)
 	}
@@ -169,14 +170,10 @@ func (t *trainer) step(b *data.Batch, c, h, w int) error {
 		return fmt.Errorf("step %d: %w", t.meta.Step+1, err)
 	}
 	defer nn.Drop(x)
-	out, err := t.model.Forward(x, nil, true)
+	t.model.SetEpoch(b.Epoch, t.cfg.Epochs, t.perEpoch)
+	loss, err := t.model.Objective(x, true)
 	if err != nil {
 		return fmt.Errorf("step %d: forward: %w%s", t.meta.Step+1, err, oomHint(err))
-	}
-	defer out.Drop()
-	loss, err := t.model.Loss(out, x)
-	if err != nil {
-		return fmt.Errorf("step %d: loss: %w", t.meta.Step+1, err)
 	}
 	defer loss.Drop()
 	if err := loss.Total.Backward(); err != nil {
@@ -191,13 +188,8 @@ func (t *trainer) step(b *data.Batch, c, h, w int) error {
 	t.meta.Step++
 	var m *ts.Tensor
 	err = nn.Catch(func() {
-		var rq, rp *ts.Tensor
 		nn.NoGrad(func() {
-			rq = nn.M(out.RQ.Mean(out.RQ.DType(), false))
-			defer nn.Drop(rq)
-			rp = nn.M(out.RP.Mean(out.RP.DType(), false))
-			defer nn.Drop(rp)
-			m = nn.M(ts.Stack([]*ts.Tensor{loss.Total, loss.MSE, loss.MMD, rq, rp}, 0)) // (5,)
+			m = nn.M(ts.Stack([]*ts.Tensor{loss.Total, loss.MSE, loss.MMD, loss.MeanQ, loss.MeanP}, 0)) // (5,)
 		})
 	})
 	if err != nil {

@@ -59,13 +59,15 @@ type trainer struct {
 	opts    Options
 	log     zerolog.Logger
 	dev     gotch.Device
-	model   *vae.Model
+	model   vae.Net
 	opt     *AdamW
 	run     *runDir
 	meta    Meta
 	metric  *vis.MetricsLog
 	hist    history
 	metrics stepMetrics
+	// perEpoch is the number of training batches per epoch (for Net.SetEpoch).
+	perEpoch int
 }
 
 // Run trains ESVAE as cfg says, writing checkpoints, grids, metrics and plots into cfg.Out. It
@@ -95,10 +97,10 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (*Re
 	if err := native.ManualSeed(cfg.Seed); err != nil {
 		return nil, err
 	}
-	if t.model, err = vae.New(newVarStore(dev), cfg.Model, gotch.Float); err != nil {
+	if t.model, err = vae.NewNet(newVarStore(dev), cfg.Model, gotch.Float); err != nil {
 		return nil, err
 	}
-	if t.opt, err = NewAdamW(t.model.VS, cfg.Optim); err != nil {
+	if t.opt, err = NewAdamW(t.model.VarStore(), cfg.Optim); err != nil {
 		return nil, err
 	}
 	t.meta = Meta{Config: cfg, Versions: opts.Versions}
@@ -143,7 +145,11 @@ func (t *trainer) resumePoint() (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resuming: %w", err)
 	}
-	if !reflect.DeepEqual(ckpt.Meta.Config.Model, t.cfg.Model) {
+	if err := vae.CheckKind("resuming: checkpoint "+path, ckpt.Meta.Config.Model, t.cfg.Model); err != nil {
+		ckpt.Drop()
+		return nil, err
+	}
+	if !reflect.DeepEqual(ckpt.Meta.Config.Model.Relevant(), t.cfg.Model.Relevant()) {
 		return nil, fmt.Errorf("resuming from %s: the configuration's model %+v contradicts the checkpoint's %+v; the architecture comes from the checkpoint: drop the model settings or use the checkpoint's", path, t.cfg.Model, ckpt.Meta.Config.Model)
 	}
 	if len(ckpt.Optim) == 0 || ckpt.RNG == nil {

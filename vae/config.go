@@ -18,8 +18,40 @@ import (
 	"github.com/esvae-go/esvae/spiking"
 )
 
-// Config describes one ESVAE network.
+// Model kinds (model.kind): ESVAE, and the two baselines of the paper's Table I.
+const (
+	KindESVAE  = "esvae"  // the spiking VAE with a Poisson latent (this project's subject)
+	KindFSVAE  = "fsvae"  // FSVAE (Kamata et al., AAAI 2022): autoregressive Bernoulli latent
+	KindANNVAE = "annvae" // a conventional VAE on the same backbone (conv, BN, LeakyReLU)
+)
+
+// Kinds lists the model kinds.
+func Kinds() []string { return []string{KindESVAE, KindFSVAE, KindANNVAE} }
+
+// FSVAEConfig holds FSVAE's own settings (BASELINES-SPEC 1).
+type FSVAEConfig struct {
+	// K is the number of output copies per latent of the autoregressive nets (the Bernoulli
+	// probability is their mean). Default 20.
+	K int64 `mapstructure:"k" json:"k"`
+	// Scheduled turns on scheduled sampling of the prior's input in training (every reference
+	// config). Default true.
+	Scheduled bool `mapstructure:"scheduled" json:"scheduled"`
+	// TauS is the PSP filter constant of the distance loss. Default 2.
+	TauS float64 `mapstructure:"tau_s" json:"tau_s"`
+}
+
+// ANNVAEConfig holds the conventional VAE's settings (BASELINES-SPEC 2).
+type ANNVAEConfig struct {
+	// KLDWeight is w in MSE + w * KLD. 0 (the default) means the reference's 1 / (batches per epoch
+	// of the loader in use), set by the trainer each epoch.
+	KLDWeight float64 `mapstructure:"kld_weight" json:"kld_weight"`
+}
+
+// Config describes one network: ESVAE (the default kind) or a baseline.
 type Config struct {
+	// Kind is esvae, fsvae or annvae. Default esvae; "" reads as esvae (checkpoints from before
+	// the baselines).
+	Kind string `mapstructure:"kind" json:"kind"`
 	// InChannels is 1 (MNIST, Fashion-MNIST) or 3 (CIFAR-10, CelebA). Default 1.
 	InChannels int64 `mapstructure:"in_channels" json:"in_channels"`
 	// LatentDim is the latent length L (paper 128; the reference MNIST yaml uses 32). Default 128.
@@ -35,17 +67,45 @@ type Config struct {
 	MMDWeight float64 `mapstructure:"mmd_weight" json:"mmd_weight"`
 	// ReadoutDecay is the membrane readout's decay. Default 0.8.
 	ReadoutDecay float64 `mapstructure:"readout_decay" json:"readout_decay"`
+	// FSVAE is used by kind fsvae only.
+	FSVAE FSVAEConfig `mapstructure:"fsvae" json:"fsvae"`
+	// ANNVAE is used by kind annvae only.
+	ANNVAE ANNVAEConfig `mapstructure:"annvae" json:"annvae"`
+}
+
+// Relevant returns c with the settings of the other kinds zeroed (FSVAE's for a non-FSVAE model, the
+// ANN VAE's for others) and Kind spelled out: two configurations describe the same model when their
+// Relevant forms are equal (checkpoints written before model.kind existed have no FSVAE settings).
+func (c Config) Relevant() Config {
+	c.Kind = c.KindName()
+	if c.Kind != KindFSVAE {
+		c.FSVAE = FSVAEConfig{}
+	}
+	if c.Kind != KindANNVAE {
+		c.ANNVAE = ANNVAEConfig{}
+	}
+	return c
+}
+
+// KindName is c.Kind, with "" read as esvae.
+func (c Config) KindName() string {
+	if c.Kind == "" {
+		return KindESVAE
+	}
+	return c.Kind
 }
 
 // DefaultConfig returns the paper's ESVAE for 1-channel 32x32 images.
 func DefaultConfig() Config {
 	return Config{
+		Kind:         KindESVAE,
 		InChannels:   1,
 		LatentDim:    128,
 		T:            16,
 		LIF:          spiking.DefaultLIFConfig(),
 		MMDWeight:    0.001,
 		ReadoutDecay: 0.8,
+		FSVAE:        FSVAEConfig{K: 20, Scheduled: true, TauS: 2},
 	}
 }
 
@@ -71,6 +131,22 @@ func (c Config) flat() int64 { h := c.hidden(); return h[len(h)-1] * 4 }
 // Validate reports every bad field by name.
 func (c Config) Validate() error {
 	var errs []error
+	switch c.KindName() {
+	case KindESVAE, KindFSVAE, KindANNVAE:
+	default:
+		errs = append(errs, fmt.Errorf("model.kind %q is not one of esvae, fsvae, annvae", c.Kind))
+	}
+	if c.KindName() == KindFSVAE {
+		if c.FSVAE.K < 1 {
+			errs = append(errs, fmt.Errorf("model.fsvae.k = %d: must be >= 1 (reference 20)", c.FSVAE.K))
+		}
+		if !(c.FSVAE.TauS >= 1) || math.IsInf(c.FSVAE.TauS, 0) {
+			errs = append(errs, fmt.Errorf("model.fsvae.tau_s = %g: must be >= 1 and finite (reference 2)", c.FSVAE.TauS))
+		}
+	}
+	if !(c.ANNVAE.KLDWeight >= 0) || math.IsInf(c.ANNVAE.KLDWeight, 0) {
+		errs = append(errs, fmt.Errorf("model.annvae.kld_weight = %g: must be >= 0 and finite (0: 1 / batches per epoch)", c.ANNVAE.KLDWeight))
+	}
 	if c.InChannels != 1 && c.InChannels != 3 {
 		errs = append(errs, fmt.Errorf("model.in_channels = %d: use 1 (grey) or 3 (RGB)", c.InChannels))
 	}

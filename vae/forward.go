@@ -33,12 +33,14 @@ func (o *Output) Drop() {
 	}
 }
 
-func (m *Model) checkImages(x *ts.Tensor) error {
+func (m *Model) checkImages(x *ts.Tensor) error { return checkImages(m.Cfg, x) }
+
+func checkImages(cfg Config, x *ts.Tensor) error {
 	s, err := x.Size()
 	if err != nil {
 		return err
 	}
-	c, side := m.Cfg.InChannels, m.Cfg.ImageSize()
+	c, side := cfg.InChannels, cfg.ImageSize()
 	if len(s) != 4 || s[1] != c || s[2] != side || s[3] != side {
 		return fmt.Errorf("model expects images of shape (N, %d, %d, %d), got %v", c, side, side, s)
 	}

@@ -6,16 +6,20 @@ import (
 	"github.com/esvae-go/esvae/nn"
 )
 
-// Loss holds the training objective MSE + lambda * MMD^2 and its parts (scalars, caller-owned).
+// Loss holds a training objective and its parts (scalars, caller-owned). For ESVAE Total =
+// MSE + lambda * MMD^2; for FSVAE MMD holds the PSP distance (Total = MSE + dist); for the ANN VAE
+// it holds the KL divergence (Total = MSE + w * KLD).
 type Loss struct {
 	Total, MSE, MMD *ts.Tensor
+	// MeanQ and MeanP are diagnostics without gradient, set by Net.Objective (nil from Model.Loss):
+	// the mean posterior and prior rate (ESVAE), the mean posterior and prior firing probability
+	// (FSVAE), the mean of mu and of exp(logvar) (ANN VAE).
+	MeanQ, MeanP *ts.Tensor
 }
 
-// Drop frees the three scalars.
+// Drop frees the scalars.
 func (l *Loss) Drop() {
-	nn.Drop(l.Total)
-	nn.Drop(l.MSE)
-	nn.Drop(l.MMD)
+	nn.Drop(l.Total, l.MSE, l.MMD, l.MeanQ, l.MeanP)
 }
 
 // Loss computes mean((x_hat - x)^2) + lambda * MMD^2(r_q, r_p) for one forward output.

@@ -93,7 +93,9 @@ func (m *Model) build() {
 		panic(&nn.OpError{Err: err})
 	}
 	m.readout = r
-	m.sample = nn.NewLinear(nn.At(root, "sample_layer.0"), c.LatentDim, c.LatentDim, dt)
+	if c.KindName() == KindESVAE { // FSVAE shares the backbone but has no bottleneck
+		m.sample = nn.NewLinear(nn.At(root, "sample_layer.0"), c.LatentDim, c.LatentDim, dt)
+	}
 }
 
 // layer applies l's op, tdBN and LIF to x (T*N, ...); it drops x when own is true.

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/pickle"
 	"github.com/sugarme/gotch/ts"
 
@@ -198,6 +200,10 @@ func storageToTensor(st *pickle.StorageTensor) (*ts.Tensor, error) {
 // time steps and network size. Other fields keep the defaults.
 func InferConfig(sd map[string]*ts.Tensor) (Config, error) {
 	cfg := DefaultConfig()
+	cfg.Kind = InferKind(sd)
+	if cfg.Kind == KindANNVAE {
+		return inferANNConfig(sd, cfg)
+	}
 	need := func(k string, rank int) ([]int64, error) {
 		t, ok := sd[k]
 		if !ok {
@@ -231,7 +237,32 @@ func InferConfig(sd map[string]*ts.Tensor) (Config, error) {
 		return cfg, err
 	}
 	cfg.T = s[4]
+	if cfg.Kind == KindFSVAE {
+		if s, err = need("prior.layers.2.weight", 2); err != nil {
+			return cfg, err
+		}
+		if s[0]%cfg.LatentDim != 0 {
+			return cfg, fmt.Errorf("prior.layers.2.weight has shape %v: its rows must be k * latent_dim (%d)", s, cfg.LatentDim)
+		}
+		cfg.FSVAE.K = s[0] / cfg.LatentDim
+	}
 	return cfg, cfg.Validate()
+}
+
+// InferKind tells the model kind of a state_dict from its keys: fc_mu.* (ANN VAE), sample_layer.*
+// (ESVAE, whose reference checkpoints also carry unused prior.* / posterior.*), or posterior.*
+// without sample_layer.* (FSVAE). Anything else is taken for ESVAE (InferConfig then names what lacks).
+func InferKind(sd map[string]*ts.Tensor) string {
+	_, ann := sd["fc_mu.weight"]
+	_, sample := sd["sample_layer.0.weight"]
+	_, post := sd["posterior.layers.0.weight"]
+	switch {
+	case ann:
+		return KindANNVAE
+	case post && !sample:
+		return KindFSVAE
+	}
+	return KindESVAE
 }
 
 // ignoredKey reports keys of the authors' checkpoints that the model does not use: the FSVAE
@@ -245,13 +276,19 @@ func ignoredKey(k string) bool {
 // (.., 3, 3, 1) become (.., 3, 3)); values are cast to the model's dtype and device. It returns the
 // keys it ignored. An unknown key that is not a known leftover is an error.
 func (m *Model) LoadStateDict(sd map[string]*ts.Tensor) (ignored []string, err error) {
-	vars := m.VS.Variables()
+	return loadStateDict(m.VS, m.DType, sd, ignoredKey, "ESVAE")
+}
+
+// loadStateDict copies sd into the variables of vs (see Model.LoadStateDict); keys for which
+// ignore is true may be absent from the model.
+func loadStateDict(vs *gnn.VarStore, dtype gotch.DType, sd map[string]*ts.Tensor, ignore func(string) bool, model string) (ignored []string, err error) {
+	vars := vs.Variables()
 	for k := range sd {
 		if _, ok := vars[k]; ok {
 			continue
 		}
-		if !ignoredKey(k) {
-			return nil, fmt.Errorf("state_dict key %q is not part of this ESVAE (wrong architecture?)", k)
+		if !ignore(k) {
+			return nil, fmt.Errorf("state_dict key %q is not part of this %s (wrong architecture or kind?)", k, model)
 		}
 		ignored = append(ignored, k)
 	}
@@ -265,7 +302,7 @@ func (m *Model) LoadStateDict(sd map[string]*ts.Tensor) (ignored []string, err e
 		v := vars[k]
 		src, ok := sd[k]
 		if !ok {
-			return nil, fmt.Errorf("state_dict lacks %q", k)
+			return nil, fmt.Errorf("state_dict lacks %q (not a %s state_dict?)", k, model)
 		}
 		err := nn.Catch(func() {
 			want, got := nn.Size(&v), nn.Size(src)
@@ -273,7 +310,7 @@ func (m *Model) LoadStateDict(sd map[string]*ts.Tensor) (ignored []string, err e
 				nn.Check(fmt.Errorf("has shape %v, the model needs %v", got, want))
 			}
 			r := nn.M(src.View(want, false))
-			c := drop(r, nn.M(r.Totype(m.DType, false)))
+			c := drop(r, nn.M(r.Totype(dtype, false)))
 			c = drop(c, nn.M(c.To(nn.Device(&v), false)))
 			defer nn.Drop(c)
 			nn.NoGrad(func() { v.Copy_(c) })
@@ -282,7 +319,7 @@ func (m *Model) LoadStateDict(sd map[string]*ts.Tensor) (ignored []string, err e
 			return nil, fmt.Errorf("state_dict %q: %w", k, err)
 		}
 	}
-	runtime.KeepAlive(m) // the map holds copies of the VarStore's handles: keep their owner alive
+	runtime.KeepAlive(vs) // the map holds copies of the VarStore's handles: keep their owner alive
 	return ignored, nil
 }
 
@@ -301,3 +338,5 @@ func sameShape(model, ref []int64) bool {
 	}
 	return true
 }
+
+func hasSuffix(s, suffix string) bool { return strings.HasSuffix(s, suffix) }

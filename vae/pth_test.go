@@ -152,7 +152,7 @@ func TestImportErrors(t *testing.T) {
 	}
 	wrong := copyMap(sd)
 	wrong["encoder.2.weight"] = ts.MustZeros([]int64{128, 64, 5, 5, 1}, gotch.Float, gotch.CPU)
-	if _, err := m.LoadStateDict(wrong); err == nil || !strings.Contains(err.Error(), `"encoder.2.weight" has shape [128 64 5 5 1]`) {
+	if _, err := m.LoadStateDict(wrong); err == nil || !strings.Contains(err.Error(), `"encoder.2.weight": has shape [128 64 5 5 1]`) {
 		t.Fatalf("wrong shape: %v", err)
 	}
 	extra := copyMap(sd)

@@ -9,6 +9,7 @@ import (
 func newBenchCommand(a *app) *cobra.Command {
 	var batch, steps, warmup int
 	var baseline bool
+	var kind string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Time training steps (fused LIF against the per-step baseline in the same process)",
@@ -18,7 +19,11 @@ func newBenchCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = train.Bench(a.stdout, train.BenchConfig{Batch: batch, Steps: steps, Warmup: warmup, Model: a.cfg.Model, Device: dev, PerStep: baseline})
+			mc := a.cfg.Model
+			if kind != "" {
+				mc.Kind = kind
+			}
+			_, err = train.Bench(a.stdout, train.BenchConfig{Batch: batch, Steps: steps, Warmup: warmup, Model: mc, Device: dev, PerStep: baseline})
 			return err
 		},
 	}
@@ -26,7 +31,8 @@ func newBenchCommand(a *app) *cobra.Command {
 	f.IntVar(&batch, "batch", 32, "images per step")
 	f.IntVar(&steps, "steps", 5, "timed steps")
 	f.IntVar(&warmup, "warmup", 1, "untimed steps first")
-	f.BoolVar(&baseline, "baseline", true, "also time the per-step LIF baseline")
+	f.BoolVar(&baseline, "baseline", true, "also time the per-step LIF baseline (spiking kinds)")
+	f.StringVar(&kind, "kind", "", "model kind to time: esvae, fsvae or annvae (default: the config's model.kind)")
 	deviceFlag(f)
 	return cmd
 }

@@ -13,13 +13,14 @@ import (
 )
 
 func newImportCommand(a *app) *cobra.Command {
-	var pth, out string
+	var pth, out, kind string
 	cmd := &cobra.Command{
 		Use:   "import",
-		Short: "Convert a PyTorch .pth state_dict of the authors' ESVAE into an esvae checkpoint",
+		Short: "Convert a PyTorch .pth state_dict of the authors' ESVAE, FSVAE or ANN VAE into an esvae checkpoint",
 		Long: `Reads a torch.save state_dict (zip format, torch >= 1.6) of the reference implementation,
-infers the architecture (channels, latent length, time steps, ESVAE or ESVAE-Large), ignores the
-unused prior.* / posterior.* entries, checks every key and shape, and writes a checkpoint that
+infers the kind (fc_mu.* = ANN VAE; posterior.* without sample_layer.* = FSVAE; else ESVAE) and the
+architecture (channels, latent length, time steps, k, 32x32 or Large), ignores ESVAE's unused
+prior.* / posterior.* entries, checks every key and shape, and writes a checkpoint that
 esvae sample, reconstruct and eval read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -33,7 +34,10 @@ esvae sample, reconstruct and eval read.`,
 			if err != nil {
 				return err
 			}
-			m, err := vae.New(gnn.NewVarStore(gotch.CPU), mc, gotch.Float)
+			if kind != "" && kind != mc.KindName() {
+				return fmt.Errorf("%s holds a %s state_dict but --kind %s was given", pth, mc.KindName(), kind)
+			}
+			m, err := vae.NewNet(gnn.NewVarStore(gotch.CPU), mc, gotch.Float)
 			if err != nil {
 				return err
 			}
@@ -47,12 +51,13 @@ esvae sample, reconstruct and eval read.`,
 			if err := train.SaveCheckpoint(out, m, nil, meta); err != nil {
 				return err
 			}
-			a.log.Info().Str("checkpoint", out).Int64("in_channels", mc.InChannels).Int64("latent_dim", mc.LatentDim).
+			a.log.Info().Str("checkpoint", out).Str("kind", mc.KindName()).Int64("in_channels", mc.InChannels).Int64("latent_dim", mc.LatentDim).
 				Int64("timesteps", mc.T).Bool("large", mc.Large).Strs("ignored", ignored).Msg("imported")
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&pth, "pth", "", "PyTorch state_dict to read")
 	cmd.Flags().StringVar(&out, "out", "", "checkpoint to write")
+	cmd.Flags().StringVar(&kind, "kind", "", "expected model kind (esvae, fsvae, annvae); default: inferred from the keys")
 	return cmd
 }

@@ -45,12 +45,11 @@ func newSampleCommand(a *app) *cobra.Command {
 			var imgs []float32
 			for done := 0; done < n; done += chunk {
 				k := min(chunk, n-done)
-				var xh, z *ts.Tensor
-				nn.NoGrad(func() { xh, z, err = m.Generate(int64(k), nil) })
+				var xh *ts.Tensor
+				nn.NoGrad(func() { xh, err = m.Sample(int64(k)) })
 				if err != nil {
 					return err
 				}
-				z.MustDrop()
 				v, err := toHost(xh)
 				xh.MustDrop()
 				if err != nil {
@@ -58,7 +57,7 @@ func newSampleCommand(a *app) *cobra.Command {
 				}
 				imgs = append(imgs, v...)
 			}
-			c, s := int(m.Cfg.InChannels), int(m.Cfg.ImageSize())
+			c, s := int(m.Config().InChannels), int(m.Config().ImageSize())
 			if out != "" {
 				if err := vis.SaveGrid(out, imgs, n, c, s, s, nrow, 2); err != nil {
 					return err
@@ -91,7 +90,7 @@ func toHost(t *ts.Tensor) ([]float32, error) { return train.HostFloat32(t) }
 
 // openModel locks the goroutine to its thread (libtorch's grad mode is per thread), loads a
 // checkpoint and builds its model on the configured device.
-func (a *app) openModel(path string) (*vae.Model, gotch.Device, *train.Checkpoint, error) {
+func (a *app) openModel(path string) (vae.Net, gotch.Device, *train.Checkpoint, error) {
 	if err := nn.LockThread(); err != nil {
 		return nil, gotch.CPU, nil, err
 	}

@@ -1,0 +1,374 @@
+// Comparing the model kinds (esvae compare): the paper's Table I on one data set, one budget.
+
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/sugarme/gotch"
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
+
+	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/internal/native"
+	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/vae"
+	"github.com/esvae-go/esvae/vis"
+)
+
+// CompareEntry is one model of a comparison: a training configuration (its Model.Kind says which
+// model), and optionally a checkpoint to take instead of training.
+type CompareEntry struct {
+	Config     Config
+	Checkpoint string
+}
+
+// CompareConfig sets up a comparison.
+type CompareConfig struct {
+	Entries []CompareEntry
+	// Out is the folder of the report, the picture and (for trained models) one run folder per kind.
+	Out string
+	// TestLimit evaluates the test MSE on the first N test images (0: all).
+	TestLimit int
+	// Samples is the number of generated images per kind in the picture (default 64).
+	Samples int
+	// Seed fixes the noise of the evaluation and the samples.
+	Seed uint64
+	// SpeedSteps is the number of timed training steps (after one warm-up) used to measure the
+	// speed of a model taken from a checkpoint, or of a run that had nothing left to train.
+	SpeedSteps int
+	Versions   map[string]string
+	Progress   io.Writer
+}
+
+// CompareRow is one model's line of the report.
+type CompareRow struct {
+	Kind       string  `json:"kind"`
+	Source     string  `json:"source"` // "trained here (N steps)" or the checkpoint
+	Steps      int64   `json:"steps"`
+	Batch      int     `json:"batch"`
+	TestMSE    float64 `json:"test_mse"`
+	TestImages int     `json:"test_images"`
+	// ImagesPerSec is the training speed (whole steps: forward, loss, backward, AdamW), measured
+	// while training here, else over SpeedSteps timed steps.
+	ImagesPerSec float64 `json:"train_images_per_s"`
+	SpeedFrom    string  `json:"speed_from"`
+	// PeakTensorMB is the most memory held by libtorch CPU tensor storages (MiB) above what was live
+	// when the kind started (native.CountCPUAllocations); 0 where not measured (GPU runs). The
+	// process's resident set is no per-kind measure: malloc keeps what earlier kinds freed.
+	PeakTensorMB float64    `json:"peak_tensor_mib"`
+	Paper        [4]float64 `json:"paper_mse_is_fid_fad"`
+}
+
+// CompareReport is what Compare writes to report.json (and, as a table, report.md).
+type CompareReport struct {
+	Data    string       `json:"data"`
+	Rows    []CompareRow `json:"rows"`
+	Picture string       `json:"picture"`
+	// RankingMatches says whether the order of the kinds by test MSE is the paper's.
+	RankingMatches bool   `json:"ranking_matches_paper"`
+	Ranking        string `json:"ranking"`
+	PaperRanking   string `json:"paper_ranking"`
+	Device         string `json:"device"`
+	Threads        int    `json:"threads"`
+	Written        string `json:"written"`
+}
+
+// PaperTableI holds Table I of the paper (ESVAE-SPEC): MSE, IS, FID, FAD per data set and kind.
+var PaperTableI = map[string]map[string][4]float64{
+	"mnist":   {vae.KindESVAE: {0.013, 5.612, 117.8, 10.99}, vae.KindFSVAE: {0.031, 6.209, 97.06, 35.54}, vae.KindANNVAE: {0.048, 5.947, 112.5, 17.09}},
+	"fashion": {vae.KindESVAE: {0.019, 6.227, 125.3, 11.13}, vae.KindFSVAE: {0.031, 4.551, 90.12, 15.75}, vae.KindANNVAE: {0.050, 4.252, 123.7, 18.08}},
+	"cifar10": {vae.KindESVAE: {0.045, 3.758, 127.0, 14.74}, vae.KindFSVAE: {0.066, 2.945, 175.5, 133.9}, vae.KindANNVAE: {0.105, 2.591, 229.6, 196.9}},
+	"celeba":  {vae.KindESVAE: {0.034, 3.868, 85.33, 51.93}, vae.KindFSVAE: {0.051, 3.697, 101.6, 112.9}, vae.KindANNVAE: {0.059, 3.231, 92.53, 156.9}},
+}
+
+var kindTitle = map[string]string{vae.KindESVAE: "ESVAE", vae.KindFSVAE: "FSVAE", vae.KindANNVAE: "ANN VAE"}
+
+// Compare trains (or takes the checkpoints of) every entry on its data set, evaluates the test
+// reconstruction MSE in evaluation mode, draws samples, and writes report.md, report.json and
+// samples.png into cc.Out. All entries must use one data set. IS, FID and FAD are reported as not
+// available: the evaluation package does not exist yet.
+func Compare(ctx context.Context, cc CompareConfig, log zerolog.Logger) (*CompareReport, error) {
+	if len(cc.Entries) == 0 {
+		return nil, errors.New("compare: no models to compare")
+	}
+	if cc.Samples <= 0 {
+		cc.Samples = 64
+	}
+	if cc.SpeedSteps <= 0 {
+		cc.SpeedSteps = 5
+	}
+	ds := cc.Entries[0].Config.Data.Name
+	seen := map[string]bool{}
+	for _, e := range cc.Entries {
+		if e.Config.Data.Name != ds {
+			return nil, fmt.Errorf("compare: one data set for all models: %s and %s given", ds, e.Config.Data.Name)
+		}
+		k := e.Config.Model.KindName()
+		if seen[k] {
+			return nil, fmt.Errorf("compare: kind %s given twice", k)
+		}
+		seen[k] = true
+		if err := e.Config.Validate(); err != nil {
+			return nil, fmt.Errorf("compare: %s: %w", k, err)
+		}
+	}
+	if err := os.MkdirAll(cc.Out, 0o755); err != nil {
+		return nil, err
+	}
+	// Counting libtorch's CPU storages must start before the models' tensors exist.
+	if err := native.CountCPUAllocations(); err != nil {
+		return nil, err
+	}
+	rep := &CompareReport{Data: ds, Threads: native.NumThreads()}
+	var pics []*image.RGBA
+	var titles []string
+	for _, e := range cc.Entries {
+		row, pic, err := compareOne(ctx, cc, e, log)
+		if err != nil {
+			return nil, fmt.Errorf("compare: %s: %w", e.Config.Model.KindName(), err)
+		}
+		row.Paper = PaperTableI[ds][row.Kind]
+		rep.Rows = append(rep.Rows, row)
+		pics, titles = append(pics, pic), append(titles, kindTitle[row.Kind])
+		rep.Device = e.Config.Device
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("compare: interrupted (the runs saved their checkpoints; run the same command again to continue)")
+		}
+	}
+	rep.Ranking, rep.PaperRanking, rep.RankingMatches = rankings(rep.Rows)
+	rep.Picture = filepath.Join(cc.Out, "samples.png")
+	if err := savePicture(rep.Picture, pics, titles); err != nil {
+		return nil, err
+	}
+	rep.Written = time.Now().UTC().Format(time.RFC3339)
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(cc.Out, "report.json"), append(js, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(cc.Out, "report.md"), []byte(rep.Markdown()), 0o644); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerolog.Logger) (CompareRow, *image.RGBA, error) {
+	cfg := e.Config
+	kind := cfg.Model.KindName()
+	row := CompareRow{Kind: kind, Batch: cfg.Data.BatchSize}
+	runtime.GC() // let the finalizers free the previous kind's tensors before the peaks restart
+	live := native.CPUMemStats().LiveBytes
+	native.ResetCPUPeak()
+	path := e.Checkpoint
+	if path == "" {
+		cfg.Out = filepath.Join(cc.Out, kind)
+		klog := log.With().Str("kind", kind).Logger()
+		res, err := Run(ctx, cfg, Options{Resume: "auto", Progress: cc.Progress, Versions: cc.Versions}, klog)
+		if err != nil {
+			return row, nil, err
+		}
+		if res.Interrupted {
+			return row, nil, fmt.Errorf("interrupted at step %d", res.Steps)
+		}
+		path = filepath.Join(cfg.Out, lastName)
+		if res.ImagesPerSec > 0 {
+			row.ImagesPerSec, row.SpeedFrom = res.ImagesPerSec, "training run"
+			row.PeakTensorMB = float64(native.CPUMemStats().PeakBytes-live) / (1 << 20)
+		}
+		row.Source = fmt.Sprintf("trained here (%s)", cfg.Out)
+	} else {
+		row.Source = e.Checkpoint
+	}
+	ck, err := LoadCheckpoint(path)
+	if err != nil {
+		return row, nil, err
+	}
+	defer ck.Drop()
+	if err := vae.CheckKind("checkpoint "+path, ck.Meta.Config.Model, cfg.Model); err != nil {
+		return row, nil, err
+	}
+	row.Steps = ck.Meta.Step
+	if ck.Meta.Config.Data.BatchSize > 0 && e.Checkpoint != "" {
+		row.Batch = ck.Meta.Config.Data.BatchSize
+	}
+	dev, err := ParseDevice(cfg.Device)
+	if err != nil {
+		return row, nil, err
+	}
+	if row.ImagesPerSec == 0 {
+		runtime.GC()
+		live = native.CPUMemStats().LiveBytes
+		native.ResetCPUPeak()
+		r, err := benchSteps(BenchConfig{Batch: row.Batch, Steps: cc.SpeedSteps, Warmup: 1, Model: ck.Meta.Config.Model, Device: dev}, false)
+		if err != nil {
+			return row, nil, fmt.Errorf("timing training steps: %w", err)
+		}
+		row.ImagesPerSec = r.ImagesPerSec
+		row.SpeedFrom = fmt.Sprintf("%d timed steps", cc.SpeedSteps)
+		row.PeakTensorMB = float64(native.CPUMemStats().PeakBytes-live) / (1 << 20)
+	}
+	if dev.IsCuda() {
+		row.PeakTensorMB = 0 // the CPU counters say nothing about GPU memory
+	}
+	m, err := ck.NewModel(dev)
+	if err != nil {
+		return row, nil, err
+	}
+	if row.TestMSE, row.TestImages, err = testMSE(ctx, m, cfg, cc, dev); err != nil {
+		return row, nil, err
+	}
+	if err := native.ManualSeed(cc.Seed); err != nil {
+		return row, nil, err
+	}
+	var imgs []float32
+	nn.NoGrad(func() {
+		xh, e := m.Sample(int64(cc.Samples))
+		if e != nil {
+			err = e
+			return
+		}
+		defer nn.Drop(xh)
+		imgs, err = nn.HostFloat32(xh)
+	})
+	if err != nil {
+		return row, nil, fmt.Errorf("sampling: %w", err)
+	}
+	c, s := int(cfg.Model.InChannels), int(cfg.Model.ImageSize())
+	log.Info().Str("kind", kind).Float64("test_mse", row.TestMSE).Float64("train_images_per_s", row.ImagesPerSec).
+		Float64("peak_tensor_mib", row.PeakTensorMB).Msg("compared")
+	return row, vis.Grid(imgs, cc.Samples, c, s, s, 8, 2), nil
+}
+
+// testMSE is the mean reconstruction MSE over the test split (CelebA: valid) in evaluation mode.
+func testMSE(ctx context.Context, m vae.Net, cfg Config, cc CompareConfig, dev gotch.Device) (float64, int, error) {
+	split := data.Test
+	if cfg.Data.Name == "celeba" {
+		split = data.Valid
+	}
+	ds, err := openData(ctx, cfg.Data, split, cc.TestLimit)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer ds.Close()
+	if err := native.ManualSeed(cc.Seed); err != nil {
+		return 0, 0, err
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	loader, err := data.NewLoader(lctx, ds, data.LoaderConfig{BatchSize: 2 * cfg.Data.BatchSize, Workers: cfg.Data.Workers, Epochs: 1}, 0, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer loader.Close()
+	c, h, w := ds.Shape()
+	var sum float64
+	var count int
+	for {
+		b, err := loader.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		n := len(b.Labels)
+		x, err := batchTensor(b.Images, n, c, h, w, dev)
+		if err != nil {
+			return 0, 0, err
+		}
+		var mse float64
+		nn.NoGrad(func() { mse, _, err = ReconstructBatch(m, x, false) })
+		nn.Drop(x)
+		if err != nil {
+			return 0, 0, err
+		}
+		sum += mse * float64(n)
+		count += n
+	}
+	if count == 0 {
+		return 0, 0, errors.New("the test split has no images")
+	}
+	return sum / float64(count), count, nil
+}
+
+// rankings orders the kinds by test MSE (ours and the paper's) and says whether the orders agree.
+func rankings(rows []CompareRow) (ours, paper string, same bool) {
+	byOurs := append([]CompareRow(nil), rows...)
+	sort.SliceStable(byOurs, func(i, j int) bool { return byOurs[i].TestMSE < byOurs[j].TestMSE })
+	byPaper := append([]CompareRow(nil), rows...)
+	sort.SliceStable(byPaper, func(i, j int) bool { return byPaper[i].Paper[0] < byPaper[j].Paper[0] })
+	var a, b []string
+	for i := range rows {
+		a = append(a, kindTitle[byOurs[i].Kind])
+		b = append(b, kindTitle[byPaper[i].Kind])
+	}
+	ours, paper = strings.Join(a, " < "), strings.Join(b, " < ")
+	return ours, paper, ours == paper
+}
+
+// Markdown renders the report as a table beside the paper's numbers.
+func (r *CompareReport) Markdown() string {
+	var b strings.Builder
+	na := "n/a (eval not built yet)"
+	fmt.Fprintf(&b, "# esvae compare: %s\n\n", r.Data)
+	fmt.Fprintf(&b, "Written %s; device %s, %d libtorch threads. Test MSE in [-1, 1] space, evaluation mode, the latent sampled\n", r.Written, r.Device, r.Threads)
+	fmt.Fprintf(&b, "(as the reference's test pass). Paper: Table I of Zhan et al. (300 or 150 full epochs).\n\n")
+	b.WriteString("| model | steps x batch | MSE | IS | FID | FAD | paper MSE / IS / FID / FAD | train images/s | peak tensor MiB |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, row := range r.Rows {
+		p := row.Paper
+		fmt.Fprintf(&b, "| %s | %d x %d | %.4f | %s | %s | %s | %.3f / %.3f / %.4g / %.4g | %.1f | %.0f |\n",
+			kindTitle[row.Kind], row.Steps, row.Batch, row.TestMSE, na, na, na, p[0], p[1], p[2], p[3], row.ImagesPerSec, row.PeakTensorMB)
+	}
+	fmt.Fprintf(&b, "\nRanking by MSE here: %s. In the paper: %s. ", r.Ranking, r.PaperRanking)
+	if r.RankingMatches {
+		b.WriteString("The ranking matches the paper's.\n")
+	} else {
+		b.WriteString("The ranking does not match the paper's.\n")
+	}
+	b.WriteString("\nSources and measurements:\n\n")
+	for _, row := range r.Rows {
+		fmt.Fprintf(&b, "- %s: %s; MSE over %d test images; speed from the %s.\n", kindTitle[row.Kind], row.Source, row.TestImages, row.SpeedFrom)
+	}
+	fmt.Fprintf(&b, "\n![samples](%s): %d samples of each model, left to right in the table's order.\n", filepath.Base(r.Picture), 64)
+	return b.String()
+}
+
+// savePicture puts the grids side by side with a title above each.
+func savePicture(path string, pics []*image.RGBA, titles []string) error {
+	const gap, top = 12, 18
+	w, h := gap, 0
+	for _, p := range pics {
+		w += p.Bounds().Dx() + gap
+		h = max(h, p.Bounds().Dy())
+	}
+	canvas := image.NewRGBA(image.Rect(0, 0, w, h+top+gap))
+	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
+	x := gap
+	for i, p := range pics {
+		draw.Draw(canvas, image.Rect(x, top, x+p.Bounds().Dx(), top+p.Bounds().Dy()), p, image.Point{}, draw.Src)
+		d := font.Drawer{Dst: canvas, Src: image.NewUniform(color.Black), Face: basicfont.Face7x13, Dot: fixed.P(x, top-5)}
+		d.DrawString(titles[i])
+		x += p.Bounds().Dx() + gap
+	}
+	return vis.WriteFileAtomic(path, func(wr io.Writer) error { return png.Encode(wr, canvas) })
+}

@@ -1,0 +1,489 @@
+package vae
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/spiking"
+)
+
+// FSVAE is the fully spiking VAE of Kamata et al. (AAAI 2022) as the ESVAE reference builds it
+// (BASELINES-SPEC 1): ESVAE's backbone without the bottleneck, an autoregressive Bernoulli
+// posterior Q and prior P (three tdLinear layers each, tdBN with alpha = 2), k output copies per
+// latent sampled by picking one copy at random, and the PSP-filtered distance loss.
+//
+// Layout as in Model: time folded into the batch t-major, latent spikes (T, N, L). The
+// autoregressive nets' outputs are (T*N, k*L) with unit l*k + j = copy j of latent l.
+type FSVAE struct {
+	Cfg Config
+	VS  *gnn.VarStore
+
+	bb               *Model // encoder, decoder, readout
+	prior, posterior *arNet
+	// p is the scheduled-sampling probability (set per epoch by SetEpoch; 0 before).
+	p float64
+}
+
+// arNet is Q or P: three tdLinear layers (linear, tdBN alpha 2, LIF) and the zero initial input.
+type arNet struct {
+	layers  [3]*layer
+	initial *ts.Tensor // buffer initial_input (1, L, 1), zeros: z_{-1}
+}
+
+// NewFSVAE builds FSVAE in vs with PyTorch's default initialisation.
+func NewFSVAE(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (*FSVAE, error) {
+	cfg.Kind = KindFSVAE
+	bb, err := New(vs, cfg, dtype)
+	if err != nil {
+		return nil, err
+	}
+	m := &FSVAE{Cfg: cfg, VS: vs, bb: bb}
+	err = nn.Catch(func() {
+		L, k := cfg.LatentDim, cfg.FSVAE.K
+		m.prior = m.newARNet("prior", []int64{L, 2 * L, 4 * L, k * L})
+		m.posterior = m.newARNet("posterior", []int64{2 * L, 2 * L, 4 * L, k * L})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building FSVAE: %w", err)
+	}
+	return m, nil
+}
+
+func (m *FSVAE) newARNet(name string, widths []int64) *arNet {
+	root, dt := m.VS.Root(), m.bb.DType
+	z := nn.M(ts.Zeros([]int64{1, m.Cfg.LatentDim, 1}, dt, m.VS.Device()))
+	a := &arNet{initial: nn.Buffer(nn.At(root, name), "initial_input", z)}
+	nn.Drop(z)
+	for i := 0; i < 3; i++ {
+		p := fmt.Sprintf("%s.layers.%d", name, i)
+		bn, err := spiking.NewTdBN(nn.At(root, p+".bn"), widths[i+1], m.Cfg.LIF.VTh, dt)
+		nn.Check(err)
+		bn.Alpha = 2
+		a.layers[i] = &layer{lin: nn.NewLinear(nn.At(root, p), widths[i], widths[i+1], dt), bn: bn, spike: true}
+	}
+	return a
+}
+
+// Config returns m's configuration.
+func (m *FSVAE) Config() Config { return m.Cfg }
+
+// VarStore returns m's parameters.
+func (m *FSVAE) VarStore() *gnn.VarStore { return m.VS }
+
+// SetEpoch sets the scheduled-sampling probability p = 0.1 + 0.2 * epoch / epochs.
+func (m *FSVAE) SetEpoch(epoch, epochs, batchesPerEpoch int) {
+	if epochs > 0 {
+		m.p = 0.1 + 0.2*float64(epoch)/float64(epochs)
+	}
+}
+
+// SetP sets the scheduled-sampling probability directly (tests).
+func (m *FSVAE) SetP(p float64) { m.p = p }
+
+// UsePerStepLIF switches every LIF of the model to the per-step formulation (benchmarks).
+func (m *FSVAE) UsePerStepLIF(on bool) { m.bb.UsePerStepLIF(on) }
+
+// run applies the three layers to a sequence of P steps x (P*N, in) -> spikes (P*N, kL). In
+// training mode each tdBN normalises with the statistics of these P steps and updates its running
+// statistics (the reference's prefix runs).
+func (m *FSVAE) run(a *arNet, x *ts.Tensor, P int64, train bool) *ts.Tensor {
+	h := x
+	for i, l := range a.layers {
+		y := l.lin.Forward(h)
+		if i > 0 {
+			nn.Drop(h)
+		}
+		y = drop(y, nn.M(l.bn.Forward(y, train)))
+		h = drop(y, nn.M(m.bb.lif(y, P, m.Cfg.LIF)))
+	}
+	return h
+}
+
+// arState is the membrane state of an arNet run step by step in evaluation mode.
+type arState struct {
+	u, o [3]*ts.Tensor // (N, width) each; nil before the first step
+}
+
+func (s *arState) drop() {
+	for i := range s.u {
+		nn.Drop(s.u[i], s.o[i])
+	}
+}
+
+// step advances a in evaluation mode by one time step with input x (N, in) and returns the output
+// spikes (N, kL). Exact: in evaluation mode every layer is causal (per-step linear, per-channel affine
+// norm, LIF), so step t equals step t of a full run.
+func (m *FSVAE) step(a *arNet, s *arState, x *ts.Tensor) *ts.Tensor {
+	lif := m.Cfg.LIF.WithDefaults()
+	h := x
+	for i, l := range a.layers {
+		y := l.lin.Forward(h)
+		y = drop(y, nn.M(l.bn.Forward(y, false)))
+		// u_t = tau * u_{t-1} * (1 - o_{t-1}) + x_t
+		if s.u[i] != nil {
+			r := nn.M(s.u[i].MulScalar(ts.FloatScalar(lif.Tau), false))
+			keep := nn.M(s.o[i].MulScalar(ts.FloatScalar(-1), false))
+			keep = drop(keep, nn.M(keep.AddScalar(ts.FloatScalar(1), false)))
+			r = drop(r, nn.M(r.Mul(keep, false)))
+			nn.Drop(keep)
+			y = drop(y, nn.M(r.Add(y, true)))
+		}
+		o := nn.M(y.Gt(ts.FloatScalar(lif.VTh), false))
+		o = drop(o, nn.M(o.Totype(y.DType(), false)))
+		nn.Drop(s.u[i], s.o[i])
+		s.u[i], s.o[i] = y, o
+		h = o
+	}
+	return nn.M(h.ShallowClone())
+}
+
+// pick returns out[n, l*k + j[n, l]] for out (N, kL) and j (N, L) int64: one copy per latent.
+func pick(out, j *ts.Tensor, L, k int64) *ts.Tensor {
+	n := nn.Size(out)[0]
+	v := nn.M(out.View([]int64{n, L, k}, false))
+	ji := nn.M(j.Unsqueeze(2, false))
+	g := nn.M(v.Gather(2, ji, false, false))
+	nn.Drop(v, ji)
+	return drop(g, nn.M(g.SqueezeDim(2, false)))
+}
+
+// FSVAENoise fixes the random draws of one FSVAE forward; a nil field is drawn from libtorch's RNG.
+type FSVAENoise struct {
+	J     *ts.Tensor // (T, N, L) int64 in [0, k): the copy picked for every posterior spike
+	Coins []float64  // T values in [0, 1): scheduled-sampling coins (step t replaces when t >= 5 and Coins[t] < p)
+	SS    *ts.Tensor // (T, N, L) standard normal: the 0.001 N(0, 1) of scheduled sampling at step t
+}
+
+// FSVAEOutput is what one FSVAE forward produces (caller-owned).
+type FSVAEOutput struct {
+	E    *ts.Tensor // (T, N, L) encoder spikes
+	Z    *ts.Tensor // (T, N, L) posterior samples sent to the decoder
+	QZ   *ts.Tensor // (T, N, L, k) posterior net's output
+	PZ   *ts.Tensor // (T, N, L, k) prior net's output
+	XHat *ts.Tensor // (N, C, H, W)
+}
+
+// Drop frees o's tensors.
+func (o *FSVAEOutput) Drop() { nn.Drop(o.E, o.Z, o.QZ, o.PZ, o.XHat) }
+
+// Encode maps images x (N, C, H, W) to the encoder spikes e (T, N, L).
+func (m *FSVAE) Encode(x *ts.Tensor, train bool) (*ts.Tensor, error) {
+	e, rq, err := m.bb.Encode(x, train)
+	if err != nil {
+		return nil, err
+	}
+	nn.Drop(rq)
+	return e, nil
+}
+
+// Decode maps latent spikes z (T, N, L) to images (N, C, H, W).
+func (m *FSVAE) Decode(z *ts.Tensor, train bool) (*ts.Tensor, error) { return m.bb.Decode(z, train) }
+
+// drawJ returns noise.J or a fresh uniform draw of copy indices (T, N, L).
+func (m *FSVAE) drawJ(j *ts.Tensor, n int64) *ts.Tensor {
+	if j != nil {
+		return nn.M(j.ShallowClone())
+	}
+	return nn.M(ts.Randint(m.Cfg.FSVAE.K, []int64{m.Cfg.T, n, m.Cfg.LatentDim}, gotch.Int64, m.VS.Device()))
+}
+
+// Posterior samples z (T, N, L) from encoder spikes e (T, N, L) (BASELINES-SPEC 1.3) and returns it
+// with Q's output (T*N, kL). Training: 15 gradient-free prefix runs of Q (training-mode tdBN on each
+// prefix) build the history, then one full run with gradient; evaluation: Q run step by step.
+func (m *FSVAE) Posterior(e, j *ts.Tensor, train bool) (z, q *ts.Tensor, err error) {
+	err = nn.Catch(func() { z, q = m.posteriorRun(e, j, train) })
+	return z, q, err
+}
+
+func (m *FSVAE) posteriorRun(e, jIn *ts.Tensor, train bool) (z, q *ts.Tensor) {
+	T, L, k := m.Cfg.T, m.Cfg.LatentDim, m.Cfg.FSVAE.K
+	n := nn.Size(e)[1]
+	j := m.drawJ(jIn, n) // (T, N, L)
+	defer nn.Drop(j)
+	jt := func(t int64) *ts.Tensor { return nn.M(j.Select(0, t, false)) } // (N, L)
+	zero := nn.M(ts.Zeros([]int64{n, L}, e.DType(), nn.Device(e)))
+	if !train {
+		// Evaluation: step by step; q_t needs z_{t-1} only.
+		var s arState
+		defer s.drop()
+		prev := zero
+		var qs, zs []*ts.Tensor
+		for t := int64(0); t < T; t++ {
+			et := nn.M(e.Select(0, t, false))
+			in := nn.M(ts.Cat([]*ts.Tensor{et, prev}, 1)) // (N, 2L): e first, then z
+			nn.Drop(et)
+			qt := m.step(m.posterior, &s, in)
+			nn.Drop(in)
+			ji := jt(t)
+			zt := pick(qt, ji, L, k)
+			nn.Drop(ji)
+			qs, zs = append(qs, qt), append(zs, zt)
+			prev = zt
+		}
+		nn.Drop(zero)
+		q = nn.M(ts.Cat(qs, 0)) // (T*N, kL)
+		z = nn.M(ts.Stack(zs, 0))
+		nn.Drop(qs...)
+		nn.Drop(zs...)
+		return z, q
+	}
+	// Training: gradient-free prefix runs for the history z_0..z_{T-2}.
+	hist := []*ts.Tensor{zero} // z_{-1}, z_0, ...
+	nn.NoGrad(func() {
+		ed := nn.M(e.Detach(false))
+		defer nn.Drop(ed)
+		for t := int64(0); t < T-1; t++ {
+			ep := nn.M(ed.Narrow(0, 0, t+1, false)) // (t+1, N, L)
+			hp := nn.M(ts.Stack(hist, 0))           // (t+1, N, L)
+			in := nn.M(ts.Cat([]*ts.Tensor{ep, hp}, 2))
+			nn.Drop(ep, hp)
+			in = drop(in, nn.M(in.View([]int64{(t + 1) * n, 2 * L}, false)))
+			out := m.run(m.posterior, in, t+1, true) // ((t+1)*N, kL)
+			nn.Drop(in)
+			last := nn.M(out.Narrow(0, t*n, n, false))
+			nn.Drop(out)
+			ji := jt(t)
+			hist = append(hist, pick(last, ji, L, k))
+			nn.Drop(last, ji)
+		}
+	})
+	hs := nn.M(ts.Stack(hist, 0)) // (T, N, L), no gradient
+	nn.Drop(hist...)
+	in := nn.M(ts.Cat([]*ts.Tensor{e, hs}, 2)) // e keeps its gradient
+	nn.Drop(hs)
+	in = drop(in, nn.M(in.View([]int64{T * n, 2 * L}, false)))
+	q = m.run(m.posterior, in, T, true) // (T*N, kL), with gradient
+	nn.Drop(in)
+	qv := nn.M(q.View([]int64{T, n, L, k}, false))
+	ji := nn.M(j.Unsqueeze(3, false))
+	z = nn.M(qv.Gather(3, ji, false, false)) // (T, N, L, 1): backward scatters into the picked copy
+	nn.Drop(qv, ji)
+	z = drop(z, nn.M(z.SqueezeDim(3, false)))
+	return z, q
+}
+
+// Prior runs P on the detached posterior samples z (T, N, L) and returns its output (T*N, kL)
+// (BASELINES-SPEC 1.4): teacher forcing [0, z_0, ..., z_{T-2}], with scheduled sampling in training
+// when model.fsvae.scheduled is set.
+func (m *FSVAE) Prior(z *ts.Tensor, noise *FSVAENoise, train bool) (p *ts.Tensor, err error) {
+	err = nn.Catch(func() { p = m.priorRun(z, noise, train) })
+	return p, err
+}
+
+func (m *FSVAE) priorRun(z *ts.Tensor, noise *FSVAENoise, train bool) *ts.Tensor {
+	T, L, k := m.Cfg.T, m.Cfg.LatentDim, m.Cfg.FSVAE.K
+	n := nn.Size(z)[1]
+	zd := nn.M(z.Detach(false))
+	defer nn.Drop(zd)
+	hist := []*ts.Tensor{nn.M(ts.Zeros([]int64{n, L}, z.DType(), nn.Device(z)))}
+	scheduled := train && m.Cfg.FSVAE.Scheduled
+	var coins []float64
+	if scheduled {
+		coins = noise.Coins
+		if coins == nil {
+			c := nn.M(ts.Rand([]int64{T}, gotch.Double, gotch.CPU))
+			coins = c.Float64Values()
+			nn.Drop(c)
+		}
+		if int64(len(coins)) < T {
+			nn.Check(fmt.Errorf("FSVAE prior: %d scheduled-sampling coins for T = %d", len(coins), T))
+		}
+	}
+	nn.NoGrad(func() {
+		for t := int64(0); t < T-1; t++ {
+			if !(scheduled && t >= 5 && coins[t] < m.p) {
+				hist = append(hist, nn.M(zd.Select(0, t, false)))
+				continue
+			}
+			hp := nn.M(ts.Stack(hist, 0))
+			hp = drop(hp, nn.M(hp.View([]int64{(t + 1) * n, L}, false)))
+			out := m.run(m.prior, hp, t+1, true)
+			nn.Drop(hp)
+			last := nn.M(out.Narrow(0, t*n, n, false))
+			nn.Drop(out)
+			last = drop(last, nn.M(last.View([]int64{n, L, k}, false)))
+			prob := drop(last, nn.M(last.MeanDim([]int64{2}, false, z.DType(), false))) // (N, L)
+			var eps *ts.Tensor
+			if noise.SS != nil {
+				eps = nn.M(noise.SS.Select(0, t, false))
+			} else {
+				eps = nn.M(ts.Randn([]int64{n, L}, z.DType(), nn.Device(z)))
+			}
+			eps = drop(eps, nn.M(eps.MulScalar(ts.FloatScalar(0.001), false)))
+			prob = drop(prob, nn.M(prob.Add(eps, false)))
+			nn.Drop(eps)
+			tok := nn.M(prob.Gt(ts.FloatScalar(0.5), false))
+			nn.Drop(prob)
+			hist = append(hist, drop(tok, nn.M(tok.Totype(z.DType(), false))))
+		}
+	})
+	in := nn.M(ts.Stack(hist, 0)) // (T, N, L)
+	nn.Drop(hist...)
+	in = drop(in, nn.M(in.View([]int64{T * n, L}, false)))
+	p := m.run(m.prior, in, T, train)
+	nn.Drop(in)
+	return p
+}
+
+// Forward runs encoder, posterior, decoder and prior. noise may be nil.
+func (m *FSVAE) Forward(x *ts.Tensor, noise *FSVAENoise, train bool) (*FSVAEOutput, error) {
+	if noise == nil {
+		noise = &FSVAENoise{}
+	}
+	o := &FSVAEOutput{}
+	var err error
+	if o.E, err = m.Encode(x, train); err != nil {
+		return nil, err
+	}
+	var q, p *ts.Tensor
+	if o.Z, q, err = m.Posterior(o.E, noise.J, train); err == nil {
+		if o.XHat, err = m.Decode(o.Z, train); err == nil {
+			p, err = m.Prior(o.Z, noise, train)
+		}
+	}
+	if err == nil {
+		err = nn.Catch(func() {
+			s := []int64{m.Cfg.T, nn.Size(o.E)[1], m.Cfg.LatentDim, m.Cfg.FSVAE.K}
+			o.QZ = drop(q, nn.M(q.View(s, false)))
+			o.PZ = drop(p, nn.M(p.View(s, false)))
+		})
+	}
+	if err != nil {
+		o.Drop()
+		return nil, err
+	}
+	return o, nil
+}
+
+// psp filters y (T, M) along time: PSP_t = PSP_{t-1} + (y_t - PSP_{t-1}) / tau_s, PSP_{-1} = 0,
+// i.e. PSP_t = sum_{s <= t} (1/tau_s) (1 - 1/tau_s)^(t-s) y_s, computed as one (T, T) matrix product.
+func psp(y *ts.Tensor, T int64, tauS float64) *ts.Tensor {
+	w := make([]float64, T*T)
+	for t := int64(0); t < T; t++ {
+		c := 1 / tauS
+		for s := t; s >= 0; s-- {
+			w[t*T+s] = c
+			c *= 1 - 1/tauS
+		}
+	}
+	W := nn.M(ts.OfSlice(w))
+	W = drop(W, nn.M(W.View([]int64{T, T}, false)))
+	W = drop(W, nn.M(W.Totype(y.DType(), false)))
+	W = drop(W, nn.M(W.To(nn.Device(y), false)))
+	out := nn.M(W.Mm(y, false))
+	nn.Drop(W)
+	return out
+}
+
+// Loss is MSE_mean(x_hat, x) + mean over (N, L, T) of (PSP(mean_k q_z) - PSP(mean_k p_z))^2 (weight 1;
+// BASELINES-SPEC 1.5). The distance is stored in Loss.MMD.
+func (m *FSVAE) Loss(o *FSVAEOutput, x *ts.Tensor) (l *Loss, err error) {
+	err = nn.Catch(func() {
+		T := m.Cfg.T
+		mse := nn.M(o.XHat.MseLoss(x, 1, false))
+		qb := nn.M(o.QZ.MeanDim([]int64{3}, false, o.QZ.DType(), false)) // (T, N, L)
+		pb := nn.M(o.PZ.MeanDim([]int64{3}, false, o.PZ.DType(), false))
+		d := nn.M(qb.Sub(pb, false))
+		nn.Drop(qb, pb)
+		d = drop(d, nn.M(d.View([]int64{T, -1}, false)))
+		f := psp(d, T, m.Cfg.FSVAE.TauS) // PSP is linear: PSP(qb) - PSP(pb) = PSP(qb - pb)
+		nn.Drop(d)
+		f = drop(f, nn.M(f.Square(false)))
+		dist := drop(f, nn.M(f.Mean(f.DType(), false)))
+		total := nn.M(mse.Add(dist, false))
+		l = &Loss{Total: total, MSE: mse, MMD: dist}
+	})
+	return l, err
+}
+
+// Objective is Forward and Loss; MeanQ and MeanP are the mean posterior and prior firing probabilities.
+func (m *FSVAE) Objective(x *ts.Tensor, train bool) (*Loss, error) {
+	o, err := m.Forward(x, nil, train)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Drop()
+	l, err := m.Loss(o, x)
+	if err != nil {
+		return nil, err
+	}
+	if err = nn.Catch(func() { l.MeanQ, l.MeanP = meanDetached(o.QZ), meanDetached(o.PZ) }); err != nil {
+		l.Drop()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Reconstruct encodes x, samples the posterior and decodes, in evaluation mode.
+func (m *FSVAE) Reconstruct(x *ts.Tensor) (*ts.Tensor, error) {
+	e, err := m.Encode(x, false)
+	if err != nil {
+		return nil, err
+	}
+	defer nn.Drop(e)
+	z, q, err := m.Posterior(e, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	nn.Drop(q)
+	defer nn.Drop(z)
+	return m.Decode(z, false)
+}
+
+// Generate samples z (T, count, L) from P step by step in evaluation mode (each step a true
+// Bernoulli draw: one random copy per latent) and decodes it. j (T, count, L) fixes the copies.
+func (m *FSVAE) Generate(count int64, j *ts.Tensor) (xhat, z *ts.Tensor, err error) {
+	err = nn.Catch(func() {
+		T, L, k := m.Cfg.T, m.Cfg.LatentDim, m.Cfg.FSVAE.K
+		if j != nil {
+			count = nn.Size(j)[1]
+		}
+		jj := m.drawJ(j, count)
+		defer nn.Drop(jj)
+		var s arState
+		defer s.drop()
+		prev := nn.M(ts.Zeros([]int64{count, L}, m.bb.DType, m.VS.Device()))
+		var zs []*ts.Tensor
+		for t := int64(0); t < T; t++ {
+			out := m.step(m.prior, &s, prev)
+			ji := nn.M(jj.Select(0, t, false))
+			zt := pick(out, ji, L, k)
+			nn.Drop(out, ji)
+			zs = append(zs, zt)
+			if t == 0 {
+				nn.Drop(prev)
+			}
+			prev = zt
+		}
+		z = nn.M(ts.Stack(zs, 0))
+		nn.Drop(zs...)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if xhat, err = m.Decode(z, false); err != nil {
+		nn.Drop(z)
+		return nil, nil, err
+	}
+	return xhat, z, nil
+}
+
+// Sample draws count images from the prior.
+func (m *FSVAE) Sample(count int64) (*ts.Tensor, error) {
+	xh, z, err := m.Generate(count, nil)
+	if err != nil {
+		return nil, err
+	}
+	nn.Drop(z)
+	return xh, nil
+}
+
+// LoadStateDict copies a reference FSVAE state_dict (num_batches_tracked ignored).
+func (m *FSVAE) LoadStateDict(sd map[string]*ts.Tensor) ([]string, error) {
+	return loadStateDict(m.VS, m.bb.DType, sd, func(k string) bool { return strings.HasSuffix(k, ".num_batches_tracked") }, "FSVAE")
+}
