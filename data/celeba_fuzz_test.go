@@ -3,6 +3,7 @@ package data
 import (
 	"archive/zip"
 	"bytes"
+	"github.com/esvae-go/esvae/internal/fixture"
 	"image"
 	"image/jpeg"
 	"os"
@@ -95,7 +96,7 @@ func FuzzCelebAZip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		writeFile(t, path, data)
 		var err error
-		n := allocated(func() {
+		n := fixture.HeapAllocated(func() {
 			var ds Dataset
 			if ds, err = Open("celeba", dir, Test); err != nil {
 				return
@@ -134,7 +135,7 @@ func TestCelebARefuses(t *testing.T) {
 	}
 	defer ds.Close()
 	var gerr error
-	if n := allocated(func() { _, _, gerr = ds.Get(0, nil) }); n > 4<<20 {
+	if n := fixture.HeapAllocated(func() { _, _, gerr = ds.Get(0, nil) }); n > 4<<20 {
 		t.Fatalf("Get allocated %d bytes for a JPEG that claims 65535x65535", n)
 	}
 	wantErr(t, gerr, path, "65535x65535", "want 178x218")

@@ -3,6 +3,7 @@ package data
 import (
 	"archive/tar"
 	"bytes"
+	"github.com/esvae-go/esvae/internal/fixture"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,7 +87,7 @@ func FuzzCIFARArchive(f *testing.F) {
 		writeFile(t, path, file)
 		s := &cifarSet{}
 		var err error
-		if n := allocated(func() { err = s.readArchive(path, cifarFiles(Test)) }); n > allocLimit(file, 0) {
+		if n := fixture.HeapAllocated(func() { err = s.readArchive(path, cifarFiles(Test)) }); n > allocLimit(file, 0) {
 			t.Fatalf("readArchive allocated %d bytes for a %d-byte file (error: %v)", n, len(file), err)
 		}
 		if err != nil {

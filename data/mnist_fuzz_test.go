@@ -3,23 +3,12 @@ package data
 import (
 	"bytes"
 	"compress/gzip"
+	"github.com/esvae-go/esvae/internal/fixture"
 	"io"
 	"path/filepath"
-	"runtime/metrics"
 	"strings"
 	"testing"
 )
-
-// allocated returns about the bytes the Go heap allocated while fn ran (to within a few hundred KB: the
-// runtime counts small objects by span). runtime/metrics does not stop the world, unlike ReadMemStats.
-func allocated(fn func()) uint64 {
-	m := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(m)
-	before := m[0].Value.Uint64()
-	fn()
-	metrics.Read(m)
-	return m[0].Value.Uint64() - before
-}
 
 func gzipped(b []byte) []byte {
 	var out bytes.Buffer
@@ -72,7 +61,7 @@ func FuzzReadIDX(f *testing.F) {
 			out  []byte
 			err  error
 		)
-		if n := allocated(func() { dims, out, err = readIDX(path, nd) }); n > allocLimit(file, 0) {
+		if n := fixture.HeapAllocated(func() { dims, out, err = readIDX(path, nd) }); n > allocLimit(file, 0) {
 			t.Fatalf("readIDX allocated %d bytes for a %d-byte file (error: %v)", n, len(file), err)
 		}
 		if err != nil {
@@ -108,7 +97,7 @@ func TestReadIDXGzipBomb(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t10k-labels-idx1-ubyte.gz")
 	writeFile(t, path, b.Bytes())
 	var err error
-	if n := allocated(func() { _, _, err = readIDX(path, 1) }); n > 4<<20 {
+	if n := fixture.HeapAllocated(func() { _, _, err = readIDX(path, 1) }); n > 4<<20 {
 		t.Fatalf("readIDX allocated %d bytes for 10 labels", n)
 	}
 	wantErr(t, err, path, "longer than its header says")

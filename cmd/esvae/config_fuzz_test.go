@@ -1,22 +1,12 @@
 package main
 
 import (
+	"github.com/esvae-go/esvae/internal/fixture"
 	"os"
 	"path/filepath"
-	"runtime/metrics"
 	"strings"
 	"testing"
 )
-
-// allocated returns about the bytes the Go heap allocated while fn ran (to within a few hundred KB).
-func allocated(fn func()) uint64 {
-	m := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(m)
-	before := m[0].Value.Uint64()
-	fn()
-	metrics.Read(m)
-	return m[0].Value.Uint64() - before
-}
 
 // FuzzLoadConfig feeds YAML files to loadConfig (viper and its YAML parser underneath), seeded with the
 // project's configs/*.yaml. Errors must name the file; what it accepts must be valid.
@@ -46,7 +36,7 @@ func FuzzLoadConfig(f *testing.F) {
 			cfg *Config
 			err error
 		)
-		if n := allocated(func() { cfg, err = loadConfig(flags, path) }); n > uint64(64<<20+1024*len(b)) {
+		if n := fixture.HeapAllocated(func() { cfg, err = loadConfig(flags, path) }); n > uint64(64<<20+1024*len(b)) {
 			t.Fatalf("loadConfig allocated %d bytes for a %d-byte file (error: %v)", n, len(b), err)
 		}
 		if err != nil {

@@ -4,10 +4,10 @@ import (
 	"archive/zip"
 	"bytes"
 	"errors"
+	"github.com/esvae-go/esvae/internal/fixture"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,17 +31,6 @@ func pickleOf(t testing.TB, path string) []byte {
 	return b
 }
 
-// allocated returns about the bytes the Go heap allocated while fn ran (to within a few hundred KB:
-// runtime/metrics counts small objects by span, but unlike ReadMemStats it does not stop the world).
-func allocated(fn func()) uint64 {
-	m := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(m)
-	before := m[0].Value.Uint64()
-	fn()
-	metrics.Read(m)
-	return m[0].Value.Uint64() - before
-}
-
 // FuzzScan runs pickles through Scan: it must not panic, must allocate in proportion to the pickle, and
 // whatever it accepts must be self-consistent.
 func FuzzScan(f *testing.F) {
@@ -58,7 +47,7 @@ func FuzzScan(f *testing.F) {
 			p   *Pickle
 			err error
 		)
-		if n := allocated(func() { p, err = Scan(b, nil) }); n > uint64(32*len(b)+4<<20) {
+		if n := fixture.HeapAllocated(func() { p, err = Scan(b, nil) }); n > uint64(32*len(b)+4<<20) {
 			t.Fatalf("Scan allocated %d bytes for a %d-byte pickle", n, len(b))
 		}
 		if err != nil {
@@ -155,7 +144,7 @@ func FuzzCheckModule(f *testing.F) {
 			t.Fatal(err)
 		}
 		var err error
-		if n := allocated(func() { err = CheckModule(path) }); n > uint64(32*len(b)+4<<20) {
+		if n := fixture.HeapAllocated(func() { err = CheckModule(path) }); n > uint64(32*len(b)+4<<20) {
 			t.Fatalf("CheckModule allocated %d bytes for a %d-byte file", n, len(b))
 		}
 		if err != nil {
