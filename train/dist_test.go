@@ -61,12 +61,16 @@ func TestHelperDistRank(t *testing.T) {
 	}
 	timeout, _ := time.ParseDuration(os.Getenv("ESVAE_DIST_TEST_TIMEOUT"))
 	d, err := DistFromEnv("gloo", timeout)
-	if err != nil || d == nil {
-		t.Fatalf("DistFromEnv: %v %v", d, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rank := 0
+	if d != nil {
+		rank = d.Rank
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	lf, err := os.OpenFile(fmt.Sprintf("%s.rank%d", os.Getenv("ESVAE_DIST_TEST_LOSSES"), d.Rank), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	lf, err := os.OpenFile(fmt.Sprintf("%s.rank%d", os.Getenv("ESVAE_DIST_TEST_LOSSES"), rank), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,10 +78,10 @@ func TestHelperDistRank(t *testing.T) {
 	onStep := func(s int64, l float64) { fmt.Fprintf(lf, "%d %.17g\n", s, l); lf.Sync() }
 	res, err := Run(ctx, cfg, Options{Resume: os.Getenv("ESVAE_DIST_TEST_RESUME"), Dist: d, Float64: true, OnStep: onStep}, zerolog.Nop())
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "RANK %d ERROR: %v\n", d.Rank, err)
+		fmt.Fprintf(os.Stderr, "RANK %d ERROR: %v\n", rank, err)
 		os.Exit(3)
 	}
-	fmt.Fprintf(os.Stderr, "RANK %d DONE: steps %d interrupted %v\n", d.Rank, res.Steps, res.Interrupted)
+	fmt.Fprintf(os.Stderr, "RANK %d DONE: steps %d interrupted %v\n", rank, res.Steps, res.Interrupted)
 }
 
 func freePort(t *testing.T) int {
@@ -163,8 +167,9 @@ func countLines(path string) int {
 	return bytes.Count(b, []byte("\n"))
 }
 
-// maxRelDiff compares the model tensors of two checkpoints: max |a-b| / (1 + |b|).
-func maxRelDiff(t *testing.T, a, b string) float64 {
+// maxRelDiff compares the model tensors of two checkpoints: max |a-b| / (1 + |b|), over the biases
+// in front of a tdBN (cancelled) and over everything else (rest).
+func maxRelDiff(t *testing.T, a, b string) (rest float64, at string, cancelled float64) {
 	t.Helper()
 	ca, err := LoadCheckpoint(a)
 	if err != nil {
@@ -176,7 +181,6 @@ func maxRelDiff(t *testing.T, a, b string) float64 {
 		t.Fatal(err)
 	}
 	defer cb.Drop()
-	worst := 0.0
 	for name, tb := range cb.Model {
 		if strings.HasSuffix(name, "num_batches_tracked") {
 			continue
@@ -186,18 +190,39 @@ func maxRelDiff(t *testing.T, a, b string) float64 {
 			t.Fatalf("%s lacks %s", a, name)
 		}
 		va, vb := ta.Float64Values(), tb.Float64Values()
+		// X.bias with X.bn after it, and X.bn.running_mean, which averages the batch means that hold it.
+		_, beforeBN := cb.Model[strings.TrimSuffix(name, ".bias")+".bn.weight"]
+		beforeBN = beforeBN && strings.HasSuffix(name, ".bias")
+		if p, ok := strings.CutSuffix(name, ".bn.running_mean"); ok {
+			_, beforeBN = cb.Model[p+".bias"]
+		}
 		for i := range vb {
-			worst = math.Max(worst, math.Abs(va[i]-vb[i])/(1+math.Abs(vb[i])))
+			d := math.Abs(va[i]-vb[i]) / (1 + math.Abs(vb[i]))
+			if beforeBN {
+				cancelled = math.Max(cancelled, d)
+			} else if d > rest {
+				rest, at = d, name
+			}
 		}
 	}
-	return worst
+	return rest, at, cancelled
 }
 
 // distTol bounds the relative difference, in float64, of the parameters (and of the running
 // statistics) after each of 20 steps between 2 ranks x 16 images and 1 process x 32 images: the two
 // differ only in the order of float sums (batch statistics, gradient sums over 16 + 16 rows instead
 // of 32, the all-reduce), ~1e-16 per operation.
-const distTol = 1e-9
+//
+// The biases of the layers in front of a tdBN are the exception: the batch norm subtracts any
+// per-channel constant, so their exact gradient is 0 and what the backward computes is rounding
+// noise (~1e-14), different for every summation order; AdamW turns a gradient g into a step of
+// lr * g / (|g| + eps), amplifying that noise by lr / eps = 1e5. They get cancelledTol; they do not
+// affect the network's training output (the running means of those batch norms, which average
+// batch means that include the bias, inherit the difference and are compared alike).
+const (
+	distTol      = 1e-10
+	cancelledTol = 1e-6
+)
 
 // 2 ranks x batch 16 with sync_bn train, step for step, the parameters that 1 process x batch 32
 // trains; the same 2-rank run interrupted (SIGTERM to one rank) and resumed gives the same losses;
@@ -209,11 +234,9 @@ func TestDataParallelMatchesSingleProcess(t *testing.T) {
 	dir := t.TempDir()
 	// 1 process x 32.
 	one := distConfig(t, filepath.Join(dir, "one"), 32)
-	oneLosses := map[int64]float64{}
 	start := time.Now()
-	if _, err := Run(context.Background(), one, Options{Float64: true, OnStep: func(s int64, l float64) { oneLosses[s] = l }}, zerolog.Nop()); err != nil {
-		t.Fatal(err)
-	}
+	waitRanks(t, startRanks(t, 1, one, "", filepath.Join(dir, "one-losses"), time.Minute))
+	oneLosses := readLosses(t, filepath.Join(dir, "one-losses.rank0"))
 	t.Logf("1 x 32: %v", time.Since(start).Round(time.Millisecond))
 	// 2 ranks x 16.
 	two := distConfig(t, filepath.Join(dir, "two"), 16)
@@ -225,23 +248,26 @@ func TestDataParallelMatchesSingleProcess(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(two.Out, "metrics.jsonl")); err != nil {
 		t.Errorf("rank 0 wrote no metrics: %v", err)
 	}
-	worst := 0.0
+	worst, worstC := 0.0, 0.0
 	for s := int64(1); s <= 20; s++ {
 		name := fmt.Sprintf("step-%08d.ckpt", s)
 		if _, err := os.Stat(filepath.Join(two.Out, name)); err != nil {
 			matches, _ := filepath.Glob(filepath.Join(two.Out, "*.ckpt"))
 			t.Fatalf("%s missing (have %v)", name, matches)
 		}
-		d := maxRelDiff(t, filepath.Join(two.Out, name), filepath.Join(one.Out, name))
-		worst = math.Max(worst, d)
+		d, at, dc := maxRelDiff(t, filepath.Join(two.Out, name), filepath.Join(one.Out, name))
+		worst, worstC = math.Max(worst, d), math.Max(worstC, dc)
 		if d > distTol {
-			t.Errorf("step %d: parameters differ by %.3g (relative), want <= %g", s, d, distTol)
+			t.Errorf("step %d: parameters differ by %.3g (relative, at %s), want <= %g", s, d, at, distTol)
+		}
+		if dc > cancelledTol {
+			t.Errorf("step %d: biases in front of a tdBN differ by %.3g (relative), want <= %g", s, dc, cancelledTol)
 		}
 		if l1, l2 := oneLosses[s], twoLosses[s]; math.Abs(l1-l2) > distTol*(1+math.Abs(l1)) {
 			t.Errorf("step %d: loss %v (2 x 16) vs %v (1 x 32)", s, l2, l1)
 		}
 	}
-	t.Logf("2 x 16 vs 1 x 32 over 20 steps: parameters within %.3g (relative), tolerance %g", worst, distTol)
+	t.Logf("2 x 16 vs 1 x 32 over 20 steps: parameters within %.3g (relative; tolerance %g), biases in front of a tdBN within %.3g (tolerance %g)", worst, distTol, worstC, cancelledTol)
 
 	// Interrupted and resumed: SIGTERM to rank 1 once rank 0 has taken 6 steps.
 	cut := distConfig(t, filepath.Join(dir, "cut"), 16)
