@@ -154,7 +154,11 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		}
 		if interrupted {
 			res.Interrupted = true
-			t.log.Warn().Int64("step", t.meta.Step).Str("checkpoint", t.run.path(lastName)).Msg("interrupted: saved, exiting")
+			msg := "interrupted: saved, exiting"
+			if t.rank() != 0 {
+				msg = "interrupted: exiting (rank 0 saved)"
+			}
+			t.log.Warn().Int64("step", t.meta.Step).Str("checkpoint", t.run.path(lastName)).Msg(msg)
 			break
 		}
 	}
