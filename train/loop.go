@@ -142,7 +142,9 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				return res, err
 			}
 		}
-		interrupted := stop // in a data-parallel job: any rank's interrupt, agreed in the step
+		// A single process stops on its own context; in a data-parallel job every rank stops on the
+		// flag agreed in the step (any rank's interrupt), so that all stop after the same step.
+		interrupted := stop || t.group == nil && ctx.Err() != nil
 		due := cfg.SaveEvery > 0 && t.meta.Step%cfg.SaveEvery == 0
 		if interrupted || (due && !endOfEpoch) || t.meta.Step >= total && !endOfEpoch {
 			if err := t.flush(stats); err != nil { // nothing is saved before its losses are checked
