@@ -60,7 +60,7 @@ a failure are killed. torchrun --nproc_per_node N $(which esvae) train ... works
 	return cmd
 }
 
-// prefixWriter copies r to w line by line with a prefix, holding mu for each line.
+// prefixLines copies r to w line by line with a prefix, holding mu for each line.
 func prefixLines(w io.Writer, mu *sync.Mutex, prefix string, r io.Reader, done *sync.WaitGroup) {
 	defer done.Done()
 	br := bufio.NewReaderSize(r, 64<<10)
