@@ -27,6 +27,12 @@ type LoaderConfig struct {
 	// Augment applies the data set's random augmentation (Dataset.Get with a non-nil rng); each image's
 	// decisions come from (Seed, epoch, index), so they do not depend on worker scheduling or on resuming.
 	Augment bool
+	// Shards > 1 splits every batch among data-parallel ranks: the batches of the global order are
+	// BatchSize*Shards images (as a single process with that batch sees them) and this loader
+	// delivers rows [Shard*BatchSize, (Shard+1)*BatchSize) of each, so the ranks read disjoint parts
+	// of the same shuffled order and a position (epoch, batch) means the same on every rank.
+	// Requires DropLast. 0 or 1: no sharding.
+	Shards, Shard int
 	// Epochs ends the stream after epoch Epochs-1 (epochs count from 0); 0 means it never ends.
 	Epochs int
 }
@@ -83,8 +89,14 @@ func NewLoader(ctx context.Context, ds Dataset, cfg LoaderConfig, startEpoch, st
 	if cfg.Prefetch == 0 {
 		cfg.Prefetch = 2 * cfg.Workers
 	}
+	if cfg.Shards > 1 && (!cfg.DropLast || cfg.Shard < 0 || cfg.Shard >= cfg.Shards) {
+		return nil, fmt.Errorf("data: shard %d of %d (DropLast %v): sharding needs DropLast and 0 <= Shard < Shards", cfg.Shard, cfg.Shards, cfg.DropLast)
+	}
+	if cfg.Shards < 1 {
+		cfg.Shards, cfg.Shard = 1, 0
+	}
 	l := &Loader{ds: ds, cfg: cfg, n: ds.Len()}
-	l.batches = l.n / cfg.BatchSize
+	l.batches = l.n / (cfg.BatchSize * cfg.Shards)
 	if !cfg.DropLast && l.n%cfg.BatchSize != 0 {
 		l.batches++
 	}
@@ -118,8 +130,9 @@ func (l *Loader) produce(jobs chan<- job, epoch, batch int) {
 	for ; l.cfg.Epochs == 0 || epoch < l.cfg.Epochs; epoch, batch = epoch+1, 0 {
 		perm := EpochOrder(l.n, l.cfg.Seed, epoch, l.cfg.Shuffle)
 		for ; batch < l.batches; batch++ {
-			end := min((batch+1)*l.cfg.BatchSize, l.n)
-			j := job{epoch: epoch, index: batch, idx: perm[batch*l.cfg.BatchSize : end], out: make(chan result, 1)}
+			first := (batch*l.cfg.Shards + l.cfg.Shard) * l.cfg.BatchSize
+			end := min(first+l.cfg.BatchSize, l.n)
+			j := job{epoch: epoch, index: batch, idx: perm[first:end], out: make(chan result, 1)}
 			select {
 			case l.order <- j.out:
 			case <-l.ctx.Done():

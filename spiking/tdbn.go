@@ -70,9 +70,26 @@ func (b *TdBN) Forward(x *ts.Tensor, train bool) (*ts.Tensor, error) {
 		return nil, fmt.Errorf("tdBN: %w", err)
 	}
 	defer nn.Drop(w)
+	if train && syncBatchNorm != nil {
+		y, err := syncBatchNorm(x, w, b.Bias, b.RunningMean, b.RunningVar, b.Momentum, b.Eps)
+		if err != nil {
+			return nil, fmt.Errorf("tdBN: %w", err)
+		}
+		return y, nil
+	}
 	y, err := ts.BatchNorm(x, w, b.Bias, b.RunningMean, b.RunningVar, train, b.Momentum, b.Eps, true)
 	if err != nil {
 		return nil, fmt.Errorf("tdBN: %w", err)
 	}
 	return y, nil
 }
+
+// SyncBatchNormFunc is training-mode batch norm with the statistics of a whole data-parallel
+// group: x (N, C, ...), the effective weight and the bias; it updates the running statistics.
+type SyncBatchNormFunc func(x, weight, bias, runningMean, runningVar *ts.Tensor, momentum, eps float64) (*ts.Tensor, error)
+
+var syncBatchNorm SyncBatchNormFunc
+
+// SetSyncBatchNorm makes every training-mode TdBN of this process use f (nil: the per-process
+// batch statistics, the default). The trainer sets it for a data-parallel run with sync_bn.
+func SetSyncBatchNorm(f SyncBatchNormFunc) { syncBatchNorm = f }

@@ -36,6 +36,9 @@ type Meta struct {
 	Config   Config            `json:"config"`
 	Versions map[string]string `json:"versions"`
 	Saved    time.Time         `json:"saved"`
+	// WorldSize is the number of data-parallel ranks of the run (0 or 1: one process); Batch counts
+	// global batches of WorldSize * Config.Data.BatchSize images.
+	WorldSize int `json:"world_size,omitempty"`
 	// Source says where the weights came from when they were not trained here (an imported .pth).
 	Source string `json:"source,omitempty"`
 }

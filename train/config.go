@@ -65,6 +65,9 @@ type Config struct {
 	Samples int `mapstructure:"samples" json:"samples"`
 	// LogEvery writes a progress line every this many seconds when the output is not a terminal.
 	LogEvery float64 `mapstructure:"log_every" json:"log_every"`
+	// SyncBN synchronises the training-mode tdBN batch statistics across the ranks of a
+	// data-parallel job (off by default, like the reference's per-replica statistics).
+	SyncBN bool `mapstructure:"sync_bn" json:"sync_bn"`
 	// Device is auto, cpu, cuda or cuda:N.
 	Device string `mapstructure:"device" json:"device"`
 }

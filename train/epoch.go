@@ -118,6 +118,9 @@ func (t *trainer) evaluate(ds data.Dataset, epoch int) (float64, error) {
 // reconstructions.
 func (t *trainer) reconstruct(imgs []float32, n, c, h, w int, want bool) (float64, []float32, error) {
 	x, err := batchTensor(imgs, n, c, h, w, t.dev)
+	if err == nil && t.dtype != gotch.Float {
+		x, err = x.Totype(t.dtype, true)
+	}
 	if err != nil {
 		return 0, nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/data"
@@ -65,6 +66,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	loader, err := data.NewLoader(lctx, trainDS, data.LoaderConfig{
 		BatchSize: cfg.Data.BatchSize, Shuffle: true, DropLast: true, Workers: cfg.Data.Workers,
 		Seed: cfg.Seed, Augment: !cfg.Data.NoAugment, Epochs: cfg.Epochs,
+		Shards: t.world(), Shard: t.rank(),
 	}, t.meta.Epoch, t.meta.Batch)
 	if err != nil {
 		return nil, err
@@ -73,7 +75,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	perEpoch := loader.BatchesPerEpoch()
 	t.perEpoch = perEpoch
 	if perEpoch == 0 {
-		return nil, fmt.Errorf("data set %s has %d training images, fewer than one batch of %d: lower data.batch_size", cfg.Data.Name, trainDS.Len(), cfg.Data.BatchSize)
+		return nil, fmt.Errorf("data set %s has %d training images, fewer than one batch of %d x %d rank(s): lower data.batch_size", cfg.Data.Name, trainDS.Len(), cfg.Data.BatchSize, t.world())
 	}
 	total := int64(cfg.Epochs) * int64(perEpoch)
 	if cfg.MaxSteps > 0 && cfg.MaxSteps < total {
@@ -104,10 +106,11 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 		t.meta.Epoch, t.meta.Batch = b.Epoch, b.Index+1
-		if err := t.step(b, c, h, w); err != nil {
+		stop, err := t.step(b, c, h, w, ctx.Err() != nil)
+		if err != nil {
 			return res, err
 		}
-		runImages += len(b.Labels)
+		runImages += len(b.Labels) * t.world()
 		res.Steps = t.meta.Step
 		endOfEpoch := b.Last || b.Index+1 == perEpoch
 		if endOfEpoch || t.meta.Step >= total || t.flushDue() {
@@ -119,7 +122,11 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			prog.SetPrefix(fmt.Sprintf("epoch %d", b.Epoch+1))
 			prog.Update(int(t.meta.Step), len(b.Labels), stats.mean(stats.loss))
 		}
-		if endOfEpoch {
+		if endOfEpoch && t.rank() != 0 { // evaluation, grids, metrics and checkpoints: rank 0's
+			t.meta.Epoch, t.meta.Batch = b.Epoch+1, 0
+			res.Epochs = b.Epoch + 1
+			stats = &epochStats{start: time.Now()}
+		} else if endOfEpoch {
 			t.meta.Epoch, t.meta.Batch = b.Epoch+1, 0
 			res.TestLoss, err = t.endEpoch(testDS, b.Epoch, stats)
 			if err != nil {
@@ -128,7 +135,16 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			res.Epochs = b.Epoch + 1
 			stats = &epochStats{start: time.Now()}
 		}
-		interrupted := ctx.Err() != nil
+		if endOfEpoch && t.group != nil {
+			// Rank 0's evaluation and sampling drew from its generator: hand its state to every rank,
+			// so the ranks keep drawing alike (and as a resume from rank 0's checkpoint does).
+			if err := t.syncRNG(); err != nil {
+				return res, err
+			}
+		}
+		// A single process stops on its own context; in a data-parallel job every rank stops on the
+		// flag agreed in the step (any rank's interrupt), so that all stop after the same step.
+		interrupted := stop || t.group == nil && ctx.Err() != nil
 		due := cfg.SaveEvery > 0 && t.meta.Step%cfg.SaveEvery == 0
 		if interrupted || (due && !endOfEpoch) || t.meta.Step >= total && !endOfEpoch {
 			if err := t.flush(stats); err != nil { // nothing is saved before its losses are checked
@@ -140,7 +156,11 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		}
 		if interrupted {
 			res.Interrupted = true
-			t.log.Warn().Int64("step", t.meta.Step).Str("checkpoint", t.run.path(lastName)).Msg("interrupted: saved, exiting")
+			msg := "interrupted: saved, exiting"
+			if t.rank() != 0 {
+				msg = "interrupted: exiting (rank 0 saved)"
+			}
+			t.log.Warn().Int64("step", t.meta.Step).Str("checkpoint", t.run.path(lastName)).Msg(msg)
 			break
 		}
 	}
@@ -162,28 +182,45 @@ type stepMetrics struct {
 const maxPending = 100
 
 // step runs one optimizer step on a batch. Its metrics stay on the device (no host-device sync);
-// flush reads them.
-func (t *trainer) step(b *data.Batch, c, h, w int) error {
+// flush reads them. stopping says that this process was asked to stop; step returns whether the
+// run stops after this step (in a data-parallel job: whether any rank was asked to).
+func (t *trainer) step(b *data.Batch, c, h, w int, stopping bool) (bool, error) {
+	stop, err := t.step1(b, c, h, w, stopping)
+	if err != nil {
+		return false, err
+	}
+	return stop, nil
+}
+
+func (t *trainer) step1(b *data.Batch, c, h, w int, stopping bool) (stop bool, err error) {
 	n := len(b.Labels)
 	x, err := batchTensor(b.Images, n, c, h, w, t.dev)
+	if err == nil && t.dtype != gotch.Float {
+		x, err = x.Totype(t.dtype, true)
+	}
 	if err != nil {
-		return fmt.Errorf("step %d: %w", t.meta.Step+1, err)
+		return false, fmt.Errorf("step %d: %w", t.meta.Step+1, err)
 	}
 	defer nn.Drop(x)
 	t.model.SetEpoch(b.Epoch, t.cfg.Epochs, t.perEpoch)
 	loss, err := t.model.Objective(x, true)
 	if err != nil {
-		return fmt.Errorf("step %d: forward: %w%s", t.meta.Step+1, err, oomHint(err))
+		return false, fmt.Errorf("step %d: forward: %w%s", t.meta.Step+1, err, oomHint(err))
 	}
 	defer loss.Drop()
 	if err := loss.Total.Backward(); err != nil {
-		return fmt.Errorf("step %d: backward: %w%s", t.meta.Step+1, err, oomHint(err))
+		return false, fmt.Errorf("step %d: backward: %w%s", t.meta.Step+1, err, oomHint(err))
+	}
+	if t.group != nil {
+		if err := t.averageGrads(); err != nil {
+			return false, err
+		}
 	}
 	if err := t.opt.Step(); err != nil {
-		return fmt.Errorf("step %d: optimizer: %w", t.meta.Step+1, err)
+		return false, fmt.Errorf("step %d: optimizer: %w", t.meta.Step+1, err)
 	}
 	if err := t.opt.ZeroGrad(); err != nil {
-		return fmt.Errorf("step %d: %w", t.meta.Step+1, err)
+		return false, fmt.Errorf("step %d: %w", t.meta.Step+1, err)
 	}
 	t.meta.Step++
 	var m *ts.Tensor
@@ -193,14 +230,23 @@ func (t *trainer) step(b *data.Batch, c, h, w int) error {
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("step %d: metrics: %w", t.meta.Step, err)
+		return false, fmt.Errorf("step %d: metrics: %w", t.meta.Step, err)
+	}
+	stop = stopping
+	if t.group != nil {
+		avg, any, err := t.exchange(m, stopping)
+		nn.Drop(m)
+		if err != nil {
+			return false, err
+		}
+		m, stop = avg, any
 	}
 	if len(t.metrics.pending) == 0 {
 		t.metrics.first = t.meta.Step
 	}
 	t.metrics.pending = append(t.metrics.pending, m)
-	t.metrics.images = append(t.metrics.images, n)
-	return nil
+	t.metrics.images = append(t.metrics.images, n*t.world())
+	return stop, nil
 }
 
 // flushDue says whether the pending metrics should be read now: once per log interval, and at
@@ -246,6 +292,9 @@ func (t *trainer) flush(stats *epochStats) error {
 			t.opts.OnStep(first+int64(i), v[0])
 		}
 	}
+	if t.rank() != 0 {
+		return nil
+	}
 	if err := t.hist.addSteps(first, losses); err != nil {
 		t.log.Warn().Err(err).Msg("per-step losses not recorded")
 	}
@@ -259,8 +308,11 @@ func oomHint(err error) string {
 	return ""
 }
 
-// saveLast writes last.ckpt (and a kept step copy).
+// saveLast writes last.ckpt (and a kept step copy); only rank 0 writes.
 func (t *trainer) saveLast(best bool) error {
+	if t.rank() != 0 {
+		return nil
+	}
 	if err := SaveCheckpoint(t.run.path(lastName), t.model, t.opt, t.meta); err != nil {
 		return err
 	}

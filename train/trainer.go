@@ -38,6 +38,11 @@ type Options struct {
 	// Init starts a fresh run (new optimizer, step 0) from the weights of an esvae checkpoint or a
 	// .pth state_dict of the reference; ignored when the run resumes (see applyInit in init.go).
 	Init string
+	// Dist, when not nil and World > 1, makes this process one rank of a data-parallel job
+	// (DistFromEnv reads it from torchrun's environment variables).
+	Dist *Dist
+	// Float64 trains in float64 (tests: float64 makes runs that must agree agree to rounding).
+	Float64 bool
 }
 
 // Result summarises a finished (or interrupted) run.
@@ -68,12 +73,32 @@ type trainer struct {
 	metrics stepMetrics
 	// perEpoch is the number of training batches per epoch (for Net.SetEpoch).
 	perEpoch int
+	// group is the data-parallel process group (nil: a single process).
+	group *group
+	// dtype is the model's floating type.
+	dtype gotch.DType
+}
+
+// rank is this process's rank (0 without a group).
+func (t *trainer) rank() int {
+	if t.group == nil {
+		return 0
+	}
+	return t.group.d.Rank
+}
+
+// world is the number of ranks (1 without a group).
+func (t *trainer) world() int {
+	if t.group == nil {
+		return 1
+	}
+	return t.group.d.World
 }
 
 // Run trains ESVAE as cfg says, writing checkpoints, grids, metrics and plots into cfg.Out. It
 // returns when the epochs (or max_steps) are done, or when ctx is cancelled: then it finishes the
 // current step, saves last.ckpt and returns with Result.Interrupted set and a nil error.
-func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (*Result, error) {
+func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (res *Result, err error) {
 	if err := nn.LockThread(); err != nil {
 		return nil, err
 	}
@@ -85,7 +110,32 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (*Re
 	if err != nil {
 		return nil, err
 	}
-	t := &trainer{cfg: cfg, opts: opts, log: log, dev: dev}
+	t := &trainer{cfg: cfg, opts: opts, log: log, dev: dev, dtype: gotch.Float}
+	if opts.Float64 {
+		t.dtype = gotch.Double
+	}
+	if d := opts.Dist; d != nil && d.World > 1 {
+		if dev.IsCuda() {
+			if d.LocalRank >= native.CUDADeviceCount() {
+				return nil, fmt.Errorf("rank %d: LOCAL_RANK %d but %d CUDA device(s): one process per GPU", d.Rank, d.LocalRank, native.CUDADeviceCount())
+			}
+			t.dev = gotch.CudaBuilder(uint(d.LocalRank))
+			dev = t.dev
+		}
+		if t.group, err = joinGroup(*d); err != nil {
+			return nil, err
+		}
+		defer func() {
+			t.group.close(err)
+			setSyncBN(nil)
+		}()
+		t.log = log.With().Int("rank", d.Rank).Logger()
+		log = t.log
+		t.log.Info().Int("world_size", d.World).Str("master", fmt.Sprintf("%s:%d", d.Addr, d.Port)).Bool("sync_bn", cfg.SyncBN).Msg("joined the data-parallel job")
+		if cfg.SyncBN {
+			setSyncBN(t.group)
+		}
+	}
 	t.run, err = openRunDir(cfg.Out, cfg.Keep)
 	if err != nil {
 		return nil, err
@@ -97,13 +147,19 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (*Re
 	if err := native.ManualSeed(cfg.Seed); err != nil {
 		return nil, err
 	}
-	if t.model, err = vae.NewNet(newVarStore(dev), cfg.Model, gotch.Float); err != nil {
+	if t.model, err = vae.NewNet(newVarStore(dev), cfg.Model, t.dtype); err != nil {
 		return nil, err
+	}
+	if sh, ok := t.model.(interface{ SetNoiseShard(rank, world int) }); ok && t.world() > 1 {
+		sh.SetNoiseShard(t.rank(), t.world())
 	}
 	if t.opt, err = NewAdamW(t.model.VarStore(), cfg.Optim); err != nil {
 		return nil, err
 	}
 	t.meta = Meta{Config: cfg, Versions: opts.Versions}
+	if t.world() > 1 {
+		t.meta.WorldSize = t.world()
+	}
 	if err := t.applyInit(ckpt); err != nil {
 		return nil, err
 	}
@@ -114,10 +170,17 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (*Re
 			return nil, err
 		}
 	}
-	if t.metric, err = vis.OpenMetricsLog(t.run.path("metrics.jsonl")); err != nil {
-		return nil, err
+	if t.group != nil {
+		if err := t.broadcastModel(); err != nil {
+			return nil, err
+		}
 	}
-	defer t.metric.Close()
+	if t.rank() == 0 { // outputs come from rank 0 only
+		if t.metric, err = vis.OpenMetricsLog(t.run.path("metrics.jsonl")); err != nil {
+			return nil, err
+		}
+		defer t.metric.Close()
+	}
 	if t.hist, err = readHistory(t.run.path("metrics.jsonl")); err != nil {
 		return nil, err
 	}
@@ -151,6 +214,10 @@ func (t *trainer) resumePoint() (*Checkpoint, error) {
 	}
 	if !reflect.DeepEqual(ckpt.Meta.Config.Model.Relevant(), t.cfg.Model.Relevant()) {
 		return nil, fmt.Errorf("resuming from %s: the configuration's model %+v contradicts the checkpoint's %+v; the architecture comes from the checkpoint: drop the model settings or use the checkpoint's", path, t.cfg.Model, ckpt.Meta.Config.Model)
+	}
+	if w, have := t.world(), max(ckpt.Meta.WorldSize, 1); w != have {
+		ckpt.Drop()
+		return nil, fmt.Errorf("resuming from %s: it was saved by a job of %d rank(s), this job has %d: restart with WORLD_SIZE=%d (the data order and position are per world size), or start a fresh run from its weights with --init", path, have, w, have)
 	}
 	if len(ckpt.Optim) == 0 || ckpt.RNG == nil {
 		return nil, fmt.Errorf("resuming from %s: it has no optimizer or RNG state (an imported model?): it can be sampled from, not resumed", path)

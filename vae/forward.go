@@ -146,6 +146,15 @@ func (m *Model) Forward(x *ts.Tensor, noise *Noise, train bool) (*Output, error)
 	if o.E, o.RQ, err = m.Encode(x, train); err != nil {
 		return nil, err
 	}
+	if train && m.shardWorld > 1 && noise.UPost == nil && noise.N == nil {
+		sh, err := m.shardedNoise(o.RQ)
+		if err != nil {
+			o.Drop()
+			return nil, err
+		}
+		defer nn.Drop(sh.UPost, sh.N)
+		noise = sh
+	}
 	if o.Z, err = m.SamplePosterior(o.RQ, noise.UPost); err != nil {
 		o.Drop()
 		return nil, err
@@ -175,6 +184,24 @@ func (m *Model) Forward(x *ts.Tensor, noise *Noise, train bool) (*Output, error)
 		return nil, err
 	}
 	return o, nil
+}
+
+// shardedNoise draws the noise of a global batch (world * N rows) and keeps this rank's rows, in
+// the order Forward draws them (u, then n).
+func (m *Model) shardedNoise(rq *ts.Tensor) (noise *Noise, err error) {
+	err = nn.Catch(func() {
+		s := nn.Size(rq) // (N, L)
+		n, w, r := s[0], m.shardWorld, m.shardRank
+		dev := nn.Device(rq)
+		u := nn.M(ts.Rand([]int64{m.Cfg.T, n * w, s[1]}, m.DType, dev))
+		uu := drop(u, nn.M(u.Narrow(1, r*n, n, false)))
+		uc := drop(uu, nn.M(uu.Contiguous(false)))
+		g := nn.M(ts.Randn([]int64{n * w, s[1]}, m.DType, dev))
+		gg := drop(g, nn.M(g.Narrow(0, r*n, n, false)))
+		gc := drop(gg, nn.M(gg.Contiguous(false)))
+		noise = &Noise{UPost: uc, N: gc}
+	})
+	return noise, err
 }
 
 // Generate draws images the way the paper generates: n ~ N(0, I) -> r_p -> z_t = H(r_p - u_t) ->

@@ -37,7 +37,17 @@ type Model struct {
 
 	// lif is the neuron implementation: the fused kernel, or the per-step baseline (benchmarks).
 	lif func(x *ts.Tensor, T int64, cfg spiking.LIFConfig) (*ts.Tensor, error)
+
+	// shardRank, shardWorld: in data-parallel training this rank's batch is rows
+	// [rank*N, (rank+1)*N) of a global batch; the training noise is drawn for the global batch and
+	// sliced, so the ranks together draw what one process with the global batch draws.
+	shardRank, shardWorld int64
 }
+
+// SetNoiseShard makes the training forward draw its noise (the posterior's uniform u and the
+// prior's normal n) for world times the batch and use the rank-th block of rows: every rank
+// advances the generator alike, and the ranks' noise together is a single process's.
+func (m *Model) SetNoiseShard(rank, world int) { m.shardRank, m.shardWorld = int64(rank), int64(world) }
 
 // UsePerStepLIF switches the model to the per-step LIF formulation (the authors' design: a loop over
 // time steps with a straight-through surrogate). Same numbers, slower; a benchmark baseline.

@@ -87,6 +87,8 @@ func keyFlag(fs *pflag.FlagSet, name, key string, zero any, usage string) {
 		fs.Uint64(name, z, usage)
 	case float64:
 		fs.Float64(name, z, usage)
+	case bool:
+		fs.Bool(name, z, usage)
 	default:
 		panic(fmt.Sprintf("keyFlag %s: unsupported type %T", name, zero))
 	}

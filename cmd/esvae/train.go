@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/esvae-go/esvae/internal/native"
@@ -12,7 +14,8 @@ func versions() map[string]string {
 }
 
 func newTrainCommand(a *app) *cobra.Command {
-	var resume, initPath string
+	var resume, initPath, backend string
+	var distTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train ESVAE (checkpoints, grids, metrics and plots go to --out)",
@@ -20,12 +23,25 @@ func newTrainCommand(a *app) *cobra.Command {
 ESVAE_* environment variables and flags. Ctrl-C or SIGTERM finishes the current step, saves
 last.ckpt and exits 0; a second Ctrl-C exits at once. --resume auto continues exactly where the
 run folder's last checkpoint stopped. --init starts a fresh run from the weights of a checkpoint
-or of a reference .pth (fine-tuning, or comparisons from identical weights).`,
+or of a reference .pth (fine-tuning, or comparisons from identical weights).
+
+Data-parallel: with WORLD_SIZE > 1 in the environment (and RANK, LOCAL_RANK, MASTER_ADDR,
+MASTER_PORT, as torchrun, SLURM scripts, a PyTorchJob or esvae launch set them) the process
+joins a c10d process group (Gloo) and trains its share of every global batch of
+WORLD_SIZE x data.batch_size images; rank 0 writes the checkpoints and outputs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := a.log.With().Str("component", "train").Logger()
 			log.Info().Interface("config", a.cfg.Config).Msg("resolved configuration")
-			res, err := train.Run(cmd.Context(), a.cfg.Config, train.Options{Resume: resume, Init: initPath, Progress: a.stderr, Versions: versions()}, log)
+			dist, err := train.DistFromEnv(backend, distTimeout)
+			if err != nil {
+				return err
+			}
+			opts := train.Options{Resume: resume, Init: initPath, Progress: a.stderr, Versions: versions(), Dist: dist}
+			if dist != nil && dist.Rank != 0 {
+				opts.Progress = nil // one progress bar: rank 0's
+			}
+			res, err := train.Run(cmd.Context(), a.cfg.Config, opts, log)
 			if err != nil {
 				return err
 			}
@@ -51,6 +67,9 @@ or of a reference .pth (fine-tuning, or comparisons from identical weights).`,
 	keyFlag(f, "lr", "optim.lr", 0.0, "learning rate")
 	keyFlag(f, "keep", "keep", 0, "step checkpoints to keep besides last and best")
 	keyFlag(f, "save-every", "save_every", int64(0), "also save every N steps")
+	keyFlag(f, "sync-bn", "sync_bn", false, "data-parallel: synchronise the tdBN batch statistics across the ranks")
+	f.StringVar(&backend, "dist-backend", "auto", "data-parallel collectives: gloo, nccl (not built in: an error) or auto (gloo)")
+	f.DurationVar(&distTimeout, "dist-timeout", train.DefaultDistTimeout, "data-parallel: how long the rendezvous and each collective wait for the other ranks")
 	deviceFlag(f)
 	return cmd
 }

@@ -1,0 +1,342 @@
+package train
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/native"
+	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/spiking"
+)
+
+// Dist says how this process joins a data-parallel job: torchrun's (and esvae launch's)
+// environment variables RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT.
+type Dist struct {
+	Rank, World, LocalRank int
+	Addr                   string
+	Port                   int
+	// Backend is gloo, nccl or auto ("": gloo; see DefaultDistBackend).
+	Backend string
+	// Timeout bounds the rendezvous and every collective (a dead or hung peer is an error after it).
+	Timeout time.Duration
+	// BucketBytes is the size of the gradient all-reduce buckets (0: DefaultBucketBytes).
+	BucketBytes int64
+}
+
+// DefaultBucketBytes is the gradient bucket size, PyTorch DDP's default (25 MiB).
+const DefaultBucketBytes = 25 << 20
+
+// DefaultDistTimeout is the default of --dist-timeout: PyTorch's default for Gloo.
+const DefaultDistTimeout = 30 * time.Minute
+
+// DistFromEnv reads the job from the environment; it returns nil when WORLD_SIZE is unset or 1.
+func DistFromEnv(backend string, timeout time.Duration) (*Dist, error) {
+	ws := os.Getenv("WORLD_SIZE")
+	if ws == "" {
+		return nil, nil
+	}
+	num := func(key string, def int) (int, error) {
+		v := os.Getenv(key)
+		if v == "" {
+			if def >= 0 {
+				return def, nil
+			}
+			return 0, fmt.Errorf("%s is not set (WORLD_SIZE=%s is): set RANK, LOCAL_RANK, MASTER_ADDR and MASTER_PORT too, or start with esvae launch / torchrun", key, ws)
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%s=%q is not a non-negative integer", key, v)
+		}
+		return n, nil
+	}
+	d := &Dist{Backend: backend, Timeout: timeout, Addr: os.Getenv("MASTER_ADDR")}
+	var err error
+	if d.World, err = num("WORLD_SIZE", -1); err != nil {
+		return nil, err
+	}
+	if d.World <= 1 {
+		return nil, nil
+	}
+	if d.Rank, err = num("RANK", -1); err != nil {
+		return nil, err
+	}
+	if d.LocalRank, err = num("LOCAL_RANK", d.Rank); err != nil {
+		return nil, err
+	}
+	if d.Port, err = num("MASTER_PORT", 29500); err != nil {
+		return nil, err
+	}
+	if d.Addr == "" {
+		d.Addr = "127.0.0.1"
+	}
+	if d.Rank >= d.World {
+		return nil, fmt.Errorf("RANK=%d is not below WORLD_SIZE=%d", d.Rank, d.World)
+	}
+	return d, nil
+}
+
+// DefaultDistBackend is nccl on CUDA and gloo on the CPU, as in PyTorch. This build compiles only
+// Gloo in (see internal/native/dist.cpp), so on CUDA the default falls back to gloo.
+func DefaultDistBackend(dev gotch.Device) string { return "gloo" }
+
+// group is a joined process group with its liveness bookkeeping.
+type group struct {
+	d     Dist
+	store *native.Store // the rendezvous (rank 0 hosts it)
+	hb    *native.Store // a second client for the heartbeat goroutine
+	pg    *native.ProcessGroup
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+const (
+	hbKey   = "esvae/heartbeat/"
+	exitKey = "esvae/exit/"
+	hbEvery = 300 * time.Millisecond
+)
+
+// joinGroup creates the TCPStore (rank 0 hosts it) and the process group, and starts the heartbeat.
+func joinGroup(d Dist) (*group, error) {
+	backend := d.Backend
+	if backend == "" || backend == "auto" {
+		backend = "gloo"
+	}
+	if d.Timeout <= 0 {
+		d.Timeout = DefaultDistTimeout
+	}
+	g := &group{d: d, stop: make(chan struct{})}
+	var err error
+	if g.store, err = native.NewStore(d.Addr, d.Port, d.Rank == 0, d.World, d.Timeout); err != nil {
+		return nil, fmt.Errorf("rank %d joining the job of %d ranks at %s:%d (timeout %v): %w", d.Rank, d.World, d.Addr, d.Port, d.Timeout, err)
+	}
+	if g.hb, err = native.NewStore(d.Addr, d.Port, false, 0, d.Timeout); err != nil {
+		g.store.Close()
+		return nil, fmt.Errorf("rank %d: heartbeat connection to %s:%d: %w", d.Rank, d.Addr, d.Port, err)
+	}
+	host := d.Addr
+	if host == "localhost" || strings.HasPrefix(host, "127.") {
+		host = "127.0.0.1" // Gloo binds the loopback interface for a local job
+	} else {
+		host = "" // Gloo's default device: the interface of this machine's host name
+	}
+	if g.pg, err = native.NewProcessGroup(g.store, backend, host, d.Rank, d.World, d.Timeout); err != nil {
+		g.hb.Close()
+		g.store.Close()
+		return nil, err
+	}
+	g.wg.Add(1)
+	go g.heartbeat()
+	return g, nil
+}
+
+func (g *group) heartbeat() {
+	defer g.wg.Done()
+	key := hbKey + strconv.Itoa(g.d.Rank)
+	tick := time.NewTicker(hbEvery)
+	defer tick.Stop()
+	for {
+		if _, err := g.hb.Add(key, 1); err != nil {
+			return // the store (rank 0) is gone; the next collective reports it
+		}
+		select {
+		case <-g.stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// close stops the heartbeat and leaves the group. When err is not nil it is recorded in the store
+// first, so that the other ranks name this rank and its error.
+func (g *group) close(err error) {
+	if err != nil {
+		_ = g.hb.Set(exitKey+strconv.Itoa(g.d.Rank), err.Error())
+	}
+	close(g.stop)
+	g.wg.Wait()
+	g.pg.Close()
+	g.hb.Close()
+	g.store.Close()
+}
+
+// diagnose turns a failed collective into an error that names the rank(s) that caused it: those
+// that recorded an error, else those whose heartbeat stopped, else rank 0 when the store is gone.
+func (g *group) diagnose(what string, err error) error {
+	var failed []string
+	for r := 0; r < g.d.World; r++ {
+		if r == g.d.Rank {
+			continue
+		}
+		v, ok, e := g.hb.Get(exitKey + strconv.Itoa(r))
+		if e != nil {
+			return fmt.Errorf("%s failed on rank %d: rank 0 (which hosts the rendezvous at %s:%d) is gone: %w", what, g.d.Rank, g.d.Addr, g.d.Port, err)
+		}
+		if ok {
+			failed = append(failed, fmt.Sprintf("rank %d stopped with an error: %s", r, v))
+		}
+	}
+	if len(failed) == 0 {
+		before, e := g.beats()
+		if e == nil {
+			time.Sleep(8 * hbEvery)
+			var after []int64
+			after, e = g.beats()
+			if e == nil {
+				for r := range before {
+					if r != g.d.Rank && after[r] == before[r] {
+						failed = append(failed, fmt.Sprintf("rank %d died (no heartbeat for %v)", r, 8*hbEvery))
+					}
+				}
+			}
+		}
+		if e != nil {
+			return fmt.Errorf("%s failed on rank %d: rank 0 (which hosts the rendezvous at %s:%d) is gone: %w", what, g.d.Rank, g.d.Addr, g.d.Port, err)
+		}
+	}
+	if len(failed) == 0 {
+		return fmt.Errorf("%s failed on rank %d (every other rank is still alive; timeout %v): %w", what, g.d.Rank, g.d.Timeout, err)
+	}
+	return fmt.Errorf("%s failed on rank %d: %s: %w", what, g.d.Rank, strings.Join(failed, "; "), err)
+}
+
+func (g *group) beats() ([]int64, error) {
+	out := make([]int64, g.d.World)
+	for r := range out {
+		v, err := g.hb.Add(hbKey+strconv.Itoa(r), 0)
+		if err != nil {
+			return nil, err
+		}
+		out[r] = v
+	}
+	return out, nil
+}
+
+// syncBN is the batch norm of spiking.TdBN with the statistics of every rank.
+func (g *group) syncBN(x, w, b, rm, rv *ts.Tensor, momentum, eps float64) (*ts.Tensor, error) {
+	y, err := g.pg.SyncBatchNorm(x, w, b, rm, rv, momentum, eps)
+	if err != nil {
+		return nil, g.diagnose("sync batch norm", err)
+	}
+	return y, nil
+}
+
+// broadcastModel copies rank 0's parameters and buffers to every rank (sorted by name).
+func (t *trainer) broadcastModel() error {
+	vars := t.model.VarStore().Variables()
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	list := make([]*ts.Tensor, 0, len(names))
+	for _, k := range names {
+		v := vars[k]
+		list = append(list, &v)
+	}
+	if err := t.group.pg.Broadcast(0, list...); err != nil {
+		return t.group.diagnose("broadcasting rank 0's weights", err)
+	}
+	return nil
+}
+
+// averageGrads averages the gradients across the ranks (bucketed all-reduce after the backward).
+func (t *trainer) averageGrads() error {
+	bucket := t.group.d.BucketBytes
+	if bucket <= 0 {
+		bucket = DefaultBucketBytes
+	}
+	if _, err := t.group.pg.AverageGrads(t.opt.params, bucket); err != nil {
+		return t.group.diagnose(fmt.Sprintf("step %d: gradient all-reduce", t.meta.Step+1), err)
+	}
+	return nil
+}
+
+// exchange sums the step's metrics (5,) and the ranks' stop flags in one small all-reduce; it
+// returns the metrics averaged over the ranks and whether any rank asked to stop. Every rank takes
+// every step, so every rank stops after the same one.
+func (t *trainer) exchange(m *ts.Tensor, stop bool) (*ts.Tensor, bool, error) {
+	flag := 0.0
+	if stop {
+		flag = 1
+	}
+	var packed *ts.Tensor
+	err := nn.Catch(func() {
+		f := nn.M(ts.OfSlice([]float64{flag}))
+		f = drop(f, nn.M(f.To(nn.Device(m), false)))
+		defer nn.Drop(f)
+		mm := nn.M(m.Totype(gotch.Double, false))
+		defer nn.Drop(mm)
+		packed = nn.M(ts.Cat([]*ts.Tensor{mm, f}, 0)) // (6,)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	defer nn.Drop(packed)
+	if err := t.group.pg.AllReduceSum(packed); err != nil {
+		return nil, false, t.group.diagnose(fmt.Sprintf("step %d: metrics all-reduce", t.meta.Step), err)
+	}
+	vals, err := nn.HostFloat64(packed)
+	if err != nil {
+		return nil, false, err
+	}
+	var avg *ts.Tensor
+	err = nn.Catch(func() {
+		s := nn.M(packed.Narrow(0, 0, 5, false))
+		s2 := drop(s, nn.M(s.DivScalar(ts.FloatScalar(float64(t.group.d.World)), false)))
+		avg = drop(s2, nn.M(s2.Totype(m.DType(), false)))
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return avg, vals[5] > 0, nil
+}
+
+// drop frees old and returns next.
+func drop(old, next *ts.Tensor) *ts.Tensor {
+	nn.Drop(old)
+	return next
+}
+
+// setSyncBN routes every training-mode tdBN through the group's statistics (or back, with nil).
+func setSyncBN(g *group) {
+	if g == nil {
+		spiking.SetSyncBatchNorm(nil)
+		return
+	}
+	spiking.SetSyncBatchNorm(g.syncBN)
+}
+
+// syncRNG copies rank 0's generator state (CPU, and the CUDA device's) to every rank.
+func (t *trainer) syncRNG() error {
+	st, err := native.GetRNGState()
+	if err != nil {
+		return err
+	}
+	defer nn.Drop(st)
+	if err := t.group.pg.Broadcast(0, st); err != nil {
+		return t.group.diagnose("broadcasting rank 0's RNG state", err)
+	}
+	if err := native.SetRNGState(st); err != nil {
+		return err
+	}
+	if t.dev.IsCuda() {
+		cs, err := native.GetCUDARNGState(t.dev.Value)
+		if err != nil {
+			return err
+		}
+		defer nn.Drop(cs)
+		if err := t.group.pg.Broadcast(0, cs); err != nil {
+			return t.group.diagnose("broadcasting rank 0's CUDA RNG state", err)
+		}
+		return native.SetCUDARNGState(t.dev.Value, cs)
+	}
+	return nil
+}
