@@ -90,13 +90,8 @@ type CompareReport struct {
 	Written        string `json:"written"`
 }
 
-// PaperTableI holds Table I of the paper (ESVAE-SPEC): MSE, IS, FID, FAD per data set and kind.
-var PaperTableI = map[string]map[string][4]float64{
-	"mnist":   {vae.KindESVAE: {0.013, 5.612, 117.8, 10.99}, vae.KindFSVAE: {0.031, 6.209, 97.06, 35.54}, vae.KindANNVAE: {0.048, 5.947, 112.5, 17.09}},
-	"fashion": {vae.KindESVAE: {0.019, 6.227, 125.3, 11.13}, vae.KindFSVAE: {0.031, 4.551, 90.12, 15.75}, vae.KindANNVAE: {0.050, 4.252, 123.7, 18.08}},
-	"cifar10": {vae.KindESVAE: {0.045, 3.758, 127.0, 14.74}, vae.KindFSVAE: {0.066, 2.945, 175.5, 133.9}, vae.KindANNVAE: {0.105, 2.591, 229.6, 196.9}},
-	"celeba":  {vae.KindESVAE: {0.034, 3.868, 85.33, 51.93}, vae.KindFSVAE: {0.051, 3.697, 101.6, 112.9}, vae.KindANNVAE: {0.059, 3.231, 92.53, 156.9}},
-}
+// PaperTableI is vae.PaperTableI (the paper's Table I).
+var PaperTableI = vae.PaperTableI
 
 var kindTitle = map[string]string{vae.KindESVAE: "ESVAE", vae.KindFSVAE: "FSVAE", vae.KindANNVAE: "ANN VAE"}
 
