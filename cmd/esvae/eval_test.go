@@ -15,6 +15,7 @@ import (
 // then evaluates the reference-weights checkpoint with every metric, offline, and reads the report.
 func TestFADTrainAndEval(t *testing.T) {
 	dir := t.TempDir()
+	t.Setenv("ESVAE_CACHE", filepath.Join(dir, "cache")) // the FID reference statistics are cached there
 	ckpt := filepath.Join(dir, "m.ckpt")
 	if out, err := run(t, "import", "--pth", filepath.Join(fixture.Dir(), "esvae_t4_state.pth"), "--out", ckpt, "--log-level", "warn"); err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
@@ -38,11 +39,13 @@ func TestFADTrainAndEval(t *testing.T) {
 	rep := filepath.Join(dir, "report")
 	out, err = run(t, "eval", "--checkpoint", ckpt, "--data-dir", mnist, "--out", rep, "--limit", "64",
 		"--fad-model", model, "--fad-stats", filepath.Join(fad, "mnist_test_64.npz"), "--fad-samples", "256",
+		"--inception", filepath.Join(fixture.Dir(), "inception_tiny_features.pt"), "--inception-logits", filepath.Join(fixture.Dir(), "inception_tiny_logits.pt"),
+		"--fid-samples", "40", "--is-splits", "4",
 		"--probe-epochs", "2", "--probe-train-limit", "128", "--energy-images", "8", "--device", "cpu", "--log-level", "warn")
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, out)
 	}
-	for _, want := range []string{"reconstruction MSE (test, 64 images)", "FAD (256 samples, BN batch, d = 64)", "temporal shuffle", "encoder probe accuracy (128 train / 64 test images)", "energy per generated image"} {
+	for _, want := range []string{"reconstruction MSE (test, 64 images)", "FAD (256 samples, BN batch, d = 64)", "FID (clean-fid, 40 samples vs test split, 64 images)", "Inception Score (40 samples, 4 splits)", "temporal shuffle", "encoder probe accuracy (128 train / 64 test images)", "energy per generated image"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
@@ -54,6 +57,12 @@ func TestFADTrainAndEval(t *testing.T) {
 	var r eval.Report
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
+	}
+	if r.FID == nil || r.IS == nil || r.FID.FID <= 0 || r.IS.IS < 1 {
+		t.Fatalf("report.json: FID %+v, IS %+v", r.FID, r.IS)
+	}
+	if caches, _ := filepath.Glob(filepath.Join(dir, "cache", "fid-stats", "mnist-test-64-*.npz")); len(caches) != 1 {
+		t.Fatalf("FID reference statistics not cached: %v", caches)
 	}
 	if r.MSE == nil || r.FAD == nil || r.Robust == nil || r.Energy == nil || r.Probe == nil {
 		t.Fatalf("report.json misses a metric: %s", b)
@@ -67,8 +76,8 @@ func TestFADTrainAndEval(t *testing.T) {
 		}
 	}
 	// Without --fad-model FAD is skipped with the way to get one; bad flags are errors.
-	out, err = run(t, "eval", "--checkpoint", ckpt, "--data-dir", mnist, "--out", rep, "--limit", "16", "--metrics", "mse,fad", "--device", "cpu", "--log-level", "warn")
-	if err != nil || !strings.Contains(out, "esvae fad train --data mnist") {
+	out, err = run(t, "eval", "--checkpoint", ckpt, "--data-dir", mnist, "--out", rep, "--limit", "16", "--metrics", "mse,fad,is", "--device", "cpu", "--log-level", "warn")
+	if err != nil || !strings.Contains(out, "esvae fad train --data mnist") || !strings.Contains(out, "no --inception-logits") {
 		t.Fatalf("eval without --fad-model: %v\n%s", err, out)
 	}
 	for _, args := range [][]string{
