@@ -97,8 +97,8 @@ var kindTitle = map[string]string{vae.KindESVAE: "ESVAE", vae.KindFSVAE: "FSVAE"
 
 // Compare trains (or takes the checkpoints of) every entry on its data set, evaluates the test
 // reconstruction MSE in evaluation mode, draws samples, and writes report.md, report.json and
-// samples.png into cc.Out. All entries must use one data set. IS, FID and FAD are reported as not
-// available: the evaluation package does not exist yet.
+// samples.png into cc.Out. All entries must use one data set. IS, FID and FAD are left to `esvae eval`
+// on each kind's checkpoint (they need feature networks and thousands of samples).
 func Compare(ctx context.Context, cc CompareConfig, log zerolog.Logger) (*CompareReport, error) {
 	if len(cc.Entries) == 0 {
 		return nil, errors.New("compare: no models to compare")
@@ -323,7 +323,7 @@ func rankings(rows []CompareRow) (ours, paper string, same bool) {
 // Markdown renders the report as a table beside the paper's numbers.
 func (r *CompareReport) Markdown() string {
 	var b strings.Builder
-	na := "n/a (eval not built yet)"
+	na := "see esvae eval"
 	fmt.Fprintf(&b, "# esvae compare: %s\n\n", r.Data)
 	fmt.Fprintf(&b, "Written %s; device %s, %d libtorch threads. Test MSE in [-1, 1] space, evaluation mode, the latent sampled\n", r.Written, r.Device, r.Threads)
 	fmt.Fprintf(&b, "(as the reference's test pass). Paper: Table I of Zhan et al. (300 or 150 full epochs).\n\n")
