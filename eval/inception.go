@@ -123,6 +123,9 @@ func extractEntry(archive, entry, dst, wantSHA1 string) (err error) {
 		if got := hex.EncodeToString(h.Sum(nil)); got != wantSHA1 {
 			return fmt.Errorf("eval: %s in %s has SHA-1 %s, want %s", entry, archive, got, wantSHA1)
 		}
+		if err = tmp.Chmod(0o644); err != nil {
+			return err
+		}
 		if err = tmp.Close(); err != nil {
 			return err
 		}

@@ -145,13 +145,14 @@ func PlotRobustness(path string, r *Robustness) error {
 		trec = []vis.XY{{X: lo, Y: r.TemporalVsRecon}, {X: hi, Y: r.TemporalVsRecon}}
 	}
 	return vis.PlotLosses(path, vis.PlotOptions{
-		Title:  fmt.Sprintf("Robustness of the latent spikes (%d images)", r.Images),
-		XLabel: "flip probability p (each latent spike entry flipped)",
-		YLabel: "MSE",
+		Title:      fmt.Sprintf("Robustness of the latent spikes (%d images)", r.Images),
+		XLabel:     "flip probability p (each latent spike entry flipped)",
+		YLabel:     "MSE",
+		LegendLeft: true,
 	},
 		vis.Series{Name: "noise: MSE vs image", Points: img, Style: vis.LineMarkers},
 		vis.Series{Name: "noise: MSE vs reconstruction", Points: rec, Style: vis.LineMarkers},
-		vis.Series{Name: "temporal shuffle: vs image", Points: timg, Style: vis.Faint},
-		vis.Series{Name: "temporal shuffle: vs reconstruction", Points: trec, Style: vis.Faint},
+		vis.Series{Name: "temporal shuffle: vs image", Points: timg, Style: vis.Dashed, Color: vis.PaletteColor(0)},
+		vis.Series{Name: "temporal shuffle: vs reconstruction", Points: trec, Style: vis.Dashed, Color: vis.PaletteColor(1)},
 	)
 }

@@ -134,6 +134,9 @@ func SaveStats(path string, g Gaussian) (err error) {
 	if err = zw.Close(); err != nil {
 		return err
 	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return err
+	}
 	if err = tmp.Close(); err != nil {
 		return err
 	}
