@@ -23,15 +23,17 @@ type Report struct {
 	Device     string            `json:"device"`
 	Versions   map[string]string `json:"versions,omitempty"`
 
-	MSE     *MSEResult         `json:"reconstruction,omitempty"`
-	FAD     *FADResult         `json:"fad,omitempty"`
-	FID     *FIDResult         `json:"fid,omitempty"`
-	IS      *ISResult          `json:"is,omitempty"`
-	Robust  *Robustness        `json:"robustness,omitempty"`
-	Energy  *EnergyReport      `json:"energy,omitempty"`
-	Probe   *ProbeResult       `json:"probe,omitempty"`
-	Skipped map[string]string  `json:"skipped,omitempty"`
-	Seconds map[string]float64 `json:"seconds"`
+	MSE     *MSEResult        `json:"reconstruction,omitempty"`
+	FAD     *FADResult        `json:"fad,omitempty"`
+	FID     *FIDResult        `json:"fid,omitempty"`
+	IS      *ISResult         `json:"is,omitempty"`
+	Robust  *Robustness       `json:"robustness,omitempty"`
+	Energy  *EnergyReport     `json:"energy,omitempty"`
+	Probe   *ProbeResult      `json:"probe,omitempty"`
+	Skipped map[string]string `json:"skipped,omitempty"`
+	// Pictures are the PNGs written beside the report (besides samples.png and robustness.png).
+	Pictures []string           `json:"pictures,omitempty"`
+	Seconds  map[string]float64 `json:"seconds"`
 }
 
 // MSEResult is the reconstruction loss over a split.
@@ -149,6 +151,15 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
+	for _, p := range r.Pictures {
+		title := map[string]string{
+			"rates.png":         "Firing rates: r_q over training images and r_p when generating (Figs. 6-7)",
+			"interpolation.png": "Interpolation: two test images at the ends, their rates mixed linearly between",
+			"raster.png":        "The latent spikes of the first test image",
+		}[p]
+		fmt.Fprintf(&b, "## %s\n\n![%s](%s)\n\n", title, p, p)
+	}
+	b.WriteString("## Samples\n\n![samples](samples.png)\n\n")
 	if len(r.Skipped) > 0 {
 		b.WriteString("## Not computed\n\n")
 		for _, k := range sortedKeys(r.Skipped) {

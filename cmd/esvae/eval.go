@@ -68,6 +68,9 @@ Metrics (--metrics, comma-separated; default all):
 			want := map[string]bool{}
 			for _, m := range strings.Split(metrics, ",") {
 				m = strings.TrimSpace(strings.ToLower(m))
+				if m == "robust" {
+					m = "robustness"
+				}
 				if m == "all" {
 					for _, x := range allMetrics {
 						want[x] = true
@@ -128,7 +131,7 @@ Metrics (--metrics, comma-separated; default all):
 				return err
 			}
 			var test data.Dataset
-			if want["mse"] || want["robustness"] || want["fad"] || want["probe"] {
+			{
 				if test, err = openSplit(data.Test, limit); err != nil {
 					return err
 				}
@@ -222,6 +225,19 @@ Metrics (--metrics, comma-separated; default all):
 				}); err != nil {
 					return err
 				}
+			}
+			if isESVAE {
+				if err := timed("pictures", func() error {
+					trainDS, err := openSplit(data.Train, 2000)
+					if err != nil {
+						return err
+					}
+					defer trainDS.Close()
+					return eval.Pictures(ctx, out, esv, trainDS, test, 0, dev)
+				}); err != nil {
+					return err
+				}
+				rep.Pictures = []string{"rates.png", "interpolation.png", "raster.png"}
 			}
 			if err := native.ManualSeed(seed); err != nil {
 				return err

@@ -70,7 +70,7 @@ func TestFADTrainAndEval(t *testing.T) {
 	if r.FAD.FAD < 0 || r.Probe.Classes != 10 || r.Energy.SynOps <= 0 || r.MSE.Images != 64 {
 		t.Fatalf("implausible report: FAD %v, classes %d, syn ops %v, images %d", r.FAD.FAD, r.Probe.Classes, r.Energy.SynOps, r.MSE.Images)
 	}
-	for _, f := range []string{"report.md", "robustness.png", "samples.png"} {
+	for _, f := range []string{"report.md", "robustness.png", "samples.png", "rates.png", "interpolation.png", "raster.png"} {
 		if _, err := os.Stat(filepath.Join(rep, f)); err != nil {
 			t.Errorf("eval did not write %s", f)
 		}
