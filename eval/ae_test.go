@@ -130,6 +130,13 @@ func TestFeatureAEMatchesPyTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fromFile, err := LoadStats(filepath.Join(fixture.Dir(), "fad_ref_stats.npz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f2, err := FrechetDistance(got, fromFile); err != nil || math.Abs(f2-fx.F("fad"))/fx.F("fad") > 1e-3 {
+		t.Fatalf("FAD against the reference's .npz: %v (%v), reference %v", f2, err, fx.F("fad"))
+	}
 	fad, err := FrechetDistance(got, ref)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ Writes (a few seconds, bit-for-bit reproducible):
                     evaluation mode; feat.y (8,64): y in training mode as one batch of 8;
                     fad (scalar): the authors' Frechet distance (scipy sqrtm) between feat.batch and
                     feat.y (mean, np.cov) -- 8 vectors in 64 dimensions: singular covariances.
+  fad_ref_stats.npz np.savez of feat.y's mu and sigma (the format of the authors' *_test_64.npz)
   inception_tiny_features.pt, inception_tiny_logits.pt  two tiny TorchScript networks in the shape
                     of the FID / IS Inception (input (N, 3, 299, 299); 37x37 average pooling to 8x8,
                     then a hashed Linear to 16 features / 10 logits)
@@ -182,6 +183,8 @@ def main():
         d["feat.batch"] = c64(torch.cat([model.encode(x[:4]), model.encode(x[4:])]))
         d["feat.y"] = c64(model.encode(y))
     d["fad"] = scalar64(authors_fd(d["feat.batch"].numpy(), d["feat.y"].numpy()))
+    fy = d["feat.y"].numpy()
+    np.savez(os.path.join(out, "fad_ref_stats.npz"), mu=fy.mean(0), sigma=np.cov(fy, rowvar=False))
     print(f"fad_ae.pt: FAD {d['fad'].item():.6f}, |feat.eval| max {d['feat.eval'].abs().max():.4f}")
     save(d, os.path.join(out, "fad_ae.pt"))
     make_inception(out)
