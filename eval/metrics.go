@@ -111,3 +111,28 @@ func ReconstructionMSE(ctx context.Context, m vae.Net, ds data.Dataset, batch, l
 	}
 	return sum / float64(count), count, nil
 }
+
+// Generate draws n images from m's prior in chunks of chunk (evaluation mode, no gradients) and
+// returns them on the host, (n, C, S, S) row-major in [-1, 1].
+func Generate(m vae.Net, n, chunk int) ([]float32, error) {
+	if n < 1 || chunk < 1 {
+		return nil, fmt.Errorf("eval: generating %d images in chunks of %d: both must be >= 1", n, chunk)
+	}
+	var imgs []float32
+	for done := 0; done < n; done += chunk {
+		k := min(chunk, n-done)
+		var xh *ts.Tensor
+		var err error
+		nn.NoGrad(func() { xh, err = m.Sample(int64(k)) })
+		if err != nil {
+			return nil, err
+		}
+		v, err := nn.HostFloat32(xh)
+		nn.Drop(xh)
+		if err != nil {
+			return nil, err
+		}
+		imgs = append(imgs, v...)
+	}
+	return imgs, nil
+}

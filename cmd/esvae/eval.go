@@ -286,14 +286,7 @@ Metrics (--metrics, comma-separated; default all):
 
 // writeSamples writes 64 generated images as a grid.
 func writeSamples(path string, m vae.Net) error {
-	var xh *ts.Tensor
-	var err error
-	nn.NoGrad(func() { xh, err = m.Sample(64) })
-	if err != nil {
-		return err
-	}
-	v, err := toHost(xh)
-	nn.Drop(xh)
+	v, err := eval.Generate(m, 64, 64)
 	if err != nil {
 		return err
 	}
