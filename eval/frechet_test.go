@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
@@ -144,22 +145,10 @@ func TestStatsFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !mat.Equal(g.Sigma, h.Sigma) || !floatsEqual(g.Mu, h.Mu) {
+	if !mat.Equal(g.Sigma, h.Sigma) || !slices.Equal(g.Mu, h.Mu) {
 		t.Fatal("statistics changed in a save/load round trip")
 	}
 	if _, err := LoadStats(filepath.Join("testdata", "frechet.npz")); err == nil {
 		t.Fatal("no error for an .npz without mu and sigma")
 	}
-}
-
-func floatsEqual(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

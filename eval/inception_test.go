@@ -12,15 +12,6 @@ import (
 	"github.com/esvae-go/esvae/nn"
 )
 
-func relMax(got, want []float64) float64 {
-	var d, m float64
-	for i := range want {
-		d = math.Max(d, math.Abs(got[i]-want[i]))
-		m = math.Max(m, math.Abs(want[i]))
-	}
-	return d / m
-}
-
 // TestFIDAndISPathMatchesReference runs the whole FID and IS path on two tiny TorchScript networks of
 // the Inception's interface that the reference script wrote, against the reference's clean-fid
 // preprocessing (Pillow's bicubic resize), features, Frechet distance, bilinear resize, logits and

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -326,12 +323,7 @@ func runFAD(ctx context.Context, a *app, m vae.Net, test data.Dataset, modelPath
 	if int64(ref.Dim()) != ae.Dim {
 		return nil, fmt.Errorf("FAD: the statistics %s have dimension %d, the feature model %d", statsPath, ref.Dim(), ae.Dim)
 	}
-	gen := func(k int) (*ts.Tensor, error) {
-		var x *ts.Tensor
-		var err error
-		nn.NoGrad(func() { x, err = m.Sample(int64(k)) })
-		return x, err
-	}
+	gen := sampler(m)
 	got, err := ae.SampleStats(gen, p, func(done, total int) {
 		a.log.Debug().Int("images", done).Int("of", total).Msg("FAD samples")
 	})
@@ -375,10 +367,11 @@ func runFID(ctx context.Context, a *app, m vae.Net, dc train.DataConfig, test da
 		}
 		defer ref.Close()
 	}
-	sum, err := fileSHA1Prefix(inception)
+	sum, err := eval.SHA1File(inception)
 	if err != nil {
 		return nil, err
 	}
+	sum = sum[:12]
 	cache, err := eval.CacheDir()
 	if err != nil {
 		return nil, err
@@ -405,12 +398,7 @@ func runFID(ctx context.Context, a *app, m vae.Net, dc train.DataConfig, test da
 			return nil, err
 		}
 	}
-	gen := func(k int) (*ts.Tensor, error) {
-		var x *ts.Tensor
-		var err error
-		nn.NoGrad(func() { x, err = m.Sample(int64(k)) })
-		return x, err
-	}
+	gen := sampler(m)
 	feats, d, err := net.SampleOutputs(gen, samples, 50, func(done int) {
 		if done%1000 < 50 {
 			a.log.Info().Int("images", done).Int("of", samples).Msg("FID samples")
@@ -437,12 +425,7 @@ func runIS(m vae.Net, logitsNet string, samples, splits int, dev gotch.Device) (
 		return nil, err
 	}
 	defer net.Drop()
-	gen := func(k int) (*ts.Tensor, error) {
-		var x *ts.Tensor
-		var err error
-		nn.NoGrad(func() { x, err = m.Sample(int64(k)) })
-		return x, err
-	}
+	gen := sampler(m)
 	logits, k, err := net.SampleOutputs(gen, samples, 50, nil)
 	if err != nil {
 		return nil, err
@@ -454,15 +437,12 @@ func runIS(m vae.Net, logitsNet string, samples, splits int, dev gotch.Device) (
 	return &eval.ISResult{IS: mean, Std: std, Samples: samples, Splits: splits, Network: logitsNet}, nil
 }
 
-func fileSHA1Prefix(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
+// sampler draws k images from m's prior without gradients.
+func sampler(m vae.Net) func(k int) (*ts.Tensor, error) {
+	return func(k int) (*ts.Tensor, error) {
+		var x *ts.Tensor
+		var err error
+		nn.NoGrad(func() { x, err = m.Sample(int64(k)) })
+		return x, err
 	}
-	defer f.Close()
-	h := sha1.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }

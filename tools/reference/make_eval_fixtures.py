@@ -37,10 +37,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 from PIL import Image
-from scipy import linalg
 
 from make_baseline_fixtures import pth_model
 from make_fixtures import c64, hash_tensor, save, scalar64
+from make_frechet_fixture import authors
 
 
 def block(cin, cout, transposed=False):
@@ -76,17 +76,9 @@ class AE(nn.Module):
         return self.final_layer(self.decoder(y)), z
 
 
-def authors_fd(f1, f2, eps=1e-6):
-    mu1, mu2 = f1.mean(0), f2.mean(0)
-    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
-    diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
-    if not np.isfinite(covmean).all():
-        off = np.eye(s1.shape[0]) * eps
-        covmean = linalg.sqrtm((s1 + off).dot(s2 + off))
-    if np.iscomplexobj(covmean):
-        covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+def authors_fd(f1, f2):
+    """The authors' Frechet distance (make_frechet_fixture.authors) of two feature sets."""
+    return authors(f1.mean(0), np.cov(f1, rowvar=False), f2.mean(0), np.cov(f2, rowvar=False))
 
 
 # Compiled from a string so that the TorchScript files' debug information names "tiny_inception.py"
