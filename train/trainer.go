@@ -16,6 +16,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vae"
@@ -68,6 +69,11 @@ type trainer struct {
 	metrics stepMetrics
 	// perEpoch is the number of training batches per epoch (for Net.SetEpoch).
 	perEpoch int
+	// The FAD feature model and reference statistics (eval.every), loaded on first use, and the
+	// FAD per epoch of this process (fad.png).
+	fadAE   *eval.FeatureAE
+	fadRef  eval.Gaussian
+	fadHist []vis.XY
 }
 
 // Run trains ESVAE as cfg says, writing checkpoints, grids, metrics and plots into cfg.Out. It
