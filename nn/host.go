@@ -104,3 +104,12 @@ func HostScalar(t *ts.Tensor) (float64, error) {
 	}
 	return v[0], nil
 }
+
+// Numel is the number of elements of t (the product of its sizes; panics like Size).
+func Numel(t *ts.Tensor) int64 {
+	n := int64(1)
+	for _, s := range Size(t) {
+		n *= s
+	}
+	return n
+}

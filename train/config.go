@@ -70,6 +70,21 @@ type Config struct {
 	SyncBN bool `mapstructure:"sync_bn" json:"sync_bn"`
 	// Device is auto, cpu, cuda or cuda:N.
 	Device string `mapstructure:"device" json:"device"`
+	// Eval computes FAD during training (metrics.jsonl, fad.png).
+	Eval EvalConfig `mapstructure:"eval" json:"eval"`
+}
+
+// EvalConfig asks for the Frechet autoencoder distance every Every epochs during training, as the
+// reference does every epoch (esvae eval computes every metric for one checkpoint afterwards).
+type EvalConfig struct {
+	// Every computes FAD at the end of every Every-th epoch (0: never).
+	Every int `mapstructure:"every" json:"every"`
+	// FADModel is the feature model (the authors' .pth or esvae fad train's .pt); required with Every.
+	FADModel string `mapstructure:"fad_model" json:"fad_model"`
+	// FADStats is the reference statistics .npz; empty: the test split's, computed once per run.
+	FADStats string `mapstructure:"fad_stats" json:"fad_stats"`
+	// FADSamples is the number of generated images (rounded up to batches of 128; 0: 5000).
+	FADSamples int `mapstructure:"fad_samples" json:"fad_samples"`
 }
 
 // DefaultConfig is the paper's MNIST set-up.
@@ -91,6 +106,12 @@ func DefaultConfig() Config {
 // Validate reports every bad field by its config key.
 func (c Config) Validate() error {
 	var errs []error
+	if c.Eval.Every < 0 || c.Eval.FADSamples < 0 {
+		errs = append(errs, fmt.Errorf("eval.every = %d, eval.fad_samples = %d: must be >= 0", c.Eval.Every, c.Eval.FADSamples))
+	}
+	if c.Eval.Every > 0 && c.Eval.FADModel == "" {
+		errs = append(errs, fmt.Errorf("eval.every = %d needs eval.fad_model (a feature model: esvae fad train --data %s writes one)", c.Eval.Every, c.Data.Name))
+	}
 	if !slices.Contains(data.Names(), c.Data.Name) {
 		errs = append(errs, fmt.Errorf("data.name %q is not a known data set: use one of %s", c.Data.Name, strings.Join(data.Names(), ", ")))
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vae"
 	"github.com/esvae-go/esvae/vis"
@@ -37,6 +38,19 @@ func (t *trainer) endEpoch(testDS data.Dataset, epoch int, s *epochStats) (float
 		}
 	}
 	testRec := vis.Record{Split: "test", Epoch: epoch + 1, Step: int(t.meta.Step), MSE: testLoss, Loss: testLoss, Seconds: elapsed(evStart)}
+	if ev := t.cfg.Eval; ev.Every > 0 && (epoch+1)%ev.Every == 0 {
+		fad, err := t.fad(testDS)
+		if err != nil {
+			return nan(), fmt.Errorf("epoch %d: FAD: %w", epoch+1, err)
+		}
+		testRec.Extra = map[string]float64{"fad": fad}
+		t.fadHist = append(t.fadHist, vis.XY{X: float64(epoch + 1), Y: fad})
+		if err := vis.PlotLosses(t.run.path("fad.png"), vis.PlotOptions{Title: "FAD of generated images", XLabel: "epoch", YLabel: "FAD"},
+			vis.Series{Name: "FAD", Points: t.fadHist, Style: vis.LineMarkers}); err != nil {
+			t.log.Warn().Err(err).Msg("FAD plot not written")
+		}
+		t.log.Info().Int("epoch", epoch+1).Float64("fad", fad).Msg("FAD")
+	}
 	for _, r := range []vis.Record{trainRec, testRec} {
 		if err := t.metric.Write(r); err != nil {
 			return nan(), err
@@ -213,4 +227,44 @@ func ReconstructGrid(m vae.Net, ds data.Dataset, dev gotch.Device, n int) (float
 		return 0, nil, 0, err
 	}
 	return mse, interleave(imgs, recon, n, c*h*w, 8), n, nil
+}
+
+// fad computes the Frechet autoencoder distance of the model's samples by the authors' protocol,
+// loading the feature model and the reference statistics on first use.
+func (t *trainer) fad(testDS data.Dataset) (float64, error) {
+	ev := t.cfg.Eval
+	p := eval.AuthorsFAD()
+	if ev.FADSamples > 0 {
+		p.Samples = ev.FADSamples
+	}
+	if t.fadAE == nil {
+		ae, err := eval.LoadFeatureAE(ev.FADModel, t.dev)
+		if err != nil {
+			return nan(), err
+		}
+		if ae.InChannels != t.cfg.Model.InChannels || ae.ImageSize() != t.cfg.Model.ImageSize() {
+			return nan(), fmt.Errorf("the feature model %s takes %dx%dx%d images, the model makes %dx%dx%d", ev.FADModel, ae.InChannels, ae.ImageSize(), ae.ImageSize(), t.cfg.Model.InChannels, t.cfg.Model.ImageSize(), t.cfg.Model.ImageSize())
+		}
+		if ev.FADStats != "" {
+			if t.fadRef, err = eval.LoadStats(ev.FADStats); err != nil {
+				return nan(), err
+			}
+		} else if t.fadRef, err = ae.DatasetStats(context.Background(), testDS, p, 0, t.dev); err != nil {
+			return nan(), err
+		}
+		if int64(t.fadRef.Dim()) != ae.Dim {
+			return nan(), fmt.Errorf("the statistics %s have dimension %d, the feature model %s %d", ev.FADStats, t.fadRef.Dim(), ev.FADModel, ae.Dim)
+		}
+		t.fadAE = ae
+	}
+	g, err := t.fadAE.SampleStats(func(k int) (*ts.Tensor, error) {
+		var x *ts.Tensor
+		var err error
+		nn.NoGrad(func() { x, err = t.model.Sample(int64(k)) })
+		return x, err
+	}, p, nil)
+	if err != nil {
+		return nan(), err
+	}
+	return eval.FrechetDistance(g, t.fadRef)
 }

@@ -72,6 +72,9 @@ func (r *runDir) keepStep(step int64) error {
 	return nil
 }
 
+// DeviceName is "cpu" or "cuda:N".
+func DeviceName(d gotch.Device) string { return deviceName(d) }
+
 func deviceName(d gotch.Device) string {
 	if d == gotch.CPU {
 		return "cpu"

@@ -16,6 +16,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vae"
@@ -77,6 +78,11 @@ type trainer struct {
 	group *group
 	// dtype is the model's floating type.
 	dtype gotch.DType
+	// The FAD feature model and reference statistics (eval.every), loaded on first use, and the
+	// FAD per epoch of this process (fad.png).
+	fadAE   *eval.FeatureAE
+	fadRef  eval.Gaussian
+	fadHist []vis.XY
 }
 
 // rank is this process's rank (0 without a group).

@@ -279,6 +279,13 @@ func (m *Model) LoadStateDict(sd map[string]*ts.Tensor) (ignored []string, err e
 	return loadStateDict(m.VS, m.DType, sd, ignoredKey, "ESVAE")
 }
 
+// LoadStateDictInto copies a PyTorch state_dict into the variables of any VarStore whose names are
+// the state_dict's keys (other packages' networks, such as eval's feature autoencoder); keys for
+// which ignore is true may be absent from vs. model names the network in errors.
+func LoadStateDictInto(vs *gnn.VarStore, dtype gotch.DType, sd map[string]*ts.Tensor, ignore func(string) bool, model string) ([]string, error) {
+	return loadStateDict(vs, dtype, sd, ignore, model)
+}
+
 // loadStateDict copies sd into the variables of vs (see Model.LoadStateDict); keys for which
 // ignore is true may be absent from the model.
 func loadStateDict(vs *gnn.VarStore, dtype gotch.DType, sd map[string]*ts.Tensor, ignore func(string) bool, model string) (ignored []string, err error) {

@@ -37,6 +37,8 @@ const (
 	Faint
 	// LineMarkers is a line with a circle at each point: few points, such as one per epoch.
 	LineMarkers
+	// Dashed is a dashed 1.5-point line: a reference level.
+	Dashed
 )
 
 // maxDrawn is the most points a series is drawn with: a plot 8 inches wide at 96 dpi has 768 pixel
@@ -90,6 +92,8 @@ type PlotOptions struct {
 	LogY bool
 	// Width and Height in inches; 0 means 8 and 5.
 	Width, Height float64
+	// LegendLeft puts the legend in the top left corner instead of the top right.
+	LegendLeft bool
 }
 
 // PlotLosses draws the series in their styles with a legend and writes a PNG to path atomically. Points whose
@@ -101,6 +105,7 @@ func PlotLosses(path string, opt PlotOptions, series ...Series) error {
 	p.Y.Label.Text = orDefault(opt.YLabel, "loss")
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = true
+	p.Legend.Left = opt.LegendLeft
 	if opt.LogY {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = logLabels{}
@@ -163,6 +168,8 @@ func addSeries(p *plot.Plot, s Series, i int, pts plotter.XYs) error {
 		r, g, b, _ := c.RGBA()
 		line.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 0x40}
 		line.Width = vg.Points(0.75)
+	case Dashed:
+		line.Dashes = []vg.Length{vg.Points(6), vg.Points(4)}
 	case LineMarkers:
 		sc, err := plotter.NewScatter(pts)
 		if err != nil {

@@ -42,7 +42,7 @@ func TestCompareSmall(t *testing.T) {
 			t.Errorf("row %d: %+v", i, r)
 		}
 	}
-	if !strings.Contains(stdout, "n/a (eval not built yet)") || !strings.Contains(stdout, "Ranking by MSE here") {
+	if !strings.Contains(stdout, "see esvae eval") || !strings.Contains(stdout, "Ranking by MSE here") {
 		t.Errorf("report:\n%s", stdout)
 	}
 	if w, h := pngSize(t, rep.Picture); w != 12+3*(2+4*34+12) || h != 18+36+12 {

@@ -7,6 +7,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/train"
@@ -42,20 +43,9 @@ func newSampleCommand(a *app) *cobra.Command {
 			if err := native.ManualSeed(seed); err != nil {
 				return err
 			}
-			var imgs []float32
-			for done := 0; done < n; done += chunk {
-				k := min(chunk, n-done)
-				var xh *ts.Tensor
-				nn.NoGrad(func() { xh, err = m.Sample(int64(k)) })
-				if err != nil {
-					return err
-				}
-				v, err := toHost(xh)
-				xh.MustDrop()
-				if err != nil {
-					return err
-				}
-				imgs = append(imgs, v...)
+			imgs, err := eval.Generate(m, n, chunk)
+			if err != nil {
+				return err
 			}
 			c, s := int(m.Config().InChannels), int(m.Config().ImageSize())
 			if out != "" {
