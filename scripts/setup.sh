@@ -254,10 +254,10 @@ const builtFor = "$LIBTORCH ($DEVICE)"
 // The libtorch set-up configured: its folder, version (from its headers), CUDA version ("" for a CPU
 // build) and the gotch functions that scripts/adapt_gotch.py found unavailable in it.
 const (
-	builtLibtorchDir = "$LIBTORCH"
+	builtLibtorchDir     = "$LIBTORCH"
 	builtLibtorchVersion = "$LT_VERSION"
-	builtCUDAVersion = "$CUDA_VERSION"
-	gotchUnavailable = "$UNAVAILABLE"
+	builtCUDAVersion     = "$CUDA_VERSION"
+	gotchUnavailable     = "$UNAVAILABLE"
 )
 GO
 mv internal/native/zz_cgo_flags.go.partial internal/native/zz_cgo_flags.go
