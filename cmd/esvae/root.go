@@ -48,7 +48,8 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	keyFlag(pf, "log-format", "log_format", "", "log format: console or json; default console")
 	keyFlag(pf, "threads", "threads", 0, "libtorch intra-op threads; default 0, one per core")
 	root.AddCommand(newVersionCommand(a), newInfoCommand(a), newTrainCommand(a), newSampleCommand(a),
-		newReconstructCommand(a), newImportCommand(a), newBenchCommand(a), newDataCommand(a), newCompareCommand(a))
+		newReconstructCommand(a), newImportCommand(a), newBenchCommand(a), newDataCommand(a), newCompareCommand(a),
+		newCheckCommand(a))
 	return root
 }
 
