@@ -64,10 +64,10 @@ if ! "$BIN" info > "$OUTDIR/info.txt" 2>&1; then
 fi
 cat "$OUTDIR/info.txt" >&2
 if grep -q '^CUDA: available' "$OUTDIR/info.txt"; then
-  DEV=cuda; STEPS=${GPU_CHECK_STEPS:-300}; BATCH=${GPU_CHECK_BATCH:-64}; BSTEPS=20; BWARM=3
+  DEV=cuda; STEPS=${GPU_CHECK_STEPS:-300}; BATCH=${GPU_CHECK_BATCH:-64}; BSTEPS=20; BWARM=3; PER_EPOCH=8; TEST_LIMIT=256
   say "GPU found: running the GPU checks on cuda"
 else
-  DEV=cpu; STEPS=${GPU_CHECK_STEPS:-16}; BATCH=${GPU_CHECK_BATCH:-16}; BSTEPS=2; BWARM=1
+  DEV=cpu; STEPS=${GPU_CHECK_STEPS:-16}; BATCH=${GPU_CHECK_BATCH:-16}; BSTEPS=2; BWARM=1; PER_EPOCH=3; TEST_LIMIT=32
   say "NO GPU: CUDA is not available to esvae here (see info.txt); the GPU parts are SKIPPED, the same"
   say "checks run on the CPU with $STEPS training steps so that this script is tested"
 fi
@@ -81,9 +81,11 @@ CHECK_S=$(( $(date +%s) - t0 ))
 cat "$OUTDIR/check.txt" >&2
 
 # --- 3. training with resume in the middle ------------------------------------------------------------
+# PER_EPOCH steps an epoch, so that the test MSE of every epoch end can be compared, and the resume
+# (after STEPS/2 steps) falls inside an epoch.
 HALF=$((STEPS / 2))
 cat > "$OUTDIR/train.yaml" <<YAML
-data: {name: mnist, dir: "$ROOT/testdata/mnist-small", batch_size: $BATCH, workers: 2, train_limit: 512, test_limit: 256}
+data: {name: mnist, dir: "$ROOT/testdata/mnist-small", batch_size: $BATCH, workers: 2, train_limit: $((PER_EPOCH * BATCH)), test_limit: $TEST_LIMIT}
 model: {kind: esvae, in_channels: 1, latent_dim: 128, timesteps: 16}
 epochs: 100000
 seed: 1
