@@ -3,6 +3,7 @@ package nn
 import (
 	"errors"
 	"math"
+	"runtime"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -78,6 +79,10 @@ func TestLayersFollowPyTorchLayoutAndInit(t *testing.T) {
 
 // A libtorch error inside a forward pass is recovered by Catch as an *OpError, not a process exit.
 func TestCatchTurnsOpFailuresIntoErrors(t *testing.T) {
+	// gotch's error slot is per OS thread: unpinned, the goroutine can move between the failing call
+	// and gotch's read of the slot, and the error is lost (seen under load).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	vs := gnn.NewVarStore(gotch.CPU)
 	c := NewConv(At(vs.Root(), "c"), 3, 8, 3, 1, 1, gotch.Float)
 	err := Catch(func() { c.Forward(ts.MustZeros([]int64{1, 5, 8, 8}, gotch.Float, gotch.CPU)) })

@@ -24,7 +24,17 @@ func TestSetupRejectsBadInput(t *testing.T) {
 	if err := os.MkdirAll(old, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(old, "version.h"), []byte("#define TORCH_VERSION_MAJOR 1\n#define TORCH_VERSION_MINOR 13\n"), 0o644)
+	os.WriteFile(filepath.Join(old, "version.h"), []byte("#define TORCH_VERSION_MAJOR 1\n#define TORCH_VERSION_MINOR 13\n#define TORCH_VERSION_PATCH 1\n"), 0o644)
+	// A 2.11-style tree (the macros in torch/headeronly/version.h) without its libraries.
+	newer := filepath.Join(dir, "torch-2.11")
+	os.MkdirAll(filepath.Join(newer, "include", "torch", "headeronly"), 0o755)
+	os.MkdirAll(filepath.Join(newer, "lib"), 0o755)
+	os.WriteFile(filepath.Join(newer, "include", "torch", "headeronly", "version.h"),
+		[]byte("#define TORCH_VERSION_MAJOR 2\n#define TORCH_VERSION_MINOR 11\n#define TORCH_VERSION_PATCH 0\n"), 0o644)
+	// A folder that holds something else.
+	other := filepath.Join(dir, "other")
+	os.MkdirAll(filepath.Join(other, "bin"), 0o755)
+	os.WriteFile(filepath.Join(other, "README"), []byte("x"), 0o644)
 	fakeBin := filepath.Join(dir, "bin")
 	os.MkdirAll(fakeBin, 0o755)
 	os.WriteFile(filepath.Join(fakeBin, "python3"), []byte("#!/bin/sh\necho 'No module named pip' >&2\nexit 1\n"), 0o755)
@@ -35,8 +45,10 @@ func TestSetupRejectsBadInput(t *testing.T) {
 		want []string
 	}{
 		{"bad device", []string{"ESVAE_DEVICE=gpu"}, []string{"ESVAE_DEVICE=gpu is not valid", "cpu or ESVAE_DEVICE=cuda"}},
-		{"wrong libtorch version", []string{"ESVAE_LIBTORCH=" + filepath.Join(dir, "libtorch-1.13")}, []string{"is version 1.13", "needs 2.1.x"}},
-		{"not a libtorch", []string{"ESVAE_LIBTORCH=" + dir}, []string{"does not look like libtorch", "version.h is missing"}},
+		{"libtorch older than 2.1", []string{"ESVAE_LIBTORCH=" + filepath.Join(dir, "libtorch-1.13")}, []string{"is version 1.13.1", "needs libtorch 2.1 or newer"}},
+		{"not a libtorch", []string{"ESVAE_LIBTORCH=" + other}, []string{"does not look like libtorch", "version.h", "is missing", "holds:", "README"}},
+		{"2.11 headers, no libraries", []string{"ESVAE_LIBTORCH=" + newer}, []string{"libtorch 2.11.0 at", "lacks lib/libtorch_cpu.so"}},
+		{"unpinned torch version", []string{"ESVAE_TORCH=2.5.0", "ESVAE_LIBTORCH="}, []string{"ESVAE_TORCH=2.5.0 has no pinned wheels", "2.1.0, 2.11.0", "ESVAE_LIBTORCH"}},
 		{"missing folder", []string{"ESVAE_LIBTORCH=" + filepath.Join(dir, "nope")}, []string{"is not a folder"}},
 		{"no pip", []string{"PATH=" + fakeBin + ":" + os.Getenv("PATH"), "ESVAE_CACHE=" + cache, "ESVAE_LIBTORCH="}, []string{"pip is missing", "apt-get install python3-pip"}},
 	}

@@ -28,9 +28,9 @@ type BenchConfig struct {
 
 // BenchResult is one measured configuration.
 type BenchResult struct {
-	Name         string
-	SecPerStep   float64
-	ImagesPerSec float64
+	Name         string  `json:"name"`
+	SecPerStep   float64 `json:"sec_per_step"`
+	ImagesPerSec float64 `json:"images_per_sec"`
 }
 
 // Bench times full training steps (forward, loss, backward, AdamW) on random images, first with the
@@ -199,6 +199,9 @@ func benchLIF(shape []int64, T int64, cfg spiking.LIFConfig, f func(*ts.Tensor, 
 	}
 	return elapsed(start) / float64(reps), nil
 }
+
+// PeakRSS is the process's peak resident set (VmHWM, e.g. "1234 kB"; "" where unknown).
+func PeakRSS() string { return peakRSS() }
 
 // peakRSS reads VmHWM from /proc/self/status ("" where there is none).
 func peakRSS() string {

@@ -13,6 +13,11 @@ import (
 )
 
 func main() {
+	// ESVAE_LIBTORCH_DIR: run against another libtorch folder of the same version (re-executes).
+	if err := reexecWithLibtorchDir(); err != nil {
+		fmt.Fprintln(os.Stderr, "esvae: error:", err)
+		os.Exit(1)
+	}
 	// The process owns malloc: set it up for tensor work before any tensor exists (see
 	// native.TuneMalloc; ESVAE_MALLOC_TUNING=0 turns it off).
 	native.TuneMalloc()

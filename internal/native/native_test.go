@@ -1,6 +1,7 @@
 package native
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -9,10 +10,30 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
+// The headers compiled in are the version set-up read, 2.1 or newer; the libtorch loaded is a file of
+// the configured folder (or of ESVAE_LIBTORCH_DIR / LD_LIBRARY_PATH when set).
 func TestTorchVersion(t *testing.T) {
-	if v := TorchVersion(); !strings.HasPrefix(v, "2.1.") {
-		t.Fatalf("libtorch version %q, want 2.1.x (gotch v0.9.1 is generated for 2.1.0)", v)
+	v := TorchVersion()
+	var maj, min int
+	if _, err := fmt.Sscanf(v, "%d.%d", &maj, &min); err != nil || maj < 2 || maj == 2 && min < 1 {
+		t.Fatalf("libtorch version %q, want 2.1 or newer", v)
 	}
+	if v != LibtorchVersion() {
+		t.Errorf("headers say %s, set-up read %s", v, LibtorchVersion())
+	}
+	if p := LibtorchPath(); !strings.HasSuffix(p, "/libtorch_cpu.so") {
+		t.Errorf("loaded libtorch_cpu.so not found: %q", p)
+	}
+	if CUDALoadError() != nil {
+		t.Errorf("loading the CUDA part: %v", CUDALoadError())
+	}
+	if !CUDALoaded() && CUDAVersion() != "" {
+		t.Errorf("CUDA version %q without libtorch_cuda.so", CUDAVersion())
+	}
+	if _, err := GPUs(); CUDAAvailable() && err != nil {
+		t.Errorf("GPUs: %v", err)
+	}
+	t.Logf("libtorch %s from %s; CUDA %q; driver %q; unavailable gotch functions %v", v, LibtorchPath(), CUDAVersion(), CUDADriverVersion(), UnavailableGotchFunctions())
 }
 
 // A C++ exception (shape mismatch in matmul) must come back as a Go error with libtorch's message.

@@ -1,0 +1,695 @@
+// Package devcheck runs self-checks of esvae on one device: that the device works with the libtorch
+// esvae runs against, that the fused spiking kernels agree with their per-step ATen formulation there
+// (values and gradients), that a model's forward and backward on the device agree with the CPU, that
+// checkpoints saved on the device load back and resume exactly, and that training runs. It is what
+// `esvae check --device cuda` runs on a new GPU set-up; with the CPU it runs anywhere (and in tests).
+package devcheck
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/native"
+	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/spiking"
+	"github.com/esvae-go/esvae/train"
+	"github.com/esvae-go/esvae/vae"
+)
+
+// Options choose the device and where the training check finds MNIST.
+type Options struct {
+	Device string // cpu, cuda, cuda:N
+	// DataDir holds MNIST (IDX files) for the training check; "" looks for testdata/mnist-small under
+	// the working folder, and skips that check when there is none.
+	DataDir string
+	// Scratch is a folder for the checkpoint files of the checks ("" : a temporary folder).
+	Scratch string
+}
+
+// Result is one check.
+type Result struct {
+	Name    string  `json:"name"`
+	Status  string  `json:"status"` // pass, fail, skip
+	Detail  string  `json:"detail"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Report is every check on one device.
+type Report struct {
+	Device   string   `json:"device"`
+	Libtorch string   `json:"libtorch"`
+	CUDA     string   `json:"cuda,omitempty"`
+	Results  []Result `json:"results"`
+	Passed   int      `json:"passed"`
+	Failed   int      `json:"failed"`
+	Skipped  int      `json:"skipped"`
+	Seconds  float64  `json:"seconds"`
+}
+
+// OK reports whether no check failed.
+func (r *Report) OK() bool { return r.Failed == 0 }
+
+// errSkip marks a check that does not apply.
+type errSkip struct{ why string }
+
+func (e errSkip) Error() string { return e.why }
+
+type check struct {
+	name string
+	run  func(*env) (string, error)
+}
+
+// env is what the checks share: the device, a CPU reference, a scratch folder.
+type env struct {
+	dev     gotch.Device
+	opts    Options
+	scratch string
+}
+
+var checks = []check{
+	{"device available", checkDevice},
+	{"tensor round trip host <-> device", checkRoundTrip},
+	{"matmul on device = CPU", checkMatmul},
+	{"fused LIF forward = per-step ATen", checkLIFForward},
+	{"fused LIF gradient = per-step ATen", checkLIFGradient},
+	{"Poisson sampler forward = ATen", checkPoissonForward},
+	{"Poisson sampler gradient = ATen", checkPoissonGradient},
+	{"seeded sampling reproducible", checkSeeded},
+	{"model forward/backward: device = CPU", checkModelVsCPU},
+	{"checkpoint saved on device loads back", checkCheckpoint},
+	{"resume from checkpoint = uninterrupted", checkResume},
+	{"training run with resume (MNIST)", checkTraining},
+}
+
+// Run runs every check on the device and returns the report; progress lines go to progress (may be
+// nil). It locks the calling goroutine to its OS thread (libtorch's grad mode is per thread).
+func Run(opts Options, progress io.Writer) (*Report, error) {
+	if progress == nil {
+		progress = io.Discard
+	}
+	if err := nn.LockThread(); err != nil {
+		return nil, err
+	}
+	defer runtime.UnlockOSThread()
+	rep := &Report{Device: opts.Device, Libtorch: native.TorchVersion(), CUDA: native.CUDAVersion()}
+	e := &env{opts: opts, scratch: opts.Scratch}
+	if e.scratch == "" {
+		d, err := os.MkdirTemp("", "esvae-check-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		e.scratch = d
+	}
+	start := time.Now()
+	dev, devErr := train.ParseDevice(opts.Device)
+	e.dev = dev
+	for i, c := range checks {
+		t0 := time.Now()
+		var detail string
+		var err error
+		if devErr != nil && i > 0 {
+			err = errSkip{"the device is not available"}
+		} else if i == 0 && devErr != nil {
+			err = devErr
+		} else {
+			err = nn.Catch(func() {
+				defer func() {
+					if r := recover(); r != nil {
+						err = fmt.Errorf("panic: %v", r)
+					}
+				}()
+				detail, err = c.run(e)
+			})
+		}
+		r := Result{Name: c.name, Status: "pass", Detail: detail, Seconds: time.Since(t0).Seconds()}
+		if s, ok := err.(errSkip); ok {
+			r.Status, r.Detail = "skip", s.why
+			rep.Skipped++
+		} else if err != nil {
+			r.Status, r.Detail = "fail", err.Error()
+			rep.Failed++
+		} else {
+			rep.Passed++
+		}
+		rep.Results = append(rep.Results, r)
+		fmt.Fprintf(progress, "%-42s %-4s %6.2fs  %s\n", r.Name, strings.ToUpper(r.Status), r.Seconds, r.Detail)
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, nil
+}
+
+// WriteTable prints the report as a table.
+func (r *Report) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "esvae check on %s (libtorch %s%s)\n", r.Device, r.Libtorch, cudaSuffix(r.CUDA))
+	fmt.Fprintf(w, "%-3s %-42s %-5s %8s  %s\n", "#", "check", "state", "seconds", "detail")
+	for i, x := range r.Results {
+		fmt.Fprintf(w, "%-3d %-42s %-5s %8.2f  %s\n", i+1, x.Name, strings.ToUpper(x.Status), x.Seconds, x.Detail)
+	}
+	fmt.Fprintf(w, "%d passed, %d failed, %d skipped in %.1f s\n", r.Passed, r.Failed, r.Skipped, r.Seconds)
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func cudaSuffix(v string) string {
+	if v == "" {
+		return ", CPU build"
+	}
+	return ", CUDA " + v
+}
+
+// --- helpers ------------------------------------------------------------------------------------
+
+func devName(d gotch.Device) string {
+	if d.IsCuda() {
+		return fmt.Sprintf("cuda:%d", d.Value)
+	}
+	return "cpu"
+}
+
+// uniform returns U(lo, hi) of the shape on the CPU (seeded), moved to dev.
+func uniform(seed uint64, shape []int64, kind gotch.DType, lo, hi float64, dev gotch.Device) *ts.Tensor {
+	nn.Check(native.ManualSeed(seed))
+	r := nn.M(ts.Rand(shape, kind, gotch.CPU))
+	r = nn.M(r.MulScalar(ts.FloatScalar(hi-lo), true))
+	r = nn.M(r.AddScalar(ts.FloatScalar(lo), true))
+	return nn.M(r.To(dev, true))
+}
+
+func normal(seed uint64, shape []int64, kind gotch.DType, dev gotch.Device) *ts.Tensor {
+	nn.Check(native.ManualSeed(seed))
+	r := nn.M(ts.Randn(shape, kind, gotch.CPU))
+	return nn.M(r.To(dev, true))
+}
+
+func host(t *ts.Tensor) []float64 {
+	v, err := nn.HostFloat64(t)
+	nn.Check(err)
+	return v
+}
+
+// fwdBwd runs out = f(leaf) for a fresh leaf copy of x and backpropagates sum(out * gout); returns
+// out and dL/dx on the host.
+func fwdBwd(f func(*ts.Tensor) (*ts.Tensor, error), x, gout *ts.Tensor) (out, grad []float64) {
+	leaf := nn.M(x.Detach(false))
+	leaf = nn.M(leaf.SetRequiresGrad(true, true))
+	o := nn.M(f(leaf))
+	prod := nn.M(o.Mul(gout, false))
+	loss := nn.M(prod.Sum(x.DType(), true))
+	nn.Check(loss.Backward())
+	g := nn.M(leaf.Grad(false))
+	out, grad = host(o), host(g)
+	nn.Drop(o, loss, g, leaf)
+	return out, grad
+}
+
+// maxRelErr is max |a - b| / max(1, max |b|).
+func maxRelErr(a, b []float64) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	scale, e := 1.0, 0.0
+	for i := range b {
+		scale = math.Max(scale, math.Abs(b[i]))
+		d := math.Abs(a[i] - b[i])
+		if math.IsNaN(d) {
+			return math.Inf(1)
+		}
+		e = math.Max(e, d)
+	}
+	return e / scale
+}
+
+func countDiff(a, b []float64) int {
+	n := 0
+	for i := range a {
+		if a[i] != b[i] {
+			n++
+		}
+	}
+	return n
+}
+
+// smallModel is the MNIST ESVAE at T 4, latent 16 (quick on any device).
+func smallModelConfig() vae.Config {
+	c := vae.DefaultConfig()
+	c.T, c.LatentDim = 4, 16
+	return c
+}
+
+// --- the checks -----------------------------------------------------------------------------------
+
+func checkDevice(e *env) (string, error) {
+	if !e.dev.IsCuda() {
+		return fmt.Sprintf("cpu, %d libtorch threads", native.NumThreads()), nil
+	}
+	gpus, err := native.GPUs()
+	if err != nil {
+		return "", err
+	}
+	for _, g := range gpus {
+		if g.Index == e.dev.Value {
+			return fmt.Sprintf("%s: %s, %.1f GiB, compute capability %s, driver CUDA %s", devName(e.dev), g.Name,
+				float64(g.MemoryBytes)/(1<<30), g.Capability, native.CUDADriverVersion()), nil
+		}
+	}
+	return fmt.Sprintf("%s (%d devices)", devName(e.dev), native.CUDADeviceCount()), nil
+}
+
+func checkRoundTrip(e *env) (string, error) {
+	for _, kind := range []gotch.DType{gotch.Float, gotch.Double} {
+		x := uniform(1, []int64{64, 33}, kind, -3, 3, gotch.CPU)
+		d := nn.M(x.To(e.dev, false))
+		back := nn.M(d.To(gotch.CPU, true))
+		if n := countDiff(host(x), host(back)); n != 0 {
+			return "", fmt.Errorf("%v: %d of %d values changed on the way", kind, n, 64*33)
+		}
+		nn.Drop(x, back)
+	}
+	ints := []int64{-5, 0, 7, 1 << 40}
+	x := nn.M(ts.OfSlice(ints))
+	d := nn.M(x.To(e.dev, true))
+	back := nn.M(d.To(gotch.CPU, true))
+	if got := back.Int64Values(); fmt.Sprint(got) != fmt.Sprint(ints) {
+		return "", fmt.Errorf("int64: %v came back as %v", ints, got)
+	}
+	return "float32, float64, int64 exact", nil
+}
+
+func checkMatmul(e *env) (string, error) {
+	a := uniform(2, []int64{128, 96}, gotch.Double, -1, 1, gotch.CPU)
+	b := uniform(3, []int64{96, 64}, gotch.Double, -1, 1, gotch.CPU)
+	ref := nn.M(a.Matmul(b, false))
+	ad, bd := nn.M(a.To(e.dev, false)), nn.M(b.To(e.dev, false))
+	got := nn.M(ad.Matmul(bd, true))
+	nn.Drop(bd)
+	err := maxRelErr(host(got), host(ref))
+	if err > 1e-12 {
+		return "", fmt.Errorf("float64 relative error %.3g > 1e-12", err)
+	}
+	return fmt.Sprintf("float64 relative error %.2g", err), nil
+}
+
+// lifInputs are currents U(-0.5, 1) for T = 8 that spike often and put many potentials in the window.
+func lifInputs(e *env, kind gotch.DType) (x, gout *ts.Tensor, T int64) {
+	T = 8
+	shape := []int64{T * 4, 6, 9, 9}
+	return uniform(11, shape, kind, -0.5, 1, e.dev), normal(12, shape, kind, e.dev), T
+}
+
+func checkLIFForward(e *env) (string, error) {
+	var msgs []string
+	for _, centered := range []bool{false, true} {
+		x, gout, T := lifInputs(e, gotch.Float)
+		cfg := spiking.LIFConfig{Centered: centered}
+		fo, _ := fwdBwd(func(x *ts.Tensor) (*ts.Tensor, error) { return spiking.LIF(x, T, cfg) }, x, gout)
+		po, _ := fwdBwd(func(x *ts.Tensor) (*ts.Tensor, error) { return spiking.LIFPerStep(x, T, cfg) }, x, gout)
+		nn.Drop(x, gout)
+		if n := countDiff(fo, po); n != 0 {
+			return "", fmt.Errorf("centered=%v: %d of %d spikes differ", centered, n, len(fo))
+		}
+		rate := 0.0
+		for _, v := range fo {
+			rate += v
+		}
+		msgs = append(msgs, fmt.Sprintf("%.2f", rate/float64(len(fo))))
+	}
+	return "float32 spikes equal (firing rates " + strings.Join(msgs, ", ") + ")", nil
+}
+
+func checkLIFGradient(e *env) (string, error) {
+	var msgs []string
+	for _, kind := range []gotch.DType{gotch.Float, gotch.Double} {
+		x, gout, T := lifInputs(e, kind)
+		cfg := spiking.LIFConfig{}
+		_, fg := fwdBwd(func(x *ts.Tensor) (*ts.Tensor, error) { return spiking.LIF(x, T, cfg) }, x, gout)
+		_, pg := fwdBwd(func(x *ts.Tensor) (*ts.Tensor, error) { return spiking.LIFPerStep(x, T, cfg) }, x, gout)
+		nn.Drop(x, gout)
+		tol := 1e-5
+		if kind == gotch.Double {
+			tol = 1e-12
+		}
+		if err := maxRelErr(fg, pg); err > tol {
+			return "", fmt.Errorf("%v: gradient differs by %.3g (tolerance %g)", kind, err, tol)
+		} else {
+			msgs = append(msgs, fmt.Sprintf("%v %.2g", kind, err))
+		}
+	}
+	return "max relative difference " + strings.Join(msgs, ", "), nil
+}
+
+// poissonATen is the sampler in plain ATen ops on the device: z = H(r - u), and the straight-through
+// surrogate z + (g(r) - g(r).detach()) with dg/dr = sum_t [|r - u_t| < a] / (2a).
+func poissonATen(r, u *ts.Tensor, a float64) (*ts.Tensor, error) {
+	var out *ts.Tensor
+	err := nn.Catch(func() {
+		d := nn.M(r.Sub(u, false))                // (T, N, L) by broadcasting
+		z := nn.M(d.Gt(ts.FloatScalar(0), false)) // bool
+		z = nn.M(z.Totype(r.DType(), true))
+		absd := nn.M(d.Abs(false))
+		win := nn.M(absd.Lt(ts.FloatScalar(a), true))
+		win = nn.M(win.Totype(r.DType(), true))
+		win = nn.M(win.DivScalar(ts.FloatScalar(2*a), true))
+		g := nn.M(d.Mul(nn.M(win.Detach(false)), true)) // d(g)/dr = win
+		gd := nn.M(g.Detach(false))
+		st := nn.M(g.Sub(gd, true))
+		out = nn.M(z.Add(st, true))
+		nn.Drop(win, absd, gd, st)
+	})
+	return out, err
+}
+
+func poissonInputs(e *env, kind gotch.DType) (r, u, gout *ts.Tensor, a float64) {
+	const T, N, L = 8, 16, 32
+	return uniform(21, []int64{N, L}, kind, 0, 1, e.dev), uniform(22, []int64{T, N, L}, kind, 0, 1, e.dev),
+		normal(23, []int64{T, N, L}, kind, e.dev), 0.3
+}
+
+func checkPoissonForward(e *env) (string, error) {
+	r, u, gout, a := poissonInputs(e, gotch.Float)
+	fz, _ := fwdBwd(func(r *ts.Tensor) (*ts.Tensor, error) { return spiking.Poisson(r, u, a) }, r, gout)
+	az, _ := fwdBwd(func(r *ts.Tensor) (*ts.Tensor, error) { return poissonATen(r, u, a) }, r, gout)
+	nn.Drop(r, u, gout)
+	if n := countDiff(fz, az); n != 0 {
+		return "", fmt.Errorf("%d of %d spikes differ", n, len(fz))
+	}
+	return fmt.Sprintf("%d spikes equal", len(fz)), nil
+}
+
+func checkPoissonGradient(e *env) (string, error) {
+	var msgs []string
+	for _, kind := range []gotch.DType{gotch.Float, gotch.Double} {
+		r, u, gout, a := poissonInputs(e, kind)
+		_, fg := fwdBwd(func(r *ts.Tensor) (*ts.Tensor, error) { return spiking.Poisson(r, u, a) }, r, gout)
+		_, ag := fwdBwd(func(r *ts.Tensor) (*ts.Tensor, error) { return poissonATen(r, u, a) }, r, gout)
+		nn.Drop(r, u, gout)
+		tol := 1e-5
+		if kind == gotch.Double {
+			tol = 1e-12
+		}
+		err := maxRelErr(fg, ag)
+		if err > tol {
+			return "", fmt.Errorf("%v: gradient differs by %.3g (tolerance %g)", kind, err, tol)
+		}
+		msgs = append(msgs, fmt.Sprintf("%v %.2g", kind, err))
+	}
+	return "max relative difference " + strings.Join(msgs, ", "), nil
+}
+
+func checkSeeded(e *env) (string, error) {
+	draw := func() []float64 {
+		nn.Check(native.ManualSeed(42))
+		r := uniform(5, []int64{8, 16}, gotch.Float, 0, 1, e.dev)
+		nn.Check(native.ManualSeed(42))
+		z := nn.M(spiking.PoissonSample(r, 8, 0.5))
+		v := host(z)
+		nn.Drop(r, z)
+		return v
+	}
+	a, b := draw(), draw()
+	if n := countDiff(a, b); n != 0 {
+		return "", fmt.Errorf("two draws with seed 42 differ in %d of %d spikes", n, len(a))
+	}
+	rate := 0.0
+	for _, v := range a {
+		rate += v
+	}
+	rate /= float64(len(a))
+	if rate < 0.3 || rate > 0.7 {
+		return "", fmt.Errorf("firing rate %.3f for rates U(0,1), want about 0.5", rate)
+	}
+	return fmt.Sprintf("same spikes twice, rate %.3f", rate), nil
+}
+
+// newModel builds the small ESVAE on dev in kind.
+func newModel(dev gotch.Device, kind gotch.DType) *vae.Model {
+	nn.Check(native.ManualSeed(0))
+	m, err := vae.New(gnn.NewVarStore(dev), smallModelConfig(), kind)
+	nn.Check(err)
+	return m
+}
+
+// copyWeights copies src's variables into dst (same architecture, any devices).
+func copyWeights(dst, src *vae.Model) {
+	sv, dv := src.VS.Variables(), dst.VS.Variables()
+	for name, s := range sv {
+		d, ok := dv[name]
+		if !ok {
+			nn.Check(fmt.Errorf("variable %s missing", name))
+		}
+		c := nn.M(s.To(nn.Device(&d), false))
+		nn.NoGrad(func() { d.Copy_(c) })
+		nn.Drop(c)
+	}
+	runtime.KeepAlive(src)
+	runtime.KeepAlive(dst)
+}
+
+// lossAndGrads runs a training forward with fixed noise, the loss and backward; returns the loss
+// parts and every gradient (sorted by name) on the host.
+func lossAndGrads(m *vae.Model, x *ts.Tensor, noise *vae.Noise) (loss []float64, grads map[string][]float64) {
+	o, err := m.Forward(x, noise, true)
+	nn.Check(err)
+	l, err := m.Loss(o, x)
+	nn.Check(err)
+	nn.Check(l.Total.Backward())
+	loss = append(loss, host(l.Total)...)
+	grads = map[string][]float64{}
+	for name, v := range m.VS.Variables() {
+		rg, err := v.RequiresGrad()
+		nn.Check(err)
+		if !rg {
+			continue
+		}
+		g := nn.M(v.Grad(false))
+		if def, err := g.Defined(); err == nil && def {
+			grads[name] = host(g)
+		}
+		nn.Drop(g)
+	}
+	l.Drop()
+	o.Drop()
+	runtime.KeepAlive(m)
+	return loss, grads
+}
+
+func checkModelVsCPU(e *env) (string, error) {
+	cfg := smallModelConfig()
+	kind := gotch.Double // no TF32 or reduced-precision kernels in float64: the two must agree closely
+	cpu := newModel(gotch.CPU, kind)
+	dm := newModel(e.dev, kind)
+	copyWeights(dm, cpu)
+	s := cfg.ImageSize()
+	const N = 8
+	x := uniform(31, []int64{N, cfg.InChannels, s, s}, kind, -1, 1, gotch.CPU)
+	u := uniform(32, []int64{cfg.T, N, cfg.LatentDim}, kind, 0, 1, gotch.CPU)
+	n := normal(33, []int64{N, cfg.LatentDim}, kind, gotch.CPU)
+	lc, gc := lossAndGrads(cpu, x, &vae.Noise{UPost: u, N: n})
+	xd, ud, nd := nn.M(x.To(e.dev, false)), nn.M(u.To(e.dev, false)), nn.M(n.To(e.dev, false))
+	ld, gd := lossAndGrads(dm, xd, &vae.Noise{UPost: ud, N: nd})
+	nn.Drop(x, u, n, xd, ud, nd)
+	if len(gc) == 0 || len(gc) != len(gd) {
+		return "", fmt.Errorf("%d gradients on the CPU, %d on the device", len(gc), len(gd))
+	}
+	le := maxRelErr(ld, lc)
+	worst, worstName := 0.0, ""
+	for name, g := range gc {
+		if err := maxRelErr(gd[name], g); err > worst {
+			worst, worstName = err, name
+		}
+	}
+	const tol = 1e-9
+	if le > tol || worst > tol {
+		return "", fmt.Errorf("float64: loss differs by %.3g, gradient %s by %.3g (tolerance %g)", le, worstName, worst, tol)
+	}
+	return fmt.Sprintf("float64 loss %.6f, loss difference %.2g, gradients (%d) %.2g", lc[0], le, len(gc), worst), nil
+}
+
+// trainSteps runs k training steps on x, returning the losses.
+func trainSteps(m vae.Net, opt *train.AdamW, x *ts.Tensor, k int) []float64 {
+	var out []float64
+	for i := 0; i < k; i++ {
+		l, err := m.Objective(x, true)
+		nn.Check(err)
+		nn.Check(l.Total.Backward())
+		nn.Check(opt.Step())
+		nn.Check(opt.ZeroGrad())
+		out = append(out, host(l.Total)...)
+		l.Drop()
+	}
+	return out
+}
+
+func synthBatch(e *env, cfg vae.Config, n int64) *ts.Tensor {
+	s := cfg.ImageSize()
+	return uniform(41, []int64{n, cfg.InChannels, s, s}, gotch.Float, -1, 1, e.dev)
+}
+
+func checkCheckpoint(e *env) (string, error) {
+	m := newModel(e.dev, gotch.Float)
+	opt, err := train.NewAdamW(m.VS, train.DefaultAdamWConfig())
+	nn.Check(err)
+	x := synthBatch(e, m.Cfg, 8)
+	trainSteps(m, opt, x, 2)
+	path := filepath.Join(e.scratch, "check.ckpt")
+	meta := train.Meta{Step: 2, Config: train.DefaultConfig()}
+	meta.Config.Model = m.Cfg
+	nn.Check(train.SaveCheckpoint(path, m, opt, meta))
+	c, err := train.LoadCheckpoint(path)
+	nn.Check(err)
+	defer c.Drop()
+	if e.dev.IsCuda() && c.CUDARNG == nil {
+		return "", fmt.Errorf("the checkpoint saved on %s has no CUDA RNG state", devName(e.dev))
+	}
+	m2 := newModel(e.dev, gotch.Float)
+	nn.Check(c.LoadInto(m2))
+	vs, vs2 := m.VS.Variables(), m2.VS.Variables()
+	for name, v := range vs {
+		w := vs2[name]
+		if n := countDiff(host(&v), host(&w)); n != 0 {
+			return "", fmt.Errorf("variable %s: %d values differ after save and load", name, n)
+		}
+	}
+	nn.Drop(x)
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(m2)
+	st, _ := os.Stat(path)
+	return fmt.Sprintf("%d variables equal, %d optimizer tensors, %.1f MB", len(vs), len(c.Optim), float64(st.Size())/1e6), nil
+}
+
+func checkResume(e *env) (string, error) {
+	const k = 3
+	// Uninterrupted: 2k steps.
+	m := newModel(e.dev, gotch.Float)
+	opt, err := train.NewAdamW(m.VS, train.DefaultAdamWConfig())
+	nn.Check(err)
+	x := synthBatch(e, m.Cfg, 8)
+	nn.Check(native.ManualSeed(9)) // seeds the CPU and every CUDA generator
+	first := trainSteps(m, opt, x, k)
+	path := filepath.Join(e.scratch, "resume.ckpt")
+	meta := train.Meta{Step: k, Config: train.DefaultConfig()}
+	meta.Config.Model = m.Cfg
+	nn.Check(train.SaveCheckpoint(path, m, opt, meta))
+	rest := trainSteps(m, opt, x, k)
+	// Resumed: a fresh model and optimizer from the checkpoint, RNG states restored.
+	c, err := train.LoadCheckpoint(path)
+	nn.Check(err)
+	defer c.Drop()
+	m2 := newModel(e.dev, gotch.Float)
+	nn.Check(c.LoadInto(m2))
+	opt2, err := train.NewAdamW(m2.VS, train.DefaultAdamWConfig())
+	nn.Check(err)
+	nn.Check(opt2.LoadState(c.Optim))
+	nn.Check(native.SetRNGState(c.RNG))
+	if e.dev.IsCuda() {
+		nn.Check(native.SetCUDARNGState(e.dev.Value, c.CUDARNG))
+	}
+	resumed := trainSteps(m2, opt2, x, k)
+	nn.Drop(x)
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(m2)
+	// On the CPU every op is deterministic: equal bit for bit. On a GPU some kernels (atomics in
+	// cuDNN's backward) are not, so allow float32 rounding there.
+	tol := 0.0
+	if e.dev.IsCuda() {
+		tol = 1e-4
+	}
+	worst := 0.0
+	for i := range rest {
+		d := math.Abs(resumed[i]-rest[i]) / math.Max(1e-12, math.Abs(rest[i]))
+		if math.IsNaN(d) || d > tol {
+			return "", fmt.Errorf("step %d: loss %.9g after resume, %.9g uninterrupted (tolerance %g)", k+i+1, resumed[i], rest[i], tol)
+		}
+		worst = math.Max(worst, d)
+	}
+	return fmt.Sprintf("losses of steps %d-%d equal (max relative difference %.2g; first %.4f)", k+1, 2*k, worst, first[0]), nil
+}
+
+// dataDir finds MNIST for the training check.
+func dataDir(e *env) (string, error) {
+	if e.opts.DataDir != "" {
+		return e.opts.DataDir, nil
+	}
+	if _, err := os.Stat(filepath.Join("testdata", "mnist-small")); err == nil {
+		return filepath.Join("testdata", "mnist-small"), nil
+	}
+	return "", errSkip{"no MNIST: pass --data-dir (IDX files), or run from the repository root (testdata/mnist-small)"}
+}
+
+func checkTraining(e *env) (string, error) {
+	dir, err := dataDir(e)
+	if err != nil {
+		return "", err
+	}
+	cfg := train.DefaultConfig()
+	cfg.Data.Dir = dir
+	cfg.Data.BatchSize = 16
+	cfg.Data.TrainLimit = 64
+	cfg.Data.TestLimit = 16
+	cfg.Data.Workers = 1
+	cfg.Model = smallModelConfig()
+	cfg.Epochs = 10
+	cfg.Samples = 4
+	cfg.Device = devName(e.dev)
+	cfg.Seed = 3
+	cfg.LogEvery = 0
+	runSteps := func(out, resume string, steps int64) (map[int64]float64, *train.Result, error) {
+		c := cfg
+		c.Out = filepath.Join(e.scratch, out)
+		c.MaxSteps = steps
+		losses := map[int64]float64{}
+		res, err := train.Run(contextBackground(), c, train.Options{Resume: resume, OnStep: func(s int64, l float64) { losses[s] = l }}, nopLogger())
+		return losses, res, err
+	}
+	full, res, err := runSteps("a", "", 6)
+	if err != nil {
+		return "", err
+	}
+	a, _, err := runSteps("b", "", 3)
+	if err != nil {
+		return "", err
+	}
+	b, _, err := runSteps("b", "auto", 6)
+	if err != nil {
+		return "", err
+	}
+	tol := 0.0
+	if e.dev.IsCuda() {
+		tol = 1e-4
+	}
+	for s := int64(1); s <= 6; s++ {
+		got, ok := a[s]
+		if !ok {
+			got, ok = b[s]
+		}
+		if !ok {
+			return "", fmt.Errorf("step %d missing after the resume", s)
+		}
+		if d := math.Abs(got-full[s]) / math.Max(1e-12, math.Abs(full[s])); math.IsNaN(d) || d > tol {
+			return "", fmt.Errorf("step %d: loss %.9g resumed, %.9g uninterrupted", s, got, full[s])
+		}
+	}
+	return fmt.Sprintf("6 steps of 16 from %s, resume after 3 equal; %.1f images/s, loss %.4f -> %.4f", dir, res.ImagesPerSec, full[1], full[6]), nil
+}
+
+func contextBackground() context.Context { return context.Background() }
+
+func nopLogger() zerolog.Logger { return zerolog.Nop() }
