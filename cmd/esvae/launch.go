@@ -96,15 +96,25 @@ func launch(stdout, stderr io.Writer, exe string, args []string, n int, addr str
 		// Own process group: a terminal's Ctrl-C reaches this launcher only, which forwards it once
 		// (a second SIGINT would make a rank exit at once).
 		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		so, err := c.StdoutPipe()
+		// Pipes of our own (not StdoutPipe): exec's Wait closes its pipes when the rank exits, which
+		// would drop the rank's last lines that the copying goroutines had not read yet.
+		so, sow, err := os.Pipe()
 		if err != nil {
 			return err
 		}
-		se, err := c.StderrPipe()
+		se, sew, err := os.Pipe()
 		if err != nil {
+			so.Close()
+			sow.Close()
 			return err
 		}
-		if err := c.Start(); err != nil {
+		c.Stdout, c.Stderr = sow, sew
+		err = c.Start()
+		sow.Close() // the child holds its own copies
+		sew.Close()
+		if err != nil {
+			so.Close()
+			se.Close()
 			for _, p := range cmds[:r] {
 				p.Process.Kill()
 				p.Wait()
@@ -113,8 +123,15 @@ func launch(stdout, stderr io.Writer, exe string, args []string, n int, addr str
 		}
 		out.Add(2)
 		prefix := fmt.Sprintf("[rank %d] ", r)
-		go prefixLines(stdout, &mu, prefix, so, &out)
-		go prefixLines(stderr, &mu, prefix, se, &out)
+		for _, pr := range []struct {
+			w io.Writer
+			r *os.File
+		}{{stdout, so}, {stderr, se}} {
+			go func() {
+				prefixLines(pr.w, &mu, prefix, pr.r, &out)
+				pr.r.Close()
+			}()
+		}
 		cmds[r] = c
 	}
 	sigs := make(chan os.Signal, 4)
