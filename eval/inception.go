@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -151,12 +152,35 @@ func LoadInception(path string, dev gotch.Device, logits bool) (*Inception, erro
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("eval: Inception network: %w", err)
 	}
+	if err := checkTorchScript(path); err != nil {
+		return nil, err
+	}
 	m, err := ts.ModuleLoadOnDevice(path, dev)
 	if err != nil {
 		return nil, fmt.Errorf("eval: loading TorchScript %s: %w", path, err)
 	}
 	m.SetEval()
 	return &Inception{m: m, dev: dev, Side: FIDSide, Logits: logits}, nil
+}
+
+// checkTorchScript refuses a file that is not a TorchScript archive (a zip with code/ and
+// constants.pkl) before libtorch's loader sees it: given a torch.save state_dict, that loader can
+// crash the process instead of throwing.
+func checkTorchScript(path string) error {
+	z, err := zip.OpenReader(path)
+	if err != nil {
+		return fmt.Errorf("eval: %s is not a TorchScript file (torch.jit.save writes a zip archive): %w", path, err)
+	}
+	defer z.Close()
+	code, consts := false, false
+	for _, f := range z.File {
+		code = code || strings.Contains(f.Name, "/code/")
+		consts = consts || strings.HasSuffix(f.Name, "/constants.pkl")
+	}
+	if !code || !consts {
+		return fmt.Errorf("eval: %s is not a TorchScript module (no code/ and constants.pkl in the archive; a torch.save state_dict?): save the network with torch.jit.save", path)
+	}
+	return nil
 }
 
 // Drop frees the network.
