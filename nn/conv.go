@@ -11,6 +11,7 @@ import (
 type Conv struct {
 	Weight, Bias    *ts.Tensor
 	Stride, Padding int64
+	AMP             AMP // mixed precision of the product (see AMP); AMPOff by default
 }
 
 // NewConv creates the layer's parameters under p with PyTorch's default initialisation.
@@ -26,7 +27,9 @@ func NewConv(p *gnn.Path, in, out, k, stride, padding int64, dtype gotch.DType) 
 
 // Forward maps (B, in, H, W) to (B, out, H', W').
 func (c *Conv) Forward(x *ts.Tensor) *ts.Tensor {
-	return M(ts.Conv2d(x, c.Weight, c.Bias, []int64{c.Stride, c.Stride}, []int64{c.Padding, c.Padding}, []int64{1, 1}, 1))
+	return mixed(c.AMP, x, c.Weight, c.Bias, func(x, w, b *ts.Tensor) (*ts.Tensor, error) {
+		return ts.Conv2d(x, w, b, []int64{c.Stride, c.Stride}, []int64{c.Padding, c.Padding}, []int64{1, 1}, 1)
+	})
 }
 
 // ConvTranspose is a 2-D transposed convolution with bias, applied to every time step.
@@ -34,6 +37,7 @@ func (c *Conv) Forward(x *ts.Tensor) *ts.Tensor {
 type ConvTranspose struct {
 	Weight, Bias                   *ts.Tensor
 	Stride, Padding, OutputPadding int64
+	AMP                            AMP // mixed precision of the product (see AMP)
 }
 
 // NewConvTranspose creates the layer's parameters. PyTorch computes a transposed conv's fan-in from
@@ -52,12 +56,15 @@ func NewConvTranspose(p *gnn.Path, in, out, k, stride, padding, outputPadding in
 // Forward maps (B, in, H, W) to (B, out, (H-1)*s - 2p + k + op, ...).
 func (c *ConvTranspose) Forward(x *ts.Tensor) *ts.Tensor {
 	s, p, op := []int64{c.Stride, c.Stride}, []int64{c.Padding, c.Padding}, []int64{c.OutputPadding, c.OutputPadding}
-	return M(ts.ConvTranspose2d(x, c.Weight, c.Bias, s, p, op, 1, []int64{1, 1}))
+	return mixed(c.AMP, x, c.Weight, c.Bias, func(x, w, b *ts.Tensor) (*ts.Tensor, error) {
+		return ts.ConvTranspose2d(x, w, b, s, p, op, 1, []int64{1, 1})
+	})
 }
 
 // Linear is y = x W^T + b on (B, in). VarStore names: weight (out, in), bias (out).
 type Linear struct {
 	Weight, Bias *ts.Tensor
+	AMP          AMP // mixed precision of the product (see AMP)
 }
 
 // NewLinear creates the layer with PyTorch's default initialisation (fan-in = in for both).
@@ -71,5 +78,5 @@ func NewLinear(p *gnn.Path, in, out int64, dtype gotch.DType) *Linear {
 
 // Forward maps (B, in) to (B, out).
 func (l *Linear) Forward(x *ts.Tensor) *ts.Tensor {
-	return M(ts.Linear(x, l.Weight, l.Bias))
+	return mixed(l.AMP, x, l.Weight, l.Bias, ts.Linear)
 }

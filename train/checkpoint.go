@@ -41,6 +41,8 @@ type Meta struct {
 	WorldSize int `json:"world_size,omitempty"`
 	// Source says where the weights came from when they were not trained here (an imported .pth).
 	Source string `json:"source,omitempty"`
+	// LossScale is the fp16 loss scaler's state (amp: fp16 only).
+	LossScale *LossScale `json:"loss_scale,omitempty"`
 }
 
 // Checkpoint is a loaded checkpoint: the tensors of the archive by section, and Meta.

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/nn"
 
 	"github.com/esvae-go/esvae/vae"
 )
@@ -70,6 +71,12 @@ type Config struct {
 	SyncBN bool `mapstructure:"sync_bn" json:"sync_bn"`
 	// Device is auto, cpu, cuda or cuda:N.
 	Device string `mapstructure:"device" json:"device"`
+	// AMP is automatic mixed precision of the convolutions and linear maps: off (default), bf16
+	// (CPUs with AVX512-BF16 or AMX, GPUs from Ampere on) or fp16 (CUDA, with loss scaling).
+	AMP string `mapstructure:"amp" json:"amp,omitempty"`
+	// CudnnBenchmark lets cuDNN time its convolution algorithms on the first steps and keep the
+	// fastest (CUDA only; the shapes never change, so it pays). Default true.
+	CudnnBenchmark bool `mapstructure:"cudnn_benchmark" json:"cudnn_benchmark"`
 	// Eval computes FAD during training (metrics.jsonl, fad.png).
 	Eval EvalConfig `mapstructure:"eval" json:"eval"`
 }
@@ -114,6 +121,9 @@ func (c Config) Validate() error {
 	}
 	if !slices.Contains(data.Names(), c.Data.Name) {
 		errs = append(errs, fmt.Errorf("data.name %q is not a known data set: use one of %s", c.Data.Name, strings.Join(data.Names(), ", ")))
+	}
+	if _, err := nn.ParseAMP(c.AMP); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Data.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("data.batch_size = %d: must be >= 1", c.Data.BatchSize))

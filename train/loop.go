@@ -205,19 +205,30 @@ func (t *trainer) step1(b *data.Batch, c, h, w int, stopping bool) (stop bool, e
 	t.model.SetEpoch(b.Epoch, t.cfg.Epochs, t.perEpoch)
 	loss, err := t.model.Objective(x, true)
 	if err != nil {
-		return false, fmt.Errorf("step %d: forward: %w%s", t.meta.Step+1, err, oomHint(err))
+		return false, fmt.Errorf("step %d: forward: %w%s", t.meta.Step+1, err, t.oomHint(err))
 	}
 	defer loss.Drop()
-	if err := loss.Total.Backward(); err != nil {
-		return false, fmt.Errorf("step %d: backward: %w%s", t.meta.Step+1, err, oomHint(err))
+	if err := t.backward(loss.Total); err != nil {
+		return false, fmt.Errorf("step %d: backward: %w%s", t.meta.Step+1, err, t.oomHint(err))
 	}
 	if t.group != nil {
 		if err := t.averageGrads(); err != nil {
 			return false, err
 		}
 	}
-	if err := t.opt.Step(); err != nil {
-		return false, fmt.Errorf("step %d: optimizer: %w", t.meta.Step+1, err)
+	skip := false
+	if ls := t.meta.LossScale; ls != nil {
+		if skip, err = ls.unscale(t.opt.params); err != nil {
+			return false, fmt.Errorf("step %d: %w", t.meta.Step+1, err)
+		}
+		if skip {
+			t.log.Debug().Int64("step", t.meta.Step+1).Float64("loss_scale", ls.Scale).Msg("fp16 gradients overflowed: step skipped, loss scale halved")
+		}
+	}
+	if !skip {
+		if err := t.opt.Step(); err != nil {
+			return false, fmt.Errorf("step %d: optimizer: %w", t.meta.Step+1, err)
+		}
 	}
 	if err := t.opt.ZeroGrad(); err != nil {
 		return false, fmt.Errorf("step %d: %w", t.meta.Step+1, err)
@@ -301,11 +312,33 @@ func (t *trainer) flush(stats *epochStats) error {
 	return nil
 }
 
-func oomHint(err error) string {
-	if err != nil && containsAny(err.Error(), "out of memory", "CUDA out of memory") {
-		return " (out of memory: lower data.batch_size)"
+// backward runs the backward pass of loss, scaled first when fp16 loss scaling is on.
+func (t *trainer) backward(loss *ts.Tensor) error {
+	if t.meta.LossScale == nil {
+		return loss.Backward()
 	}
-	return ""
+	s, err := t.meta.LossScale.scaled(loss)
+	if err != nil {
+		return err
+	}
+	defer nn.Drop(s)
+	return s.Backward()
+}
+
+// oomHint says what to lower when err is an out-of-memory error.
+func (t *trainer) oomHint(err error) string {
+	return oomHint(err, t.dev, t.cfg)
+}
+
+func oomHint(err error, dev gotch.Device, cfg Config) string {
+	if err == nil || !containsAny(err.Error(), "out of memory", "CUDA out of memory", "DefaultCPUAllocator: can't allocate") {
+		return ""
+	}
+	where := "host memory"
+	if dev.IsCuda() {
+		where = fmt.Sprintf("GPU memory of cuda:%d", dev.Value)
+	}
+	return fmt.Sprintf(" (out of %s: lower data.batch_size (now %d) or model.T (now %d))", where, cfg.Data.BatchSize, cfg.Model.T)
 }
 
 // saveLast writes last.ckpt (and a kept step copy); only rank 0 writes.

@@ -78,6 +78,8 @@ type trainer struct {
 	group *group
 	// dtype is the model's floating type.
 	dtype gotch.DType
+	// amp is the mixed precision of the model's products (cfg.AMP).
+	amp nn.AMP
 	// The FAD feature model and reference statistics (eval.every), loaded on first use, and the
 	// FAD per epoch of this process (fad.png).
 	fadAE   *eval.FeatureAE
@@ -176,6 +178,12 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (res
 			return nil, err
 		}
 	}
+	if err := t.setupAMP(); err != nil {
+		return nil, err
+	}
+	if dev.IsCuda() {
+		native.SetCudnnBenchmark(cfg.CudnnBenchmark)
+	}
 	if t.group != nil {
 		if err := t.broadcastModel(); err != nil {
 			return nil, err
@@ -250,6 +258,7 @@ func (t *trainer) restore(c *Checkpoint) error {
 		}
 	}
 	t.meta.Epoch, t.meta.Batch, t.meta.Step, t.meta.BestTestLoss = c.Meta.Epoch, c.Meta.Batch, c.Meta.Step, c.Meta.BestTestLoss
+	t.meta.LossScale = c.Meta.LossScale
 	return nil
 }
 

@@ -29,6 +29,8 @@ type Net interface {
 	// SetEpoch is called before every training step with the epoch (from 0), the number of epochs
 	// and the training batches per epoch (FSVAE's scheduled-sampling p, the ANN VAE's KL weight).
 	SetEpoch(epoch, epochs, batchesPerEpoch int)
+	// SetAMP runs the network's convolutions and linear maps in mixed precision (nn.AMP).
+	SetAMP(a nn.AMP)
 }
 
 var (

@@ -8,6 +8,7 @@
 #pragma once
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
+#include <torch/version.h>
 
 #include <chrono>
 #include <memory>
@@ -29,8 +30,16 @@ class TORCH_API ProcessGroupGloo : public Backend {
     std::vector<std::shared_ptr<::gloo::transport::Device>> devices;
     int threads;
   };
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+  // libtorch 2.8 added lazy connection set-up (pytorch/pytorch#150801): the device factories take
+  // a lazyInit flag, which changes their mangled names.
+  static std::shared_ptr<::gloo::transport::Device> createDeviceForHostname(const std::string &hostname,
+                                                                           bool lazyInit = false);
+  static std::shared_ptr<::gloo::transport::Device> createDefaultDevice(bool lazyInit = false);
+#else
   static std::shared_ptr<::gloo::transport::Device> createDeviceForHostname(const std::string &hostname);
   static std::shared_ptr<::gloo::transport::Device> createDefaultDevice();
+#endif
   explicit ProcessGroupGloo(const c10::intrusive_ptr<Store> &store, int rank, int size,
                             c10::intrusive_ptr<Options> options);
   ~ProcessGroupGloo() override;

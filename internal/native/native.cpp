@@ -57,6 +57,10 @@ int esv_cudnn_is_available(void) {
   }
 }
 
+void esv_set_cudnn_benchmark(int on) { at::globalContext().setBenchmarkCuDNN(on != 0); }
+
+int esv_cudnn_benchmark(void) { return at::globalContext().benchmarkCuDNN() ? 1 : 0; }
+
 const char *esv_torch_version(void) { return TORCH_VERSION; }
 
 int esv_set_grad_enabled(int enabled) {

@@ -59,6 +59,20 @@ func CUDADeviceCount() int { return int(C.esv_cuda_device_count()) }
 // CuDNNAvailable reports whether cuDNN can be used.
 func CuDNNAvailable() bool { return C.esv_cudnn_is_available() != 0 }
 
+// SetCudnnBenchmark turns cuDNN's algorithm autotuning on or off for the process
+// (torch.backends.cudnn.benchmark): with fixed shapes the first steps time the candidate
+// convolution algorithms and later steps use the fastest.
+func SetCudnnBenchmark(on bool) {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	C.esv_set_cudnn_benchmark(v)
+}
+
+// CudnnBenchmark reports whether cuDNN autotuning is on.
+func CudnnBenchmark() bool { return C.esv_cudnn_benchmark() != 0 }
+
 // TorchVersion is the version of the libtorch headers this package was compiled against.
 func TorchVersion() string { return C.GoString(C.esv_torch_version()) }
 

@@ -17,6 +17,9 @@ int esv_get_num_threads(void);
 int esv_cuda_is_available(void);
 int esv_cuda_device_count(void);
 int esv_cudnn_is_available(void);
+// esv_set_cudnn_benchmark turns cuDNN's algorithm autotuning on or off (torch.backends.cudnn.benchmark).
+void esv_set_cudnn_benchmark(int on);
+int esv_cudnn_benchmark(void);
 const char *esv_torch_version(void);
 // Grad mode is per OS thread. esv_set_grad_enabled returns the previous state.
 int esv_set_grad_enabled(int enabled);

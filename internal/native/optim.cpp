@@ -51,4 +51,22 @@ char *esv_zero_grad(void **params, int n, int set_to_none) {
   })
 }
 
+// esv_amp_unscale multiplies the defined gradients of n parameters by inv_scale in place and sets
+// *found_inf when any of them holds an inf or a NaN: the unscale step of a dynamic loss scaler
+// (torch.cuda.amp.GradScaler). The finiteness flags are combined on the device and read once.
+char *esv_amp_unscale(void **params, int n, double inv_scale, int *found_inf) {
+  ESV_TRY({
+    torch::NoGradGuard no_grad;
+    torch::Tensor bad;
+    for (int i = 0; i < n; ++i) {
+      torch::Tensor &g = esv::T(params[i]).mutable_grad();
+      if (!g.defined()) continue;
+      g.mul_(inv_scale);
+      torch::Tensor b = g.isfinite().logical_not().any();
+      bad = bad.defined() ? bad.logical_or(b) : b;
+    }
+    *found_inf = bad.defined() && bad.item<bool>() ? 1 : 0;
+  })
+}
+
 }  // extern "C"

@@ -68,6 +68,20 @@ func ZeroGrad(params []*ts.Tensor, setToNone bool) error {
 	return nil
 }
 
+// AMPUnscale multiplies the parameters' gradients by invScale in place and says whether any of
+// them holds an inf or a NaN (the unscale step of fp16 loss scaling; one host read).
+func AMPUnscale(params []*ts.Tensor, invScale float64) (foundInf bool, err error) {
+	p := cTensorArray(params)
+	defer C.free(unsafe.Pointer(p))
+	var found C.int
+	err = cerr(C.esv_amp_unscale(p, C.int(len(params)), C.double(invScale), &found))
+	runtime.KeepAlive(params)
+	if err != nil {
+		return false, fmt.Errorf("native: amp unscale: %w", err)
+	}
+	return found != 0, nil
+}
+
 // cTensorArray copies the tensors' handles into a C array (free with C.free). A nil tensor
 // panics: callers validate.
 func cTensorArray(tensors []*ts.Tensor) *unsafe.Pointer {

@@ -18,6 +18,10 @@ char *esv_adamw_step(void **params, void **exp_avg, void **exp_avg_sq, const dou
 // optimizer.zero_grad(set_to_none=True)) or filled with zeros.
 char *esv_zero_grad(void **params, int n, int set_to_none);
 
+// esv_amp_unscale multiplies the parameters' gradients by inv_scale and sets *found_inf (0 or 1)
+// when any gradient is not finite afterwards.
+char *esv_amp_unscale(void **params, int n, double inv_scale, int *found_inf);
+
 #ifdef __cplusplus
 }
 #endif
