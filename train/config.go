@@ -97,16 +97,17 @@ type EvalConfig struct {
 // DefaultConfig is the paper's MNIST set-up.
 func DefaultConfig() Config {
 	return Config{
-		Data:     DataConfig{Name: "mnist", BatchSize: 256},
-		Model:    vae.DefaultConfig(),
-		Optim:    DefaultAdamWConfig(),
-		Epochs:   300,
-		Seed:     0,
-		Out:      "runs/mnist",
-		Keep:     2,
-		Samples:  128,
-		LogEvery: 10,
-		Device:   "auto",
+		Data:           DataConfig{Name: "mnist", BatchSize: 256},
+		Model:          vae.DefaultConfig(),
+		Optim:          DefaultAdamWConfig(),
+		Epochs:         300,
+		Seed:           0,
+		Out:            "runs/mnist",
+		Keep:           2,
+		Samples:        128,
+		LogEvery:       10,
+		Device:         "auto",
+		CudnnBenchmark: true,
 	}
 }
 
