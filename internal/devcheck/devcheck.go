@@ -332,7 +332,11 @@ func checkLIFForward(e *env) (string, error) {
 		}
 		msgs = append(msgs, fmt.Sprintf("%.2f", rate/float64(len(fo))))
 	}
-	return "float32 spikes equal (firing rates " + strings.Join(msgs, ", ") + ")", nil
+	msg := "float32 spikes equal (firing rates " + strings.Join(msgs, ", ") + ")"
+	if e.dev.IsCuda() {
+		msg += "; fused CUDA kernels: " + native.CUDAKernelsStatus()
+	}
+	return msg, nil
 }
 
 func checkLIFGradient(e *env) (string, error) {

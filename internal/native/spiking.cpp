@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cuda_rtc.h"
 #include "native_internal.h"
 
 namespace {
@@ -164,7 +165,8 @@ void lif_backward_cpu(const scalar_t *__restrict__ g, const scalar_t *__restrict
 }
 
 // ---------------------------------------------------------------------------------------------
-// Generic path (CUDA, or any floating dtype): ATen ops per step, run inside the autograd
+// CUDA: the fused kernels of lif_kernels.cuh (cuda_rtc.cpp) when NVRTC is at hand.
+// Generic path (CUDA without them, or any floating dtype): ATen ops per step, run inside the autograd
 // Function's forward/backward, so no graph is recorded; same formulas as the CPU loops.
 // ---------------------------------------------------------------------------------------------
 
@@ -214,7 +216,7 @@ std::pair<Tensor, Tensor> lif_forward(const Tensor &x_in, const LIFParams &p, bo
       lif_forward_cpu<scalar_t>(x.data_ptr<scalar_t>(), o.data_ptr<scalar_t>(), u.data_ptr<scalar_t>(),
                                 T, M, p, o.view({T, M})[0]);
     });
-  } else {
+  } else if (force_aten || !esv::lif_cuda_forward(x, o, u, T, M, p.tau, p.v_th)) {
     Tensor ov = o.view({T, M}), uv = u.view({T, M});
     lif_forward_aten(x, ov, uv, T, p);
   }
@@ -233,7 +235,7 @@ Tensor lif_backward(const Tensor &grad_in, const Tensor &u, const LIFParams &p, 
       lif_backward_cpu<scalar_t>(g.data_ptr<scalar_t>(), u.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(),
                                  T, M, p, gx.view({T, M})[0]);
     });
-  } else {
+  } else if (force_aten || !esv::lif_cuda_backward(g, u, gx, T, M, p.tau, p.v_th, p.a, p.centered)) {
     Tensor gxv = gx.view({T, M});
     lif_backward_aten(g.view({T, M}), u.view({T, M}), gxv, T, p);
   }

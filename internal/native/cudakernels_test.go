@@ -1,0 +1,85 @@
+package native
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// The CUDA kernels' source (lif_kernels.cuh), compiled for the host, computes what the CPU loops
+// compute, bit for bit: potentials, spikes and input gradients, float32 and float64, with and
+// without the centred surrogate window. On a GPU the same source runs under NVRTC with
+// --fmad=false, so the same roundings; `esvae check --device cuda` compares it there with the
+// per-step ATen formulation.
+func TestLIFKernelSourceMatchesCPULoops(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, kind := range []gotch.DType{gotch.Float, gotch.Double} {
+		for _, T := range []int64{1, 4, 16} {
+			for _, centered := range []bool{false, true} {
+				name := fmt.Sprintf("%v T=%d centered=%v", kind, T, centered)
+				if err := ManualSeed(uint64(10 + T)); err != nil {
+					t.Fatal(err)
+				}
+				shape := []int64{T * 3, 37, 5}
+				x := ts.MustRand(shape, kind, gotch.CPU).MustMulScalar(ts.FloatScalar(1.6), true).MustAddScalar(ts.FloatScalar(-0.6), true)
+				gout := ts.MustRandn(shape, kind, gotch.CPU)
+				wantO, wantG := lifGrad(t, func(x *ts.Tensor) (*ts.Tensor, error) { return LIF(x, T, 0.25, 0.2, 0.5, centered) }, x, gout)
+
+				u := ts.MustZeros(shape, kind, gotch.CPU)
+				o := ts.MustZeros(shape, kind, gotch.CPU)
+				if err := LIFKernelsHost(x, u, o, T, 0.25, 0.2, 0.5, centered, false); err != nil {
+					t.Fatal(err)
+				}
+				gx := ts.MustZeros(shape, kind, gotch.CPU)
+				if err := LIFKernelsHost(gout, u, gx, T, 0.25, 0.2, 0.5, centered, true); err != nil {
+					t.Fatal(err)
+				}
+				gotO, gotG := o.Float64Values(), gx.Float64Values()
+				spikes := 0
+				for i := range wantO {
+					if gotO[i] != wantO[i] {
+						t.Fatalf("%s: spike %d: kernel %v, CPU loop %v", name, i, gotO[i], wantO[i])
+					}
+					if gotG[i] != wantG[i] {
+						t.Fatalf("%s: gradient %d: kernel %v, CPU loop %v", name, i, gotG[i], wantG[i])
+					}
+					spikes += int(gotO[i])
+				}
+				if spikes == 0 || spikes == len(gotO) {
+					t.Fatalf("%s: %d spikes of %d: the input does not exercise both branches", name, spikes, len(gotO))
+				}
+				// The potentials are the forward's: u_0 = x_0.
+				if xv, uv := x.Float64Values(), u.Float64Values(); uv[0] != xv[0] || uv[len(uv)/int(T)-1] != xv[len(xv)/int(T)-1] {
+					t.Fatalf("%s: u_0 differs from x_0", name)
+				}
+				for _, v := range []*ts.Tensor{x, gout, u, o, gx} {
+					v.MustDrop()
+				}
+			}
+		}
+	}
+	// Bad input is an error, not a crash.
+	a := ts.MustZeros([]int64{6}, gotch.Float, gotch.CPU)
+	b := ts.MustZeros([]int64{5}, gotch.Float, gotch.CPU)
+	if err := LIFKernelsHost(a, a, b, 2, 0.25, 0.2, 0.5, false, false); err == nil || !strings.Contains(err.Error(), "one dtype and size") {
+		t.Fatalf("mismatched sizes: %v", err)
+	}
+	if err := LIFKernelsHost(a, a, a, 4, 0.25, 0.2, 0.5, false, false); err == nil || !strings.Contains(err.Error(), "multiple of T") {
+		t.Fatalf("numel not a multiple of T: %v", err)
+	}
+}
+
+// Without a GPU the status says that no CUDA LIF call has been made; the CPU path never touches NVRTC.
+func TestCUDAKernelsStatusWithoutCUDA(t *testing.T) {
+	if CUDAAvailable() {
+		t.Skip("a GPU is present: esvae check --device cuda covers the CUDA kernels")
+	}
+	if s := CUDAKernelsStatus(); !strings.Contains(s, "not used yet") {
+		t.Fatalf("status %q, want 'not used yet'", s)
+	}
+}
