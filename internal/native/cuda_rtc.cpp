@@ -95,7 +95,7 @@ struct Runtime {
   cuGetErrorString_t cuError = nullptr;
   struct Module {
     std::string error;  // non-empty: compiling or loading failed for this device
-    void *fwd_f32 = nullptr, *fwd_f64 = nullptr, *bwd_f32 = nullptr, *bwd_f64 = nullptr;
+    std::map<std::string, void *> fn;  // kernel name -> CUfunction
   };
   std::map<int, Module> modules;  // by CUDA device index
 };
@@ -246,22 +246,23 @@ Runtime::Module &module(Runtime &r, int dev) {
               cu_error(r, rc);
     return m;
   }
-  const std::pair<const char *, void **> fns[] = {
-      {"esv_lif_fwd_f32", &m.fwd_f32}, {"esv_lif_fwd_f64", &m.fwd_f64},
-      {"esv_lif_bwd_f32", &m.bwd_f32}, {"esv_lif_bwd_f64", &m.bwd_f64}};
-  for (auto &f : fns) {
-    rc = r.moduleGetFunction(f.second, mod, f.first);
+  for (const char *name : {"esv_lif_fwd_f32", "esv_lif_fwd_f64", "esv_lif_bwd_f32", "esv_lif_bwd_f64",
+                           "esv_poisson_fwd_f32", "esv_poisson_fwd_f64", "esv_poisson_bwd_f32",
+                           "esv_poisson_bwd_f64"}) {
+    void *f = nullptr;
+    rc = r.moduleGetFunction(&f, mod, name);
     if (rc != 0) {
-      m.error = std::string("kernel ") + f.first + " not in the module: " + cu_error(r, rc);
+      m.error = std::string("kernel ") + name + " not in the module: " + cu_error(r, rc);
       return m;
     }
+    m.fn[name] = f;
   }
   return m;
 }
 
 // launch runs one of the kernels over M threads on x's device; false when the kernels cannot be
 // used there (the caller then takes the ATen path).
-bool launch(const at::Tensor &x, bool fwd, int64_t M, std::vector<void *> args) {
+bool launch(const at::Tensor &x, const std::string &kernel, int64_t M, std::vector<void *> args) {
   Runtime &r = rt();
   std::lock_guard<std::mutex> lock(r.mu);
   if (!open_runtime(r)) return false;
@@ -280,12 +281,11 @@ bool launch(const at::Tensor &x, bool fwd, int64_t M, std::vector<void *> args) 
     r.status = m.error + ": per-step ATen ops";
     return false;
   }
-  const bool f32 = x.scalar_type() == at::kFloat;
-  void *fn = fwd ? (f32 ? m.fwd_f32 : m.fwd_f64) : (f32 ? m.bwd_f32 : m.bwd_f64);
+  void *fn = m.fn.at(kernel + (x.scalar_type() == at::kFloat ? "_f32" : "_f64"));
   const unsigned block = 256;
   const unsigned grid = static_cast<unsigned>((M + block - 1) / block);
   const int rc = r.launchKernel(fn, grid, 1, 1, block, 1, 1, 0, nullptr, args.data(), nullptr);
-  TORCH_CHECK(rc == 0, "launching the fused LIF kernel on ", x.device(), ": ", cu_error(r, rc));
+  TORCH_CHECK(rc == 0, "launching the fused kernel ", kernel, " on ", x.device(), ": ", cu_error(r, rc));
   return true;
 }
 
@@ -300,7 +300,7 @@ bool lif_cuda_forward_t(const at::Tensor &x, at::Tensor &o, at::Tensor &u, int64
   S *op = o.data_ptr<S>(), *up = u.data_ptr<S>();
   long long TT = T, MM = M;
   S ta = static_cast<S>(tau), vt = static_cast<S>(vth);
-  return launch(x, true, M, {&xp, &op, &up, &TT, &MM, &ta, &vt});
+  return launch(x, "esv_lif_fwd", M, {&xp, &op, &up, &TT, &MM, &ta, &vt});
 }
 
 template <typename S>
@@ -311,7 +311,7 @@ bool lif_cuda_backward_t(const at::Tensor &g, const at::Tensor &u, at::Tensor &g
   long long TT = T, MM = M;
   S ta = static_cast<S>(tau), vt = static_cast<S>(vth), aa = static_cast<S>(a),
     inv = static_cast<S>(1.0 / (2.0 * a)), c = centered ? vt : S(0);
-  return launch(u, false, M, {&gp, &up, &gxp, &TT, &MM, &ta, &vt, &aa, &inv, &c});
+  return launch(u, "esv_lif_bwd", M, {&gp, &up, &gxp, &TT, &MM, &ta, &vt, &aa, &inv, &c});
 }
 
 bool lif_cuda_forward(const at::Tensor &x, at::Tensor &o, at::Tensor &u, int64_t T, int64_t M, double tau,
@@ -327,6 +327,39 @@ bool lif_cuda_backward(const at::Tensor &g, const at::Tensor &u, at::Tensor &gx,
   if (!u.is_cuda() || !g.is_contiguous() || !u.is_contiguous()) return false;
   if (u.scalar_type() == at::kFloat) return lif_cuda_backward_t<float>(g, u, gx, T, M, tau, vth, a, centered);
   if (u.scalar_type() == at::kDouble) return lif_cuda_backward_t<double>(g, u, gx, T, M, tau, vth, a, centered);
+  return false;
+}
+
+template <typename S>
+bool poisson_cuda_forward_t(const at::Tensor &r, const at::Tensor &u, at::Tensor &z, int64_t T, int64_t M) {
+  const S *rp = r.data_ptr<S>(), *up = u.data_ptr<S>();
+  S *zp = z.data_ptr<S>();
+  long long TT = T, MM = M;
+  return launch(r, "esv_poisson_fwd", M, {&rp, &up, &zp, &TT, &MM});
+}
+
+template <typename S>
+bool poisson_cuda_backward_t(const at::Tensor &g, const at::Tensor &r, const at::Tensor &u, at::Tensor &gr,
+                             int64_t T, int64_t M, double a) {
+  const S *gp = g.data_ptr<S>(), *rp = r.data_ptr<S>(), *up = u.data_ptr<S>();
+  S *grp = gr.data_ptr<S>();
+  long long TT = T, MM = M;
+  S aa = static_cast<S>(a), two_a = static_cast<S>(2.0 * a);
+  return launch(r, "esv_poisson_bwd", M, {&gp, &rp, &up, &grp, &TT, &MM, &aa, &two_a});
+}
+
+bool poisson_cuda_forward(const at::Tensor &r, const at::Tensor &u, at::Tensor &z, int64_t T, int64_t M) {
+  if (!r.is_cuda() || !r.is_contiguous() || !u.is_contiguous() || !z.is_contiguous()) return false;
+  if (r.scalar_type() == at::kFloat) return poisson_cuda_forward_t<float>(r, u, z, T, M);
+  if (r.scalar_type() == at::kDouble) return poisson_cuda_forward_t<double>(r, u, z, T, M);
+  return false;
+}
+
+bool poisson_cuda_backward(const at::Tensor &g, const at::Tensor &r, const at::Tensor &u, at::Tensor &gr,
+                           int64_t T, int64_t M, double a) {
+  if (!r.is_cuda() || !g.is_contiguous() || !r.is_contiguous() || !u.is_contiguous()) return false;
+  if (r.scalar_type() == at::kFloat) return poisson_cuda_backward_t<float>(g, r, u, gr, T, M, a);
+  if (r.scalar_type() == at::kDouble) return poisson_cuda_backward_t<double>(g, r, u, gr, T, M, a);
   return false;
 }
 

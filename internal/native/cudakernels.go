@@ -48,3 +48,19 @@ func LIFKernelsHost(in, u, out *ts.Tensor, T int64, tau, vth, a float64, centere
 	runtime.KeepAlive(out)
 	return err
 }
+
+// PoissonKernelsHost runs the fused Poisson kernels' source compiled for the host on contiguous CPU
+// tensors: with g nil, the spikes z (T*M values, into out) from rates r (M) and noise u (T*M); else
+// the rates' gradient (M values, into out) from the spikes' gradient g. For tests.
+func PoissonKernelsHost(r, u, g, out *ts.Tensor, T int64, a float64) error {
+	var gp unsafe.Pointer
+	if g != nil {
+		gp = unsafe.Pointer(g.Ctensor())
+	}
+	err := cerr(C.esv_poisson_kernels_host(unsafe.Pointer(r.Ctensor()), unsafe.Pointer(u.Ctensor()), gp, unsafe.Pointer(out.Ctensor()), C.longlong(T), C.double(a)))
+	runtime.KeepAlive(r)
+	runtime.KeepAlive(u)
+	runtime.KeepAlive(g)
+	runtime.KeepAlive(out)
+	return err
+}

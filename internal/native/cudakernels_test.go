@@ -2,6 +2,7 @@ package native
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"testing"
@@ -81,5 +82,66 @@ func TestCUDAKernelsStatusWithoutCUDA(t *testing.T) {
 	}
 	if s := CUDAKernelsStatus(); !strings.Contains(s, "not used yet") {
 		t.Fatalf("status %q, want 'not used yet'", s)
+	}
+}
+
+// The fused Poisson kernels, compiled for the host, give the CPU's ATen formulation's spikes exactly
+// and its rate gradients to the last rounding of a T-term sum.
+func TestPoissonKernelSourceMatchesATen(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, kind := range []gotch.DType{gotch.Float, gotch.Double} {
+		if err := ManualSeed(5); err != nil {
+			t.Fatal(err)
+		}
+		const T, a = 16, 0.5
+		r := ts.MustRand([]int64{7, 33}, kind, gotch.CPU)
+		u := ts.MustRand([]int64{T, 7, 33}, kind, gotch.CPU)
+		g := ts.MustRandn([]int64{T, 7, 33}, kind, gotch.CPU)
+		leaf := r.MustDetach(false).MustSetRequiresGrad(true, true)
+		z, err := Poisson(leaf, u, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss := z.MustMul(g, false).MustSum(kind, true)
+		if err := loss.Backward(); err != nil {
+			t.Fatal(err)
+		}
+		wantZ, wantG := z.Float64Values(), leaf.MustGrad(false).Float64Values()
+
+		gotZt := ts.MustZeros([]int64{T, 7, 33}, kind, gotch.CPU)
+		gotGt := ts.MustZeros([]int64{7, 33}, kind, gotch.CPU)
+		if err := PoissonKernelsHost(r, u, nil, gotZt, T, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := PoissonKernelsHost(r, u, g, gotGt, T, a); err != nil {
+			t.Fatal(err)
+		}
+		gotZ, gotG := gotZt.Float64Values(), gotGt.Float64Values()
+		for i := range wantZ {
+			if gotZ[i] != wantZ[i] {
+				t.Fatalf("%v: spike %d: kernel %v, ATen %v", kind, i, gotZ[i], wantZ[i])
+			}
+		}
+		tol := 1e-6
+		if kind == gotch.Double {
+			tol = 1e-14
+		}
+		nonzero := 0
+		for i := range wantG {
+			if d := math.Abs(gotG[i] - wantG[i]); d > tol*math.Max(1, math.Abs(wantG[i])) {
+				t.Fatalf("%v: rate gradient %d: kernel %v, ATen %v", kind, i, gotG[i], wantG[i])
+			}
+			if wantG[i] != 0 {
+				nonzero++
+			}
+		}
+		if nonzero == 0 {
+			t.Fatalf("%v: every rate gradient is 0: the surrogate window was never hit", kind)
+		}
+	}
+	r := ts.MustZeros([]int64{4}, gotch.Float, gotch.CPU)
+	if err := PoissonKernelsHost(r, r, nil, r, 2, 0.5); err == nil || !strings.Contains(err.Error(), "T * numel(r)") {
+		t.Fatalf("u of the wrong size: %v", err)
 	}
 }

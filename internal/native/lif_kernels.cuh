@@ -81,3 +81,44 @@ ESV_KERNEL esv_lif_bwd_f64(ESV_KPARAM const double *g, const double *u, double *
                            double tau, double vth, double a, double inv, double c) {
   esv_lif_bwd<double>(ESV_J, g, u, gx, T, M, tau, vth, a, inv, c);
 }
+
+// The reparameterizable Poisson sampler: z[t, j] = (r[j] - u[t, j] > 0) over T*M elements, and its
+// backward gr[j] = sum_t g[t, j] * [|r[j] - u[t, j]| < a] / (2a), one thread per neuron j.
+template <typename S>
+ESV_DEVICE void esv_poisson_fwd(long long j, const S *r, const S *u, S *z, long long T, long long M) {
+  if (j >= M) return;
+  const S rj = r[j];
+  for (long long t = 0; t < T; ++t) z[t * M + j] = (rj - u[t * M + j]) > S(0) ? S(1) : S(0);
+}
+
+template <typename S>
+ESV_DEVICE void esv_poisson_bwd(long long j, const S *g, const S *r, const S *u, S *gr, long long T, long long M,
+                                S a, S two_a) {
+  if (j >= M) return;
+  const S rj = r[j];
+  S acc = S(0);
+  for (long long t = 0; t < T; ++t) {
+    const S d = rj - u[t * M + j];
+    const S in = (d < a && d > -a) ? S(1) : S(0);
+    acc = acc + (g[t * M + j] * in) / two_a;
+  }
+  gr[j] = acc;
+}
+
+ESV_KERNEL esv_poisson_fwd_f32(ESV_KPARAM const float *r, const float *u, float *z, long long T, long long M) {
+  esv_poisson_fwd<float>(ESV_J, r, u, z, T, M);
+}
+
+ESV_KERNEL esv_poisson_fwd_f64(ESV_KPARAM const double *r, const double *u, double *z, long long T, long long M) {
+  esv_poisson_fwd<double>(ESV_J, r, u, z, T, M);
+}
+
+ESV_KERNEL esv_poisson_bwd_f32(ESV_KPARAM const float *g, const float *r, const float *u, float *gr, long long T,
+                               long long M, float a, float two_a) {
+  esv_poisson_bwd<float>(ESV_J, g, r, u, gr, T, M, a, two_a);
+}
+
+ESV_KERNEL esv_poisson_bwd_f64(ESV_KPARAM const double *g, const double *r, const double *u, double *gr,
+                               long long T, long long M, double a, double two_a) {
+  esv_poisson_bwd<double>(ESV_J, g, r, u, gr, T, M, a, two_a);
+}

@@ -58,7 +58,40 @@ static void host(void *x_or_g, void *u, void *o_or_gx, long long T, double tau, 
     TORCH_CHECK(false, "lif kernels (host): float or double expected, got ", in.scalar_type());
 }
 
+template <typename S, typename F, typename B>
+void poisson(const at::Tensor &r, const at::Tensor &u, const at::Tensor *g, at::Tensor &out, long long T, double a,
+             F fwd, B bwd) {
+  const long long M = r.numel();
+  for (long long j = 0; j < M; ++j) {
+    if (g == nullptr)
+      fwd(j, r.data_ptr<S>(), u.data_ptr<S>(), out.data_ptr<S>(), T, M);
+    else
+      bwd(j, g->data_ptr<S>(), r.data_ptr<S>(), u.data_ptr<S>(), out.data_ptr<S>(), T, M, S(a), S(2.0 * a));
+  }
+}
+
+static void poisson_host(void *r, void *u, void *g, void *out, long long T, double a) {
+  at::Tensor &rt = esv::T(r), &ut = esv::T(u), &ot = esv::T(out);
+  const at::Tensor *gt = g != nullptr ? &esv::T(g) : nullptr;
+  TORCH_CHECK(T >= 1 && ut.numel() == T * rt.numel(), "poisson kernels (host): u must hold T * numel(r) values");
+  for (const at::Tensor *t : {&rt, &ut, &ot}) {
+    TORCH_CHECK(t->device().is_cpu() && t->is_contiguous() && t->scalar_type() == rt.scalar_type(),
+                "poisson kernels (host): contiguous CPU tensors of one dtype expected");
+  }
+  TORCH_CHECK(ot.numel() == (gt == nullptr ? ut.numel() : rt.numel()), "poisson kernels (host): output size");
+  if (rt.scalar_type() == at::kFloat)
+    poisson<float>(rt, ut, gt, ot, T, a, esv_poisson_fwd_f32, esv_poisson_bwd_f32);
+  else if (rt.scalar_type() == at::kDouble)
+    poisson<double>(rt, ut, gt, ot, T, a, esv_poisson_fwd_f64, esv_poisson_bwd_f64);
+  else
+    TORCH_CHECK(false, "poisson kernels (host): float or double expected");
+}
+
 extern "C" {
+
+char *esv_poisson_kernels_host(void *r, void *u, void *g, void *out, long long T, double a) {
+  ESV_TRY(poisson_host(r, u, g, out, T, a))
+}
 
 char *esv_lif_kernels_host(void *x_or_g, void *u, void *o_or_gx, long long T, double tau, double vth, double a,
                            int centered, int backward) {

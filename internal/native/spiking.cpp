@@ -268,7 +268,8 @@ struct LIFFunction : public torch::autograd::Function<LIFFunction> {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Poisson sampler: z[t] = H(r - u[t]); dz[t]/dr = 1/(2a) where |r - u[t]| < a.
+// Poisson sampler: z[t] = H(r - u[t]); dz[t]/dr = 1/(2a) where |r - u[t]| < a. ATen ops; on CUDA
+// the fused kernels of lif_kernels.cuh when NVRTC is at hand.
 // ---------------------------------------------------------------------------------------------
 
 void check_poisson_input(const Tensor &r, const Tensor &u, double a) {
@@ -288,6 +289,11 @@ struct PoissonFunction : public torch::autograd::Function<PoissonFunction> {
   static Tensor forward(AutogradContext *ctx, Tensor r, Tensor u, double a) {
     ctx->save_for_backward({r, u});
     ctx->saved_data["a"] = a;
+    if (r.is_cuda()) {
+      const Tensor rc = r.contiguous(), uc = u.contiguous();
+      Tensor z = at::empty(uc.sizes(), uc.options());
+      if (rc.numel() > 0 && esv::poisson_cuda_forward(rc, uc, z, uc.size(0), rc.numel())) return z;
+    }
     return at::gt(r.unsqueeze(0) - u, 0).to(r.scalar_type());
   }
 
@@ -295,6 +301,11 @@ struct PoissonFunction : public torch::autograd::Function<PoissonFunction> {
     const auto saved = ctx->get_saved_variables();
     const Tensor &r = saved[0], &u = saved[1];
     const double a = ctx->saved_data["a"].toDouble();
+    if (r.is_cuda() && r.numel() > 0) {
+      const Tensor rc = r.contiguous(), uc = u.contiguous(), g = grads[0].to(r.scalar_type()).contiguous();
+      Tensor gr = at::empty(rc.sizes(), rc.options());
+      if (esv::poisson_cuda_backward(g, rc, uc, gr, uc.size(0), rc.numel(), a)) return {gr, Tensor(), Tensor()};
+    }
     const Tensor inwin = at::lt((r.unsqueeze(0) - u).abs(), a).to(r.scalar_type());
     const Tensor gr = ((grads[0].to(r.scalar_type()) * inwin) / (2.0 * a)).sum(0);
     return {gr, Tensor(), Tensor()};
