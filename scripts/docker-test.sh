@@ -249,9 +249,10 @@ say "SIGTERM at step >= $s: exit 0, runs/dt/last.ckpt loads, owned by $(stat -c 
 export ESVAE_IMAGE=$IMG ESVAE_RUNS=$RUNS ESVAE_DATA=$TMP/data UID=$TUID GID=$TGID
 mkdir -p "$TMP/data"
 DC=("${COMPOSE[@]}" -p "$PROJ" -f docker-compose.yml -f docker-compose.cpu.yml)
-# compose_run CONFIG: docker compose up (CPU override) until the run is complete; the log to $TMP/CONFIG.log
-compose_train() {
-  ESVAE_CONFIG=runs/$1.yaml "${DC[@]}" up -d --no-build train-cpu > "$TMP/up.log" 2>&1 || { cat "$TMP/up.log"; fail "docker compose up failed"; }
+# compose_train: docker compose up (CPU override) of the service train-cpu with runs/CONFIG.yaml
+compose_train() { # CONFIG [compose up flags]
+  local c=$1; shift
+  ESVAE_CONFIG=runs/$c.yaml "${DC[@]}" up -d --no-build "$@" train-cpu > "$TMP/up.log" 2>&1 || { cat "$TMP/up.log"; fail "docker compose up failed"; }
 }
 wait_done() { # RUNDIR LOG: until steps.csv holds step TOTAL and the container logged the end of training
   local cid; cid=$("${DC[@]}" ps -q train-cpu)
@@ -315,7 +316,7 @@ say "after SIGKILL: resumed from the last good checkpoint (step $r), completed, 
 say "crash: SIGKILL to the training process alone; the restart policy (unless-stopped) restarts the container"
 "${DC[@]}" stop -t 120 train-cpu >/dev/null 2>&1
 rm -rf "$RUNS/kill"
-compose_train kill
+compose_train kill --force-recreate
 cid=$("${DC[@]}" ps -q train-cpu)
 s=$(wait_step "$cid" 17)
 kill -KILL "$(docker inspect -f '{{.State.Pid}}' "$cid")"
