@@ -26,6 +26,7 @@
 #   ESVAE_DOCKER_CUDA=1     also build the CUDA variant (about 4.5 GB more download; +15 minutes) and
 #                           check with ldd inside it that libtorch_cuda.so and its CUDA libraries resolve
 #   ESVAE_DEBIAN_MIRROR=URL Debian mirror for debootstrap (default http://deb.debian.org/debian)
+#   ESVAE_DOCKER_IMAGE=IMG  test this CPU image instead of building one (steps 2 and 3 skipped)
 #   ESVAE_TEST_UID/GID      the host user the containers run as (default: the sudo caller, else 1000)
 set -euo pipefail
 
@@ -89,6 +90,10 @@ if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose); else C
 say "engine: $(docker version -f 'server {{.Server.Version}}' 2>/dev/null), $(docker info -f 'storage {{.Driver}}, cgroup v{{.CgroupVersion}}' 2>/dev/null); compose: ${COMPOSE[*]} $("${COMPOSE[@]}" version --short 2>/dev/null || true)"
 
 # --- 2. local base images ----------------------------------------------------------------------------
+if [ -n "${ESVAE_DOCKER_IMAGE:-}" ]; then
+  IMG=$ESVAE_DOCKER_IMAGE
+  say "ESVAE_DOCKER_IMAGE=$IMG: testing that CPU image; no base images, no build"
+else
 GOVER=$(go env GOVERSION)
 MODGO=$(sed -n 's/^go \([0-9.]*\)$/\1/p' go.mod)
 if [ "$(printf '%s\n%s\n' "go$MODGO" "$GOVER" | sort -V | head -n1)" != "go$MODGO" ]; then GOVER=go$MODGO; fi
@@ -138,6 +143,7 @@ grep -q 'setup: downloading' "$TMP/rebuild.log" && fail "the rebuild downloaded 
 say "rebuild after a one-line .go change: $REBUILD_S s (set-up and the cgo packages from the cache)"
 docker rmi "$IMG-rebuild" >/dev/null
 rm -rf "$ctx"
+fi
 
 # --- 4. esvae info, and a GPU asked for where there is none -------------------------------------------
 info=$(docker run --rm "$IMG" info)
@@ -156,8 +162,8 @@ mkdir -p "$RUNS"
 write_config() { # $1 = file, $2 = out
   cat > "$1" <<YAML
 # docker-test: a short ESVAE run on real MNIST (2 epochs of 30 steps), a checkpoint every 5 steps.
-data: {name: mnist, dir: "", batch_size: 32, workers: 1, train_limit: 960, test_limit: 128}
-model: {kind: esvae, in_channels: 1, latent_dim: 16, timesteps: 8, large: false, mmd_weight: 0.001, readout_decay: 0.8,
+data: {name: mnist, dir: "", batch_size: 16, workers: 1, train_limit: 480, test_limit: 64}
+model: {kind: esvae, in_channels: 1, latent_dim: 16, timesteps: 4, large: false, mmd_weight: 0.001, readout_decay: 0.8,
         lif: {tau: 0.25, v_th: 0.2, a: 0.5, centered: false}}
 optim: {lr: 0.0006, sample_layer_lr_mult: 10, beta1: 0.9, beta2: 0.999, eps: 1.0e-8, weight_decay: 0.001}
 epochs: 2
@@ -246,9 +252,10 @@ check_owner "$RUNS/dt/last.ckpt"; check_owner "$RUNS/dt"
 check_ckpt dt
 say "SIGTERM at step >= $s: exit 0, runs/dt/last.ckpt loads, owned by $(stat -c '%u:%g' "$RUNS/dt/last.ckpt")"
 
-export ESVAE_IMAGE=$IMG ESVAE_RUNS=$RUNS ESVAE_DATA=$TMP/data UID=$TUID GID=$TGID
+export ESVAE_IMAGE=$IMG ESVAE_RUNS=$RUNS ESVAE_DATA=$TMP/data
 mkdir -p "$TMP/data"
-DC=("${COMPOSE[@]}" -p "$PROJ" -f docker-compose.yml -f docker-compose.cpu.yml)
+# UID is a read-only shell variable of bash: env passes it (and GID) to compose.
+DC=(env "UID=$TUID" "GID=$TGID" "${COMPOSE[@]}" -p "$PROJ" -f docker-compose.yml -f docker-compose.cpu.yml)
 # compose_train: docker compose up (CPU override) of the service train-cpu with runs/CONFIG.yaml
 compose_train() { # CONFIG [compose up flags]
   local c=$1; shift
