@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/esvae
 DEMO_FLAGS ?=
 
-.PHONY: setup build test vet demo bench clean
+.PHONY: setup build test vet demo bench clean docker-test
 
 setup:
 	@bash scripts/setup.sh
@@ -22,6 +22,10 @@ test: setup
 demo: build
 	./$(BIN) train --config configs/demo.yaml --resume auto $(DEMO_FLAGS)
 	./$(BIN) sample --config configs/demo.yaml --checkpoint runs/demo/last.ckpt --n 128 --out runs/demo/samples.png
+
+# The Docker set-up end to end against a real engine (needs root; installs Docker if missing; ~15 min).
+docker-test:
+	bash scripts/docker-test.sh
 
 clean:
 	rm -rf bin .gotch go.work go.work.sum internal/native/zz_cgo_flags.go

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/sugarme/gotch"
@@ -111,6 +113,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 		runImages += len(b.Labels) * t.world()
+		t.beat()
 		res.Steps = t.meta.Step
 		endOfEpoch := b.Last || b.Index+1 == perEpoch
 		if endOfEpoch || t.meta.Step >= total || t.flushDue() {
@@ -355,4 +358,20 @@ func (t *trainer) saveLast(best bool) error {
 		}
 	}
 	return t.run.keepStep(t.meta.Step)
+}
+
+// HeartbeatEnv names the environment variable that holds a file training rewrites (with the step
+// number) after every optimizer step, so that a supervisor, such as the container image's health
+// check, can tell a live run from a hung one by the file's age.
+const HeartbeatEnv = "ESVAE_HEARTBEAT"
+
+// beat rewrites the heartbeat file; a failure is logged once and then ignored (it never stops training).
+func (t *trainer) beat() {
+	if t.heartbeat == "" {
+		return
+	}
+	if err := os.WriteFile(t.heartbeat, []byte(strconv.FormatInt(t.meta.Step, 10)+"\n"), 0o644); err != nil {
+		t.log.Warn().Err(err).Str("file", t.heartbeat).Msg("heartbeat not written; not trying again")
+		t.heartbeat = ""
+	}
 }

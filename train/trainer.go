@@ -80,6 +80,8 @@ type trainer struct {
 	dtype gotch.DType
 	// amp is the mixed precision of the model's products (cfg.AMP).
 	amp nn.AMP
+	// heartbeat is the file rewritten after every optimizer step ($ESVAE_HEARTBEAT; "" = none).
+	heartbeat string
 	// The FAD feature model and reference statistics (eval.every), loaded on first use, and the
 	// FAD per epoch of this process (fad.png).
 	fadAE   *eval.FeatureAE
@@ -118,7 +120,11 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (res
 	if err != nil {
 		return nil, err
 	}
-	t := &trainer{cfg: cfg, opts: opts, log: log, dev: dev, dtype: gotch.Float}
+	if (cfg.Device == "" || cfg.Device == "auto") && dev == gotch.CPU && native.CUDALoaded() {
+		// A CUDA build without a usable GPU (for example a GPU image started without GPU access).
+		log.Warn().Str("reason", native.NoGPUReason()).Msg("device auto: no GPU, training on the CPU")
+	}
+	t := &trainer{cfg: cfg, opts: opts, log: log, dev: dev, dtype: gotch.Float, heartbeat: os.Getenv(HeartbeatEnv)}
 	if opts.Float64 {
 		t.dtype = gotch.Double
 	}
@@ -279,8 +285,10 @@ func ParseDevice(s string) (gotch.Device, error) {
 	if err != nil {
 		return gotch.CPU, err
 	}
-	if n := native.CUDADeviceCount(); idx >= n {
-		return gotch.CPU, fmt.Errorf("device %s: only %d CUDA device(s) available (is this a CPU build? install with ESVAE_DEVICE=cuda)", s, n)
+	if n := native.CUDADeviceCount(); n == 0 {
+		return gotch.CPU, fmt.Errorf("device %s: no GPU: %s; or train on the CPU with --device cpu", s, native.NoGPUReason())
+	} else if idx >= n {
+		return gotch.CPU, fmt.Errorf("device %s: only %d CUDA device(s) available (cuda:0 to cuda:%d)", s, n, n-1)
 	}
 	return gotch.CudaBuilder(uint(idx)), nil
 }

@@ -77,7 +77,7 @@ func newInfoCommand(a *app) *cobra.Command {
 					fmt.Fprintf(w, "  (device query: %v)\n", err)
 				}
 			} else {
-				fmt.Fprintf(w, "CUDA: not available\n")
+				fmt.Fprintf(w, "CUDA: not available: %s\n", native.NoGPUReason())
 			}
 			fmt.Fprintf(w, "device: %s\n", a.cfg.Device)
 			_, err := fmt.Fprintf(w, "threads: %d (intra-op)\n", native.NumThreads())

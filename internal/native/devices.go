@@ -136,3 +136,23 @@ func GPUs() ([]GPU, error) {
 	}
 	return out, nil
 }
+
+// NoGPUReason says in plain words why this process has no usable CUDA device, with what to do about
+// it; "" when there is one. It tells a CPU build from a CUDA build that sees no driver (a container
+// started without GPU access) and from a driver that sees no GPU.
+func NoGPUReason() string {
+	if CUDADeviceCount() > 0 {
+		return ""
+	}
+	if err := CUDALoadError(); err != nil {
+		return fmt.Sprintf("the CUDA part of libtorch did not load (%v)", err)
+	}
+	if !CUDALoaded() {
+		return "this esvae is a CPU build (its libtorch has no CUDA): use a CUDA build (set-up with ESVAE_DEVICE=cuda, or the CUDA Docker image)"
+	}
+	if CUDADriverVersion() == "" {
+		return "no NVIDIA driver is visible (libcuda.so.1 cannot be loaded): on a host, install the NVIDIA driver; " +
+			"in a container, start it with GPU access (docker run --gpus all, or docker compose's GPU reservation) on a host with the NVIDIA Container Toolkit"
+	}
+	return fmt.Sprintf("the NVIDIA driver (CUDA %s) sees no GPU: check nvidia-smi, CUDA_VISIBLE_DEVICES and, in a container, NVIDIA_VISIBLE_DEVICES", CUDADriverVersion())
+}

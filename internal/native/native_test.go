@@ -152,3 +152,34 @@ func TestGradMode(t *testing.T) {
 		t.Fatal("SetGradEnabled(true) reported the previous state as on")
 	}
 }
+
+// Without a usable GPU, NoGPUReason says which case this is; with one, it is empty.
+func TestNoGPUReason(t *testing.T) {
+	r := NoGPUReason()
+	if CUDADeviceCount() > 0 {
+		if r != "" {
+			t.Fatalf("a GPU is there but NoGPUReason() = %q", r)
+		}
+		return
+	}
+	switch {
+	case r == "":
+		t.Fatal("no CUDA device, but NoGPUReason() is empty")
+	case CUDALoadError() != nil:
+		if !strings.Contains(r, "did not load") {
+			t.Fatalf("libtorch_cuda failed to load (%v), but the reason is %q", CUDALoadError(), r)
+		}
+	case !CUDALoaded():
+		if !strings.Contains(r, "CPU build") {
+			t.Fatalf("a CPU build, but the reason is %q", r)
+		}
+	case CUDADriverVersion() == "":
+		if !strings.Contains(r, "no NVIDIA driver") || !strings.Contains(r, "--gpus") {
+			t.Fatalf("a CUDA build without a driver, but the reason is %q", r)
+		}
+	default:
+		if !strings.Contains(r, "sees no GPU") {
+			t.Fatalf("a driver without GPUs, but the reason is %q", r)
+		}
+	}
+}
