@@ -102,8 +102,9 @@ func (b *TdBN) Fusable(x *ts.Tensor) bool {
 	if syncBatchNorm != nil {
 		return false
 	}
+	// Not dev == gotch.CPU: gotch reports a CPU tensor's device as {CPU, 1}, gotch.CPU is {CPU, -1}.
 	dev, err := x.Device()
-	if err != nil || dev != gotch.CPU {
+	if err != nil || dev.IsCuda() {
 		return false
 	}
 	k := x.DType()

@@ -52,3 +52,39 @@ func TestLibtorchDirReexec(t *testing.T) {
 		t.Fatalf("the re-executed child did not run with %s first:\n%s", lib, out)
 	}
 }
+
+// esvae re-executes itself with OMP_WAIT_POLICY=passive unless the environment chose a wait policy.
+func TestPassiveWaitReexec(t *testing.T) {
+	if os.Getenv("ESVAE_TEST_REEXEC_CHILD") == "2" {
+		if err := reexecWithPassiveWait(); err != nil {
+			t.Fatal(err)
+		}
+		os.Stdout.WriteString("POLICY=" + os.Getenv("OMP_WAIT_POLICY") + ";\n")
+		return
+	}
+	var base []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OMP_WAIT_POLICY=") && !strings.HasPrefix(kv, "GOMP_SPINCOUNT=") && !strings.HasPrefix(kv, "ESVAE_OMP_PASSIVE=") {
+			base = append(base, kv)
+		}
+	}
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{nil, "POLICY=passive;"},
+		{[]string{"GOMP_SPINCOUNT=1000"}, "POLICY=;"},
+		{[]string{"OMP_WAIT_POLICY=active"}, "POLICY=active;"},
+		{[]string{"ESVAE_OMP_PASSIVE=0"}, "POLICY=;"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestPassiveWaitReexec$", "-test.v")
+		cmd.Env = append(append(append([]string(nil), base...), "ESVAE_TEST_REEXEC_CHILD=2"), c.env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v:\n%s", c.env, err, out)
+		}
+		if !strings.Contains(string(out), c.want) {
+			t.Fatalf("environment %v: want %q in the child's output:\n%s", c.env, c.want, out)
+		}
+	}
+}

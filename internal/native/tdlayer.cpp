@@ -64,7 +64,7 @@ void for_chunks(int64_t n, const F &f) {
 }
 
 // Batch statistics of x' = y + cb per channel: mean and invstd = 1/sqrt(var + eps), var biased.
-// Sums are shifted by the channel's first value (exact in double for any offset of the data).
+// Sums are shifted by the channel's first value, so that no offset of the data cancels digits.
 template <typename scalar_t>
 void batch_stats(const scalar_t *y, const scalar_t *cb, const Geometry &g, double eps, double *mean,
                  double *var, double *invstd) {
@@ -83,15 +83,16 @@ void batch_stats(const scalar_t *y, const scalar_t *cb, const Geometry &g, doubl
       for (int64_t c = 0; c < g.C; ++c) {
         const scalar_t *p = y + r * row + c * g.S;
         const scalar_t b = cb ? cb[c] : scalar_t(0);
-        const double sh = shift[c];
-        double a1 = 0, a2 = 0;
+        // The S values of one (row, channel) are summed in scalar_t, shifted; the sums in double.
+        const scalar_t sh = static_cast<scalar_t>(shift[c]);
+        scalar_t a1 = 0, a2 = 0;
         for (int64_t s = 0; s < g.S; ++s) {
-          const double d = static_cast<double>(static_cast<scalar_t>(p[s] + b)) - sh;
+          const scalar_t d = static_cast<scalar_t>(p[s] + b) - sh;
           a1 += d;
           a2 += d * d;
         }
-        s1[c] += a1;
-        s2[c] += a2;
+        s1[c] += static_cast<double>(a1);
+        s2[c] += static_cast<double>(a2);
       }
     }
   });
@@ -204,14 +205,15 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
   const scalar_t cen = p.centered ? vth : scalar_t(0);
   std::vector<double> part(static_cast<size_t>(nck * 2 * C), 0.0);
   for_chunks(nck, [&](int64_t k) {
-    scalar_t al[kChunk], sh[kChunk], bb[kChunk], up[kChunk], ob[kChunk], carry[kChunk];
-    double mc[kChunk], sdy[kChunk], sdot[kChunk];
+    // Per column, the T-step sums of dy and dy * (x' - mean) in scalar_t (T terms), then in double.
+    scalar_t al[kChunk], sh[kChunk], bb[kChunk], up[kChunk], ob[kChunk], carry[kChunk], mc[kChunk];
+    scalar_t sdy[kChunk], sdot[kChunk];
     int64_t ch[kChunk];
     std::vector<scalar_t> U(static_cast<size_t>(T * kChunk));
     const int64_t b0 = k * kChunk, n = std::min(kChunk, M - b0);
     gather<scalar_t>(g, b0, n, alpha, shift, cbp, al, sh, bb, ch);
     for (int64_t j = 0; j < n; ++j) {
-      mc[j] = mean[ch[j]];
+      mc[j] = static_cast<scalar_t>(mean[ch[j]]);
       sdy[j] = 0;
       sdot[j] = 0;
       carry[j] = 0;
@@ -241,15 +243,15 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
         const scalar_t gu = go * s + cr * tau * keep;
         carry[j] = gu;
         gyt[j] = gu;  // dy for now; turned into dL/dx' in the second pass
-        const double xc = static_cast<double>(static_cast<scalar_t>(yt[j] + bb[j])) - mc[j];
-        sdy[j] += static_cast<double>(gu);
-        sdot[j] += static_cast<double>(gu) * xc;
+        const scalar_t xc = static_cast<scalar_t>(yt[j] + bb[j]) - mc[j];
+        sdy[j] += gu;
+        sdot[j] += gu * xc;
       }
     }
     double *p1 = part.data() + k * 2 * C, *p2 = p1 + C;
     for (int64_t j = 0; j < n; ++j) {
-      p1[ch[j]] += sdy[j];
-      p2[ch[j]] += sdot[j];
+      p1[ch[j]] += static_cast<double>(sdy[j]);
+      p2[ch[j]] += static_cast<double>(sdot[j]);
     }
   });
   const double nn = static_cast<double>(g.R * g.S);
@@ -280,8 +282,7 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
   const bool want_cb = cbp != nullptr;
   std::fill(part.begin(), part.end(), 0.0);
   for_chunks(nck, [&](int64_t k) {
-    scalar_t bb[kChunk], g1[kChunk], k1[kChunk], w1[kChunk], m1[kChunk];
-    double acc[kChunk];
+    scalar_t bb[kChunk], g1[kChunk], k1[kChunk], w1[kChunk], m1[kChunk], acc[kChunk];
     int64_t ch[kChunk];
     const int64_t b0 = k * kChunk, n = std::min(kChunk, M - b0);
     for (int64_t j = 0; j < n; ++j) {
@@ -301,12 +302,12 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
         const scalar_t xc = static_cast<scalar_t>(yt[j] + bb[j]) - m1[j];
         const scalar_t dx = (gyt[j] - g1[j] - xc * k1[j]) * w1[j];
         gyt[j] = dx;
-        acc[j] += static_cast<double>(dx);
+        acc[j] += dx;
       }
     }
     if (want_cb) {
       double *p1 = part.data() + k * 2 * C;
-      for (int64_t j = 0; j < n; ++j) p1[ch[j]] += acc[j];
+      for (int64_t j = 0; j < n; ++j) p1[ch[j]] += static_cast<double>(acc[j]);
     }
   });
   if (want_cb) {
