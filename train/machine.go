@@ -29,7 +29,7 @@ type Machine struct {
 var isaOfInterest = []string{"avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8"}
 
 // speedEnv are environment variables that change the CPU speed of libtorch.
-var speedEnv = []string{"ESVAE_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND", "OMP_PLACES", "MKL_NUM_THREADS", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"}
+var speedEnvVars = []string{"GLIBC_TUNABLES", "ESVAE_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND", "OMP_PLACES", "MKL_NUM_THREADS", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"}
 
 // DescribeMachine reads the CPU model and flags (Linux), libtorch's version and threads, and the
 // GPU's name when dev is a CUDA device.
@@ -72,7 +72,7 @@ func DescribeMachine(dev gotch.Device) Machine {
 			m.GPU = deviceName(dev)
 		}
 	}
-	for _, k := range speedEnv {
+	for _, k := range speedEnvVars {
 		if v, ok := os.LookupEnv(k); ok {
 			if m.Env == nil {
 				m.Env = map[string]string{}
@@ -94,7 +94,7 @@ func (m Machine) String() string {
 		s += ", CUDA " + m.CUDA
 	}
 	s += fmt.Sprintf(", %d intra-op threads, %s", m.Threads, m.DType)
-	for _, k := range speedEnv {
+	for _, k := range speedEnvVars {
 		if v, ok := m.Env[k]; ok {
 			s += fmt.Sprintf(", %s=%s", k, v)
 		}

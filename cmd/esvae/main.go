@@ -18,8 +18,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "esvae: error:", err)
 		os.Exit(1)
 	}
-	// OpenMP threads wait passively unless the environment says otherwise (re-executes).
-	if err := reexecWithPassiveWait(); err != nil {
+	// OpenMP threads wait passively and malloc keeps its memory, unless the environment says
+	// otherwise (re-executes; see speedEnv).
+	if err := reexecForSpeed(); err != nil {
 		fmt.Fprintln(os.Stderr, "esvae: error:", err)
 		os.Exit(1)
 	}
