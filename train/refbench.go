@@ -19,6 +19,9 @@ type RefBench struct {
 	Device string // "cpu" or "cuda:N"
 	// Steps and Warmup of the reference (its steps are slow; 0: the benchmark's).
 	Steps, Warmup int
+	// Env is the reference's environment (nil: this process's); EnvNote says what it is.
+	Env     []string
+	EnvNote string
 }
 
 // RefResult is what the reference measured, with its process's peak resident set.
@@ -34,6 +37,7 @@ type RefResult struct {
 	SpeedRatio    float64   `json:"speed_ratio"`              // esvae images/s over the reference's
 	PeakRSSRatio  float64   `json:"peak_rss_ratio,omitempty"` // esvae's peak RSS over the reference's
 	Command       string    `json:"command"`
+	Environment   string    `json:"environment,omitempty"`
 }
 
 // Run runs the reference once and reads its JSON result; c gives the sizes.
@@ -64,9 +68,10 @@ func (r *RefBench) Run(w io.Writer, c BenchConfig) (*RefResult, error) {
 		args = append(args, "--large")
 	}
 	cmd := exec.Command(r.Python, args...)
-	res.Command = cmd.String()
+	cmd.Env = r.Env
+	res.Command, res.Environment = cmd.String(), r.EnvNote
 	cmd.Stdout, cmd.Stderr = w, w
-	fmt.Fprintf(w, "  running the reference: %s\n", res.Command)
+	fmt.Fprintf(w, "  running the reference (%s): %s\n", r.EnvNote, res.Command)
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("the reference (%s) failed: %w", res.Command, err)
 	}
@@ -86,8 +91,8 @@ func (r *RefBench) Run(w io.Writer, c BenchConfig) (*RefResult, error) {
 // print writes the comparison with esvae's result ours and peak resident set.
 func (r *RefResult) print(w io.Writer, ours BenchResult, peak int64) {
 	r.SpeedRatio = ours.ImagesPerSec / r.ImagesPerSec
-	fmt.Fprintf(w, "  reference (PyTorch %s) median %7.3f s/step (min %.3f, max %.3f) %8.1f images/s, peak RSS %s\n",
-		r.Torch, r.SecPerStep, r.MinSecPerStep, r.MaxSecPerStep, r.ImagesPerSec, mib(r.PeakRSS))
+	fmt.Fprintf(w, "  reference (PyTorch %s; %s) median %7.3f s/step (min %.3f, max %.3f) %8.1f images/s, peak RSS %s\n",
+		r.Torch, r.Environment, r.SecPerStep, r.MinSecPerStep, r.MaxSecPerStep, r.ImagesPerSec, mib(r.PeakRSS))
 	fmt.Fprintf(w, "  esvae / reference: %.2fx the training throughput", r.SpeedRatio)
 	if peak > 0 && r.PeakRSS > 0 {
 		r.PeakRSSRatio = float64(peak) / float64(r.PeakRSS)

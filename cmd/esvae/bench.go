@@ -18,7 +18,7 @@ import (
 func newBenchCommand(a *app) *cobra.Command {
 	var batch, steps, warmup, samples, refSteps, refWarmup int
 	var T int64
-	var baseline, unfused, large, reference bool
+	var baseline, unfused, large, reference, refTuned bool
 	var kind, jsonOut, refPython, refScript string
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -30,7 +30,8 @@ line names the CPU (model and vector extensions) or GPU, libtorch, the threads a
 
 --reference runs tools/reference/bench_ref.py (the authors' per-step PyTorch design) in the middle
 of the timed steps with the same batch, T, latent length, model size, device and threads, and prints
-the throughput ratio and both peak resident sets. Its Python (torch 2.1.0) is --ref-python, else
+the throughput ratio and both peak resident sets. The reference runs in the environment esvae was
+given; --ref-tuned gives it the OpenMP and malloc settings esvae adds for itself (see README). Its Python (torch 2.1.0) is --ref-python, else
 $ESVAE_REF_PYTHON, else the venv $ESVAE_CACHE/refvenv (default ~/.cache/esvae/refvenv), which is
 created with pip from tools/reference/requirements.txt when missing (about 2.5 GB of wheels).`,
 		Args: cobra.NoArgs,
@@ -56,7 +57,11 @@ created with pip from tools/reference/requirements.txt when missing (about 2.5 G
 				if err != nil {
 					return err
 				}
-				bc.Reference = &train.RefBench{Python: py, Script: refScript, Device: a.cfg.Device, Steps: refSteps, Warmup: refWarmup}
+				bc.Reference = &train.RefBench{Python: py, Script: refScript, Device: a.cfg.Device, Steps: refSteps, Warmup: refWarmup,
+					Env: userEnv(), EnvNote: "the environment esvae was given"}
+				if refTuned {
+					bc.Reference.Env, bc.Reference.EnvNote = nil, "esvae's tuned environment"
+				}
 				if bc.Reference.Device == "" || bc.Reference.Device == "auto" {
 					bc.Reference.Device = "cpu"
 					if dev.IsCuda() {
@@ -86,6 +91,7 @@ created with pip from tools/reference/requirements.txt when missing (about 2.5 G
 	f.BoolVar(&baseline, "baseline", false, "also time the per-step LIF baseline and the LIF layer alone (spiking kinds)")
 	f.BoolVar(&unfused, "unfused", false, "also time the model without its fused training layers (op, tdBN and LIF as separate calls)")
 	f.BoolVar(&reference, "reference", false, "also run the PyTorch reference (tools/reference/bench_ref.py) with the same sizes and print the ratio")
+	f.BoolVar(&refTuned, "ref-tuned", false, "run the reference with esvae's OpenMP and malloc settings (OMP_WAIT_POLICY, GLIBC_TUNABLES) too, not in the environment esvae was given")
 	f.StringVar(&refPython, "ref-python", "", "Python with torch for --reference (default: $ESVAE_REF_PYTHON, else the refvenv, created if missing)")
 	f.StringVar(&refScript, "ref-script", filepath.Join("tools", "reference", "bench_ref.py"), "the reference's timing script")
 	f.IntVar(&refSteps, "ref-steps", 0, "timed steps of the reference (default: --steps)")

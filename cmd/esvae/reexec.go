@@ -91,6 +91,24 @@ func speedEnv() (wait, tunables string) {
 	return wait, tunables
 }
 
+// addedEnvVar lists the variables reexecForSpeed added, comma-separated.
+const addedEnvVar = "ESVAE_ADDED_ENV"
+
+// userEnv is the environment without the variables reexecForSpeed added.
+func userEnv() []string {
+	added := map[string]bool{addedEnvVar: true}
+	for _, k := range strings.Split(os.Getenv(addedEnvVar), ",") {
+		added[k] = true
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !added[k] {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // reexecForSpeed re-executes the process with the variables of speedEnv added, when any is missing.
 // It returns only when nothing is to be done or on error.
 func reexecForSpeed() error {
@@ -103,10 +121,16 @@ func reexecForSpeed() error {
 		return nil // not fatal: run with the libraries' defaults
 	}
 	env := os.Environ()
+	var added []string
 	for _, kv := range []string{wait, tunables} {
 		if kv != "" {
 			env = append(env, kv)
+			k, _, _ := strings.Cut(kv, "=")
+			added = append(added, k)
 		}
 	}
+	// Recorded so that child processes that are not esvae (the reference of `bench --reference`)
+	// can be given the environment the user gave.
+	env = append(env, addedEnvVar+"="+strings.Join(added, ","))
 	return fmt.Errorf("re-executing with %s %s: %w", wait, tunables, syscall.Exec(exe, os.Args, env))
 }
