@@ -96,10 +96,10 @@ var syncBatchNorm SyncBatchNormFunc
 func SetSyncBatchNorm(f SyncBatchNormFunc) { syncBatchNorm = f }
 
 // Fusable says whether a training-mode forward of this tdBN on x can run in the fused native layer
-// (native.TdLayer): on the CPU, in float32 or float64, with the per-process batch statistics (not
+// (native.TdLayer): on a CPU that runs its kernels, in float32 or float64, with the per-process batch statistics (not
 // a data-parallel synchronised batch norm).
 func (b *TdBN) Fusable(x *ts.Tensor) bool {
-	if syncBatchNorm != nil {
+	if syncBatchNorm != nil || !native.TdLayerSupported() {
 		return false
 	}
 	// Not dev == gotch.CPU: gotch reports a CPU tensor's device as {CPU, 1}, gotch.CPU is {CPU, -1}.

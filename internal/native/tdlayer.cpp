@@ -27,6 +27,17 @@
 #include "native_internal.h"
 #include "parallel_internal.h"
 
+// The kernels below are compiled for AVX2 (8 floats a vector instead of SSE2's 4; no FMA, so every
+// rounding stays that of the separate multiply and add, as in the unfused ops) at -O3 (the -O2 of
+// the package vectorizes no loop that needs a remainder loop). Their inner loops are branch-free. esv_td_layer_supported
+// tells the caller whether this CPU runs them; the Go side uses the unfused ops where it does not.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#pragma GCC optimize("O3")
+#define ESV_TDLAYER_AVX2 1
+#endif
+
 namespace {
 
 using torch::Tensor;
@@ -49,6 +60,17 @@ struct Geometry {
     M = x.numel() / T;
   }
   int64_t chan(int64_t m) const { return (m / S) % C; }
+  // chans writes the channels of the columns [b0, b0 + n) to ch (two divisions, not one a column).
+  void chans(int64_t b0, int64_t n, int64_t *ch) const {
+    int64_t c = chan(b0), s = b0 % S;
+    for (int64_t j = 0; j < n; ++j) {
+      ch[j] = c;
+      if (++s == S) {
+        s = 0;
+        if (++c == C) c = 0;
+      }
+    }
+  }
 };
 
 constexpr int64_t kChunk = 512;  // columns per chunk of the column-parallel loops
@@ -128,9 +150,9 @@ void affine(const scalar_t *gamma, const scalar_t *beta, const double *mean, con
 template <typename scalar_t>
 void gather(const Geometry &g, int64_t b0, int64_t n, const scalar_t *alpha, const scalar_t *shift, const scalar_t *cb, scalar_t *al, scalar_t *sh, scalar_t *bb,
             int64_t *ch) {
+  g.chans(b0, n, ch);
   for (int64_t j = 0; j < n; ++j) {
-    const int64_t c = g.chan(b0 + j);
-    ch[j] = c;
+    const int64_t c = ch[j];
     al[j] = alpha[c];
     sh[j] = shift[c];
     bb[j] = cb ? cb[c] : scalar_t(0);
@@ -167,14 +189,19 @@ void forward_cpu(const Tensor &y, const Tensor &cb, const Tensor &gamma, const T
     int64_t ch[kChunk];
     const int64_t b0 = k * kChunk, n = std::min(kChunk, M - b0);
     gather<scalar_t>(g, b0, n, alpha, shift, cbp, al, sh, bb, ch);
+    for (int64_t j = 0; j < n; ++j) {  // u_{-1} = 0, o_{-1} = 0
+      up[j] = 0;
+      ob[j] = 0;
+    }
     for (int64_t t = 0; t < T; ++t) {
       const scalar_t *__restrict__ yt = yp + t * M + b0;
       scalar_t *__restrict__ ot = op + t * M + b0;
       for (int64_t j = 0; j < n; ++j) {
         const scalar_t x = static_cast<scalar_t>(yt[j] + bb[j]) * al[j] + sh[j];
-        // u_t = (tau * u_{t-1}) * (1 - o_{t-1}) + x_t, the reference's operation order; u_0 = x_0.
-        const scalar_t v = t == 0 ? x : (tau * up[j]) * (scalar_t(1) - ob[j]) + x;
-        const scalar_t s = v > vth ? scalar_t(1) : scalar_t(0);
+        // u_t = (tau * u_{t-1}) * (1 - o_{t-1}) + x_t, the reference's operation order (at t = 0
+        // the first term is exactly 0, and 0 + x_0 = x_0).
+        const scalar_t v = (tau * up[j]) * (scalar_t(1) - ob[j]) + x;
+        const scalar_t s = static_cast<scalar_t>(v > vth);
         up[j] = v;
         ob[j] = s;
         ot[j] = s;
@@ -193,52 +220,63 @@ template <typename scalar_t>
 void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const Tensor &gamma,
                   const Tensor &mean_t, const Tensor &invstd_t, const Tensor &alpha_t, const Tensor &shift_t,
                   const Params &p, const Geometry &g, Tensor &gy, Tensor &ggamma, Tensor &gbeta, Tensor &gcb) {
-  const scalar_t *yp = y.data_ptr<scalar_t>(), *gp = gout.data_ptr<scalar_t>();
+  const scalar_t *yp = y.data_ptr<scalar_t>(), *gp_ = gout.data_ptr<scalar_t>();
+  const scalar_t *yp_ = yp;
   const scalar_t *cbp = cb.defined() ? cb.data_ptr<scalar_t>() : nullptr;
   const double *mean = mean_t.data_ptr<double>(), *invstd = invstd_t.data_ptr<double>();
   const scalar_t *alpha = alpha_t.data_ptr<scalar_t>(), *shift = shift_t.data_ptr<scalar_t>();
-  const int64_t T = g.T, M = g.M, C = g.C;
+  const int64_t T = g.T, M = g.M, C = g.C, T_ = T, M_ = M;
   const int64_t nck = (M + kChunk - 1) / kChunk;
-  scalar_t *gyp = gy.data_ptr<scalar_t>();
-  const scalar_t tau = static_cast<scalar_t>(p.tau), vth = static_cast<scalar_t>(p.v_th);
-  const scalar_t a = static_cast<scalar_t>(p.a), inv = static_cast<scalar_t>(1.0 / (2.0 * p.a));
-  const scalar_t cen = p.centered ? vth : scalar_t(0);
+  scalar_t *gyp = gy.data_ptr<scalar_t>(), *gyp_ = gyp;
+  const scalar_t tau_ = static_cast<scalar_t>(p.tau), vth_ = static_cast<scalar_t>(p.v_th);
+  const scalar_t a_ = static_cast<scalar_t>(p.a), inv_ = static_cast<scalar_t>(1.0 / (2.0 * p.a));
+  const scalar_t cen_ = p.centered ? vth_ : scalar_t(0);
   std::vector<double> part(static_cast<size_t>(nck * 2 * C), 0.0);
   for_chunks(nck, [&](int64_t k) {
     // Per column, the T-step sums of dy and dy * (x' - mean) in scalar_t (T terms), then in double.
     scalar_t al[kChunk], sh[kChunk], bb[kChunk], up[kChunk], ob[kChunk], carry[kChunk], mc[kChunk];
     scalar_t sdy[kChunk], sdot[kChunk];
     int64_t ch[kChunk];
-    std::vector<scalar_t> U(static_cast<size_t>(T * kChunk));
+    // The chunk's potentials, (T, kChunk); one buffer per thread, reused (not zeroed) chunk to chunk.
+    thread_local std::vector<scalar_t> U;
+    if (U.size() < static_cast<size_t>(T * kChunk)) U.resize(static_cast<size_t>(T * kChunk));
     const int64_t b0 = k * kChunk, n = std::min(kChunk, M - b0);
+    // Local copies of what the lambda captures by reference: the compiler cannot know that the
+    // stores below leave them unchanged, and would not vectorize the loops otherwise.
+    const scalar_t tau = tau_, vth = vth_, a = a_, inv = inv_, cen = cen_;
+    const int64_t T = T_, M = M_;
+    const scalar_t *__restrict__ yp = yp_, *__restrict__ gp = gp_;
+    scalar_t *__restrict__ gyp = gyp_;
     gather<scalar_t>(g, b0, n, alpha, shift, cbp, al, sh, bb, ch);
     for (int64_t j = 0; j < n; ++j) {
       mc[j] = static_cast<scalar_t>(mean[ch[j]]);
       sdy[j] = 0;
       sdot[j] = 0;
       carry[j] = 0;
+      up[j] = 0;
+      ob[j] = 0;
     }
+    scalar_t *__restrict__ ub = U.data();
     for (int64_t t = 0; t < T; ++t) {  // the forward again, keeping u
       const scalar_t *__restrict__ yt = yp + t * M + b0;
-      scalar_t *__restrict__ ut = U.data() + t * kChunk;
+      scalar_t *__restrict__ ut = ub + t * kChunk;
       for (int64_t j = 0; j < n; ++j) {
         const scalar_t x = static_cast<scalar_t>(yt[j] + bb[j]) * al[j] + sh[j];
-        const scalar_t v = t == 0 ? x : (tau * up[j]) * (scalar_t(1) - ob[j]) + x;
+        const scalar_t v = (tau * up[j]) * (scalar_t(1) - ob[j]) + x;
         up[j] = v;
-        ob[j] = v > vth ? scalar_t(1) : scalar_t(0);
+        ob[j] = static_cast<scalar_t>(v > vth);
         ut[j] = v;
       }
     }
     for (int64_t t = T - 1; t >= 0; --t) {
-      const scalar_t *__restrict__ ut = U.data() + t * kChunk;
+      const scalar_t *__restrict__ ut = ub + t * kChunk;
       const scalar_t *__restrict__ gt = gp + t * M + b0;
       const scalar_t *__restrict__ yt = yp + t * M + b0;
       scalar_t *__restrict__ gyt = gyp + t * M + b0;
       for (int64_t j = 0; j < n; ++j) {
         const scalar_t uu = ut[j], cr = carry[j];
         const scalar_t keep = uu > vth ? scalar_t(0) : scalar_t(1);  // 1 - o_t
-        const scalar_t d = uu - cen;
-        const scalar_t s = (d < a && d > -a) ? inv : scalar_t(0);
+        const scalar_t s = std::abs(uu - cen) < a ? inv : scalar_t(0);  // |u - c| < a
         const scalar_t go = gt[j] - cr * tau * uu;
         const scalar_t gu = go * s + cr * tau * keep;
         carry[j] = gu;
@@ -285,9 +323,9 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
     scalar_t bb[kChunk], g1[kChunk], k1[kChunk], w1[kChunk], m1[kChunk], acc[kChunk];
     int64_t ch[kChunk];
     const int64_t b0 = k * kChunk, n = std::min(kChunk, M - b0);
+    g.chans(b0, n, ch);
     for (int64_t j = 0; j < n; ++j) {
-      const int64_t c = g.chan(b0 + j);
-      ch[j] = c;
+      const int64_t c = ch[j];
       bb[j] = cbp ? cbp[c] : scalar_t(0);
       g1[j] = gm[c];
       k1[j] = kk[c];
@@ -409,7 +447,19 @@ Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int
 
 }  // namespace
 
+#ifdef ESV_TDLAYER_AVX2
+#pragma GCC pop_options
+#endif
+
 extern "C" {
+
+int esv_td_layer_supported(void) {
+#ifdef ESV_TDLAYER_AVX2
+  return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+  return 1;
+#endif
+}
 
 char *esv_td_layer(int op, esv_tensor x, esv_tensor weight, esv_tensor bias, int64_t stride, int64_t padding,
                    int64_t output_padding, int64_t repeat, esv_tensor gamma, esv_tensor beta,

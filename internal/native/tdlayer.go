@@ -39,6 +39,11 @@ type TdLayerSpec struct {
 	Centered    bool
 }
 
+// TdLayerSupported says whether this CPU runs TdLayer's kernels (on x86-64 they need AVX2).
+func TdLayerSupported() bool { return tdLayerSupported }
+
+var tdLayerSupported = C.esv_td_layer_supported() == 1
+
 // TdLayer computes LIF(tdBN(op(x) + bias)) with the batch statistics (training mode), on the CPU in
 // float32 or float64, as one op followed by one fused autograd function: the bias, the batch norm
 // and the LIF neuron share two passes over the op's output in the forward and two in the backward,

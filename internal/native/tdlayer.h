@@ -20,6 +20,9 @@ char *esv_td_layer(int op, esv_tensor x, esv_tensor weight, esv_tensor bias, int
                    esv_tensor running_mean, esv_tensor running_var, double scale, double eps, double momentum,
                    int64_t T, double tau, double v_th, double a, int centered, esv_tensor *out);
 
+// esv_td_layer_supported returns 1 where this CPU runs esv_td_layer's kernels (x86-64: AVX2), else 0.
+int esv_td_layer_supported(void);
+
 #ifdef __cplusplus
 }
 #endif
