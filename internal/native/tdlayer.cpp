@@ -441,7 +441,9 @@ Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int
   }
   TORCH_CHECK(y.dim() >= 2 && y.size(0) % T == 0, "td layer: output ", y.sizes(),
               " is not (T*N, C, ...) with T = ", T);
-  return TdBNLIFFunction::apply(y, cb, gamma, beta, rm, rv, T, tau, v_th, a, centered, scale, eps,
+  // Without a bias the function gets zeros (an undefined tensor input fails in autograd's apply).
+  const Tensor cbx = cb.defined() ? cb : at::zeros({y.size(1)}, y.options());
+  return TdBNLIFFunction::apply(y, cbx, gamma, beta, rm, rv, T, tau, v_th, a, centered, scale, eps,
                                 momentum);
 }
 
