@@ -27,5 +27,11 @@ demo: build
 docker-test:
 	bash scripts/docker-test.sh
 
+# Training and sampling speed against the PyTorch reference on this machine (MNIST-size, batch 32;
+# BENCH_FLAGS="--batch 64", "--large", ...). The reference's Python venv is created on first use.
+BENCH_FLAGS ?=
+bench: build
+	./$(BIN) bench --config configs/mnist.yaml --reference --steps 8 --ref-steps 3 $(BENCH_FLAGS)
+
 clean:
 	rm -rf bin .gotch go.work go.work.sum internal/native/zz_cgo_flags.go

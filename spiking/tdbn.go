@@ -7,6 +7,7 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 )
 
@@ -93,3 +94,34 @@ var syncBatchNorm SyncBatchNormFunc
 // SetSyncBatchNorm makes every training-mode TdBN of this process use f (nil: the per-process
 // batch statistics, the default). The trainer sets it for a data-parallel run with sync_bn.
 func SetSyncBatchNorm(f SyncBatchNormFunc) { syncBatchNorm = f }
+
+// Fusable says whether a training-mode forward of this tdBN on x can run in the fused native layer
+// (native.TdLayer): on a CPU that runs its kernels, in float32 or float64, with the per-process batch statistics (not
+// a data-parallel synchronised batch norm).
+func (b *TdBN) Fusable(x *ts.Tensor) bool {
+	if syncBatchNorm != nil || !native.TdLayerSupported() {
+		return false
+	}
+	// Not dev == gotch.CPU: gotch reports a CPU tensor's device as {CPU, 1}, gotch.CPU is {CPU, -1}.
+	dev, err := x.Device()
+	if err != nil || dev.IsCuda() {
+		return false
+	}
+	k := x.DType()
+	return k == gotch.Float || k == gotch.Double
+}
+
+// ForwardLIF runs the layer s (its op, weight and bias) on x and then this tdBN in training mode and
+// the LIF neuron, all in the fused native layer; it fills s's tdBN and LIF fields from b, T and cfg.
+// Check Fusable first.
+func (b *TdBN) ForwardLIF(x *ts.Tensor, s *native.TdLayerSpec, T int64, cfg LIFConfig) (*ts.Tensor, error) {
+	cfg = cfg.WithDefaults()
+	s.Gamma, s.Beta, s.RunningMean, s.RunningVar = b.Weight, b.Bias, b.RunningMean, b.RunningVar
+	s.Scale, s.Eps, s.Momentum = b.Alpha*b.VTh, b.Eps, b.Momentum
+	s.T, s.Tau, s.VTh, s.A, s.Centered = T, cfg.Tau, cfg.VTh, cfg.A, cfg.Centered
+	y, err := native.TdLayer(x, s)
+	if err != nil {
+		return nil, fmt.Errorf("tdBN + LIF: %w", err)
+	}
+	return y, nil
+}

@@ -3,8 +3,10 @@ package train
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -22,23 +24,54 @@ type BenchConfig struct {
 	Batch, Steps, Warmup int
 	Model                vae.Config
 	Device               gotch.Device
-	// PerStep also measures the per-step LIF formulation (the authors' design) as the baseline.
+	// PerStep also measures the per-step LIF formulation (the authors' design) as a baseline, and
+	// the LIF layer alone, fused against per-step.
 	PerStep bool
+	// Unfused also measures the model with its fused training layers off (op with bias, tdBN and LIF
+	// as separate calls): what the fused layer gains.
+	Unfused bool
+	// AMP runs the timed model's products in mixed precision (nn.AMP); with AMP on, the model is also
+	// timed in fp32 for the ratio.
+	AMP nn.AMP
+	// Samples is the number of images drawn from the prior to time sampling (0: not timed).
+	Samples int
+	// Reference, when set, runs the PyTorch reference between the two halves of the timed steps.
+	Reference *RefBench
 }
 
-// BenchResult is one measured configuration.
+// BenchResult is one measured configuration. SecPerStep is the median over the timed steps.
 type BenchResult struct {
-	Name         string  `json:"name"`
-	SecPerStep   float64 `json:"sec_per_step"`
+	Name           string    `json:"name"`
+	SecPerStep     float64   `json:"sec_per_step"`
+	ImagesPerSec   float64   `json:"images_per_sec"`
+	MinSecPerStep  float64   `json:"min_sec_per_step,omitempty"`
+	MaxSecPerStep  float64   `json:"max_sec_per_step,omitempty"`
+	MeanSecPerStep float64   `json:"mean_sec_per_step,omitempty"`
+	StepSecs       []float64 `json:"step_secs,omitempty"`
+}
+
+// BenchReport is everything one benchmark run measured.
+type BenchReport struct {
+	Machine   Machine       `json:"machine"`
+	Results   []BenchResult `json:"results"`
+	PeakRSS   int64         `json:"peak_rss_bytes,omitempty"` // after the fused training steps
+	Sampling  *SampleResult `json:"sampling,omitempty"`
+	Reference *RefResult    `json:"reference,omitempty"`
+}
+
+// SampleResult is the sampling throughput (prior -> Poisson spikes -> decoder, evaluation mode).
+type SampleResult struct {
+	Images       int     `json:"images"`
+	Sec          float64 `json:"sec"`
 	ImagesPerSec float64 `json:"images_per_sec"`
 }
 
-// Bench times full training steps (forward, loss, backward, AdamW) on random images, first with the
-// fused LIF and then, when asked, with the per-step LIF in the same process, and prints the ratio.
-// It also times the LIF layer alone, fused against per-step, on two shapes of the model.
-func Bench(w io.Writer, c BenchConfig) (res []BenchResult, err error) {
-	if c.Batch < 1 || c.Steps < 1 || c.Warmup < 0 {
-		return nil, fmt.Errorf("bench: batch %d, steps %d, warm-up %d: use batch >= 1, steps >= 1, warm-up >= 0", c.Batch, c.Steps, c.Warmup)
+// Bench times full training steps (forward, loss, backward, AdamW) on random images and prints the
+// machine, the median and spread of the step times, the sampling throughput and the peak resident
+// memory; with c.Reference it runs the PyTorch reference in the middle and prints the ratio.
+func Bench(w io.Writer, c BenchConfig) (rep *BenchReport, err error) {
+	if c.Batch < 1 || c.Steps < 1 || c.Warmup < 0 || c.Samples < 0 {
+		return nil, fmt.Errorf("bench: batch %d, steps %d, warm-up %d, samples %d: use batch >= 1, steps >= 1, warm-up >= 0, samples >= 0", c.Batch, c.Steps, c.Warmup, c.Samples)
 	}
 	if err := c.Model.Validate(); err != nil {
 		return nil, err
@@ -49,37 +82,66 @@ func Bench(w io.Writer, c BenchConfig) (res []BenchResult, err error) {
 	defer runtime.UnlockOSThread()
 	// A failed tensor op inside (out of memory, a shape the device rejects) panics with an
 	// *nn.OpError; Catch turns it into the error returned here.
-	if cerr := nn.Catch(func() { res, err = bench(w, c) }); cerr != nil {
+	if cerr := nn.Catch(func() { rep, err = bench(w, c) }); cerr != nil {
 		return nil, fmt.Errorf("bench: %w", cerr)
 	}
-	return res, err
+	return rep, err
 }
 
-func bench(w io.Writer, c BenchConfig) ([]BenchResult, error) {
+func bench(w io.Writer, c BenchConfig) (*BenchReport, error) {
 	kind := c.Model.KindName()
-	fmt.Fprintf(w, "%s training step: batch %d, T %d, latent %d, %s, %d libtorch threads, %d timed steps after %d warm-up\n",
-		kind, c.Batch, c.Model.T, c.Model.LatentDim, deviceName(c.Device), native.NumThreads(), c.Steps, c.Warmup)
-	var out []BenchResult
-	impls := []bool{false}
-	if c.PerStep && kind != vae.KindANNVAE { // the ANN VAE has no LIF
-		impls = append(impls, true)
+	rep := &BenchReport{Machine: DescribeMachine(c.Device)}
+	fmt.Fprintln(w, rep.Machine.String())
+	size := "MNIST-size (32x32)"
+	if c.Model.Large {
+		size = "CelebA-size (ESVAE-Large, 64x64)"
 	}
-	for _, perStep := range impls {
-		r, err := benchSteps(c, perStep)
+	prec := "float32"
+	if c.AMP != nn.AMPOff {
+		prec = "float32 weights, amp " + c.AMP.String()
+	}
+	fmt.Fprintf(w, "%s %s training step (forward, loss, backward, AdamW), %s: batch %d, T %d, latent %d; median of %d timed steps after %d warm-up\n",
+		kind, size, prec, c.Batch, c.Model.T, c.Model.LatentDim, c.Steps, c.Warmup)
+	r, m, err := benchSteps(w, c, benchFused, c.Reference, rep)
+	if err != nil {
+		return nil, err
+	}
+	rep.Results = append(rep.Results, r)
+	_, rep.PeakRSS, _ = native.ProcessMemory()
+	if rep.PeakRSS > 0 {
+		fmt.Fprintf(w, "  peak RSS after the training steps: %s\n", mib(rep.PeakRSS))
+	}
+	if c.Samples > 0 {
+		s, err := benchSampling(m, c.Samples)
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(w, "  %-26s %8.3f s/step %8.1f images/s\n", r.Name, r.SecPerStep, r.ImagesPerSec)
-		out = append(out, r)
+		rep.Sampling = s
+		fmt.Fprintf(w, "  sampling (prior -> spikes -> decoder, evaluation mode): %d images in %.2f s, %.1f images/s\n", s.Images, s.Sec, s.ImagesPerSec)
 	}
-	if len(out) == 2 {
-		fmt.Fprintf(w, "  fused / per-step speed-up: %.2fx\n", out[0].ImagesPerSec/out[1].ImagesPerSec)
+	if rep.Reference != nil {
+		rep.Reference.print(w, r, rep.PeakRSS)
 	}
-	if kind == vae.KindANNVAE {
-		if rss := peakRSS(); rss != "" {
-			fmt.Fprintf(w, "peak RSS: %s\n", rss)
+	var others []benchImpl
+	if c.AMP != nn.AMPOff {
+		others = append(others, benchFP32)
+	}
+	if c.Unfused && kind != vae.KindANNVAE {
+		others = append(others, benchUnfused)
+	}
+	if c.PerStep && kind != vae.KindANNVAE { // the ANN VAE has no LIF
+		others = append(others, benchPerStep)
+	}
+	for _, impl := range others {
+		b, _, err := benchSteps(w, c, impl, nil, nil)
+		if err != nil {
+			return nil, err
 		}
-		return out, nil
+		rep.Results = append(rep.Results, b)
+		fmt.Fprintf(w, "  %s / %s: %.2fx\n", r.Name, b.Name, b.SecPerStep/r.SecPerStep)
+	}
+	if !c.PerStep || kind == vae.KindANNVAE {
+		return rep, nil
 	}
 	fmt.Fprintf(w, "LIF layer alone, forward + backward (T %d):\n", c.Model.T)
 	for _, shape := range [][]int64{{c.Model.T * int64(c.Batch), 256, 8, 8}, {c.Model.T * int64(c.Batch), 32, 16, 16}} {
@@ -93,55 +155,109 @@ func bench(w io.Writer, c BenchConfig) ([]BenchResult, error) {
 		}
 		fmt.Fprintf(w, "  %v: fused %.1f ms, per-step %.1f ms, speed-up %.2fx\n", shape, 1e3*f, 1e3*p, p/f)
 	}
-	if rss := peakRSS(); rss != "" {
-		fmt.Fprintf(w, "peak RSS: %s\n", rss)
-	}
-	return out, nil
+	return rep, nil
 }
 
-func benchSteps(c BenchConfig, perStep bool) (BenchResult, error) {
-	name := "fused LIF"
-	if perStep {
-		name = "per-step LIF (baseline)"
-	} else if c.Model.KindName() == vae.KindANNVAE {
-		name = "ANN VAE"
+type benchImpl int
+
+const (
+	benchFused   benchImpl = iota // the model as it trains: fused layers where they apply
+	benchUnfused                  // op with bias, tdBN and LIF as separate calls
+	benchPerStep                  // the per-step LIF (the authors' design)
+	benchFP32                     // the model without AMP, when the main row runs with it
+)
+
+// benchSteps times c.Warmup + c.Steps training steps of a fresh model; with ref it runs the
+// reference after the first half of the timed steps (interleaved: both see the same machine load).
+// It returns the model for the sampling benchmark.
+func benchSteps(w io.Writer, c BenchConfig, impl benchImpl, ref *RefBench, rep *BenchReport) (BenchResult, vae.Net, error) {
+	res := BenchResult{Name: "esvae"}
+	switch {
+	case impl == benchPerStep:
+		res.Name = "per-step LIF (baseline)"
+	case impl == benchUnfused:
+		res.Name = "unfused layers"
+	case impl == benchFP32:
+		res.Name = "esvae fp32"
+	case c.Model.KindName() == vae.KindANNVAE:
+		res.Name = "ANN VAE"
 	}
-	res := BenchResult{Name: name}
 	if err := native.ManualSeed(0); err != nil {
-		return res, err
+		return res, nil, err
 	}
 	m, err := vae.NewNet(newVarStore(c.Device), c.Model, gotch.Float)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
-	if p, ok := m.(interface{ UsePerStepLIF(bool) }); ok {
-		p.UsePerStepLIF(perStep)
+	if p, ok := m.(interface{ UsePerStepLIF(bool) }); ok && impl == benchPerStep {
+		p.UsePerStepLIF(true)
+	}
+	if p, ok := m.(interface{ UseFusedLayers(bool) }); ok && impl == benchUnfused {
+		p.UseFusedLayers(false)
+	}
+	if impl == benchFused && c.AMP != nn.AMPOff {
+		if err := c.AMP.CheckDevice(c.Device); err != nil {
+			return res, nil, err
+		}
+		m.SetAMP(c.AMP)
+		res.Name = "esvae amp " + c.AMP.String()
 	}
 	m.SetEpoch(0, 1, 1)
 	opt, err := NewAdamW(m.VarStore(), DefaultAdamWConfig())
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	s := c.Model.ImageSize()
 	x0, err := ts.Rand([]int64{int64(c.Batch), c.Model.InChannels, s, s}, gotch.Float, c.Device)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	x := nn.M(x0.MulScalar(ts.FloatScalar(2), true))
 	x = nn.M(x.AddScalar(ts.FloatScalar(-1), true)) // U[-1, 1)
 	defer nn.Drop(x)
-	var start time.Time
 	for i := 0; i < c.Warmup+c.Steps; i++ {
-		if i == c.Warmup {
-			start = time.Now()
+		if ref != nil && i == c.Warmup+c.Steps/2 {
+			if rep.Reference, err = ref.Run(w, c); err != nil {
+				return res, nil, err
+			}
 		}
+		start := time.Now()
 		if err := benchStep(m, opt, x); err != nil {
-			return res, err
+			return res, nil, err
+		}
+		if i >= c.Warmup {
+			res.StepSecs = append(res.StepSecs, elapsed(start))
 		}
 	}
-	res.SecPerStep = elapsed(start) / float64(c.Steps)
-	res.ImagesPerSec = float64(c.Batch) / res.SecPerStep
-	return res, nil
+	res.summarize(c.Batch)
+	fmt.Fprintf(w, "  %-24s median %7.3f s/step (min %.3f, max %.3f) %8.1f images/s\n", res.Name, res.SecPerStep, res.MinSecPerStep, res.MaxSecPerStep, res.ImagesPerSec)
+	return res, m, nil
+}
+
+// summarize fills the median, min, max and mean from StepSecs.
+func (r *BenchResult) summarize(batch int) {
+	s := append([]float64(nil), r.StepSecs...)
+	sort.Float64s(s)
+	r.SecPerStep = median(s)
+	r.MinSecPerStep, r.MaxSecPerStep = s[0], s[len(s)-1]
+	sum := 0.0
+	for _, v := range s {
+		sum += v
+	}
+	r.MeanSecPerStep = sum / float64(len(s))
+	r.ImagesPerSec = float64(batch) / r.SecPerStep
+}
+
+// median of sorted s.
+func median(s []float64) float64 {
+	n := len(s)
+	if n == 0 {
+		return math.NaN()
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // benchStep is one training step: forward, loss, backward, AdamW, and a copy of the loss to the
@@ -163,6 +279,29 @@ func benchStep(m vae.Net, opt *AdamW, x *ts.Tensor) error {
 	}
 	_, err = toFloat32(loss.Total)
 	return err
+}
+
+// benchSampling times drawing n images from the prior (one warm-up call of a few images first).
+func benchSampling(m vae.Net, n int) (*SampleResult, error) {
+	prev := native.SetGradEnabled(false)
+	defer native.SetGradEnabled(prev)
+	x, err := m.Sample(int64(min(n, 8)))
+	if err != nil {
+		return nil, err
+	}
+	nn.Drop(x)
+	start := time.Now()
+	x, err = m.Sample(int64(n))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := toFloat32(x); err != nil { // a sync point on a GPU
+		nn.Drop(x)
+		return nil, err
+	}
+	nn.Drop(x)
+	sec := elapsed(start)
+	return &SampleResult{Images: n, Sec: sec, ImagesPerSec: float64(n) / sec}, nil
 }
 
 // benchLIF times f forward and backward on random currents of shape (T*N, ...), T time steps.
@@ -199,6 +338,9 @@ func benchLIF(shape []int64, T int64, cfg spiking.LIFConfig, f func(*ts.Tensor, 
 	}
 	return elapsed(start) / float64(reps), nil
 }
+
+// mib formats bytes as MiB.
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 // PeakRSS is the process's peak resident set (VmHWM, e.g. "1234 kB"; "" where unknown).
 func PeakRSS() string { return peakRSS() }

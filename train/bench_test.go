@@ -14,12 +14,19 @@ func TestBenchSmall(t *testing.T) {
 	m := DefaultConfig().Model
 	m.T, m.LatentDim = 3, 8
 	var out bytes.Buffer
-	res, err := Bench(&out, BenchConfig{Batch: 25, Steps: 1, Warmup: 0, Model: m, Device: gotch.CPU})
+	rep, err := Bench(&out, BenchConfig{Batch: 25, Steps: 2, Warmup: 0, Model: m, Device: gotch.CPU, PerStep: true, Unfused: true, Samples: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 1 || !(res[0].ImagesPerSec > 0) {
-		t.Fatalf("results %+v, want one with a positive speed", res)
+	res := rep.Results
+	if len(res) != 3 || !(res[0].ImagesPerSec > 0) || len(res[0].StepSecs) != 2 || res[0].MinSecPerStep > res[0].SecPerStep || res[0].SecPerStep > res[0].MaxSecPerStep {
+		t.Fatalf("results %+v, want three (fused, unfused, per-step), each with 2 step times around a positive median", res)
+	}
+	if rep.Sampling == nil || rep.Sampling.Images != 4 || !(rep.Sampling.ImagesPerSec > 0) {
+		t.Fatalf("sampling %+v, want 4 images at a positive rate", rep.Sampling)
+	}
+	if rep.Machine.Libtorch == "" || rep.Machine.Threads < 1 || !strings.HasPrefix(out.String(), "machine: ") {
+		t.Fatalf("machine %+v; output does not start with the machine line:\n%s", rep.Machine, out.String())
 	}
 	if !strings.Contains(out.String(), "[75 256 8 8]: fused") {
 		t.Fatalf("output lacks the LIF timing of shape (T*batch = 75, 256, 8, 8):\n%s", out.String())

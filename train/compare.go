@@ -213,7 +213,7 @@ func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerol
 		runtime.GC()
 		live = native.CPUMemStats().LiveBytes
 		native.ResetCPUPeak()
-		r, err := benchSteps(BenchConfig{Batch: row.Batch, Steps: cc.SpeedSteps, Warmup: 1, Model: ck.Meta.Config.Model, Device: dev}, false)
+		r, _, err := benchSteps(io.Discard, BenchConfig{Batch: row.Batch, Steps: cc.SpeedSteps, Warmup: 1, Model: ck.Meta.Config.Model, Device: dev}, benchFused, nil, nil)
 		if err != nil {
 			return row, nil, fmt.Errorf("timing training steps: %w", err)
 		}

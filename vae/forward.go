@@ -63,10 +63,13 @@ func (m *Model) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
 	// The first conv sees the same image at every step: convolve once, then repeat over time
 	// (identical values; tdBN then sees the full (T*N) batch as in the reference).
 	first := m.encoder[0]
-	h := first.conv.Forward(x)                              // (N, 32, H/2, W/2)
-	h = drop(h, nn.M(h.Repeat([]int64{T, 1, 1, 1}, false))) // (T*N, 32, H/2, W/2)
-	h = drop(h, nn.M(first.bn.Forward(h, train)))
-	h = drop(h, nn.M(m.lif(h, T, lif)))
+	h := m.fusedLayer(first, x, train, T) // (T*N, 32, H/2, W/2)
+	if h == nil {
+		h = first.conv.Forward(x)                               // (N, 32, H/2, W/2)
+		h = drop(h, nn.M(h.Repeat([]int64{T, 1, 1, 1}, false))) // (T*N, 32, H/2, W/2)
+		h = drop(h, nn.M(first.bn.Forward(h, train)))
+		h = drop(h, nn.M(m.lif(h, T, lif)))
+	}
 	for _, l := range m.encoder[1:] {
 		h = m.layer(l, h, train, true) // ... -> (T*N, C_last, 2, 2)
 	}

@@ -7,6 +7,7 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/spiking"
 )
@@ -37,6 +38,11 @@ type Model struct {
 
 	// lif is the neuron implementation: the fused kernel, or the per-step baseline (benchmarks).
 	lif func(x *ts.Tensor, T int64, cfg spiking.LIFConfig) (*ts.Tensor, error)
+	// unfused turns off the fused training-mode layer (op + bias + tdBN + LIF in one native call),
+	// which the model uses where it can (spiking.TdBN.Fusable) unless the per-step LIF is chosen.
+	unfused bool
+	// amp is the mixed precision of the products (SetAMP); the fused layer runs fp32 only.
+	amp nn.AMP
 
 	// shardRank, shardWorld: in data-parallel training this rank's batch is rows
 	// [rank*N, (rank+1)*N) of a global batch; the training noise is drawn for the global batch and
@@ -52,12 +58,18 @@ func (m *Model) SetNoiseShard(rank, world int) { m.shardRank, m.shardWorld = int
 // UsePerStepLIF switches the model to the per-step LIF formulation (the authors' design: a loop over
 // time steps with a straight-through surrogate). Same numbers, slower; a benchmark baseline.
 func (m *Model) UsePerStepLIF(on bool) {
+	m.unfused = on
 	if on {
 		m.lif = spiking.LIFPerStep
 	} else {
 		m.lif = spiking.LIF
 	}
 }
+
+// UseFusedLayers switches the fused training-mode layers on (the default) or off: off, every layer
+// runs its op with bias, then tdBN, then the LIF as separate calls. Same numbers up to rounding; a
+// benchmark baseline.
+func (m *Model) UseFusedLayers(on bool) { m.unfused = !on }
 
 // New builds the network in vs with PyTorch's default initialisation drawn from libtorch's RNG
 // (seed it first with native.ManualSeed for a reproducible model).
@@ -110,6 +122,12 @@ func (m *Model) build() {
 
 // layer applies l's op, tdBN and LIF to x (T*N, ...); it drops x when own is true.
 func (m *Model) layer(l *layer, x *ts.Tensor, train, own bool) *ts.Tensor {
+	if y := m.fusedLayer(l, x, train, 1); y != nil {
+		if own {
+			nn.Drop(x)
+		}
+		return y
+	}
 	var y *ts.Tensor
 	switch {
 	case l.conv != nil:
@@ -129,6 +147,27 @@ func (m *Model) layer(l *layer, x *ts.Tensor, train, own bool) *ts.Tensor {
 		y = drop(y, nn.M(m.lif(y, m.Cfg.T, m.Cfg.LIF)))
 	}
 	return y
+}
+
+// fusedLayer runs l on x as one fused training-mode layer (native.TdLayer: the op without its bias,
+// then bias, tdBN with the batch statistics and LIF in one autograd function) and returns its spikes,
+// or returns nil where that path does not apply: evaluation, no tdBN or no LIF, the per-step LIF,
+// or what spiking.TdBN.Fusable rules out. repeat > 1 repeats the op's output over time first.
+func (m *Model) fusedLayer(l *layer, x *ts.Tensor, train bool, repeat int64) *ts.Tensor {
+	if !train || m.unfused || m.amp != nn.AMPOff || l.bn == nil || !l.spike || !l.bn.Fusable(x) {
+		return nil
+	}
+	s := &native.TdLayerSpec{Repeat: repeat}
+	switch {
+	case l.conv != nil:
+		s.Op, s.Weight, s.Bias, s.Stride, s.Padding = native.OpConv, l.conv.Weight, l.conv.Bias, l.conv.Stride, l.conv.Padding
+	case l.convT != nil:
+		c := l.convT
+		s.Op, s.Weight, s.Bias, s.Stride, s.Padding, s.OutputPadding = native.OpConvTranspose, c.Weight, c.Bias, c.Stride, c.Padding, c.OutputPadding
+	default:
+		s.Op, s.Weight, s.Bias = native.OpLinear, l.lin.Weight, l.lin.Bias
+	}
+	return nn.M(l.bn.ForwardLIF(x, s, m.Cfg.T, m.Cfg.LIF))
 }
 
 // drop frees old and returns next: for chains of intermediate tensors.

@@ -18,6 +18,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "esvae: error:", err)
 		os.Exit(1)
 	}
+	// OpenMP threads wait passively and malloc keeps its memory, unless the environment says
+	// otherwise (re-executes; see speedEnv).
+	if err := reexecForSpeed(); err != nil {
+		fmt.Fprintln(os.Stderr, "esvae: error:", err)
+		os.Exit(1)
+	}
 	// The process owns malloc: set it up for tensor work before any tensor exists (see
 	// native.TuneMalloc; ESVAE_MALLOC_TUNING=0 turns it off).
 	native.TuneMalloc()

@@ -52,3 +52,44 @@ func TestLibtorchDirReexec(t *testing.T) {
 		t.Fatalf("the re-executed child did not run with %s first:\n%s", lib, out)
 	}
 }
+
+// esvae re-executes itself with OMP_WAIT_POLICY=passive and glibc's malloc tunables unless the
+// environment decides them.
+func TestSpeedEnvReexec(t *testing.T) {
+	if os.Getenv("ESVAE_TEST_REEXEC_CHILD") == "2" {
+		if err := reexecForSpeed(); err != nil {
+			t.Fatal(err)
+		}
+		os.Stdout.WriteString("POLICY=" + os.Getenv("OMP_WAIT_POLICY") + "; TUNABLES=" + os.Getenv("GLIBC_TUNABLES") + ";\n")
+		return
+	}
+	var base []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "ESVAE_OMP_PASSIVE", "GLIBC_TUNABLES", "ESVAE_MALLOC_TUNING":
+		default:
+			base = append(base, kv)
+		}
+	}
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{nil, "POLICY=passive; TUNABLES=" + mallocTunables + ";"},
+		{[]string{"GOMP_SPINCOUNT=1000"}, "POLICY=; TUNABLES=" + mallocTunables + ";"},
+		{[]string{"OMP_WAIT_POLICY=active"}, "POLICY=active; TUNABLES=" + mallocTunables + ";"},
+		{[]string{"ESVAE_OMP_PASSIVE=0", "ESVAE_MALLOC_TUNING=0"}, "POLICY=; TUNABLES=;"},
+		{[]string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2"}, "POLICY=passive; TUNABLES=glibc.malloc.arena_max=2;"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestSpeedEnvReexec$", "-test.v")
+		cmd.Env = append(append(append([]string(nil), base...), "ESVAE_TEST_REEXEC_CHILD=2"), c.env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v:\n%s", c.env, err, out)
+		}
+		if !strings.Contains(string(out), c.want) {
+			t.Fatalf("environment %v: want %q in the child's output:\n%s", c.env, c.want, out)
+		}
+	}
+}

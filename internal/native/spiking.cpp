@@ -15,6 +15,7 @@
 
 #include "cuda_rtc.h"
 #include "native_internal.h"
+#include "parallel_internal.h"
 
 namespace {
 
@@ -56,39 +57,12 @@ bool use_cpu_loop(const Tensor &x, bool force_aten) {
 
 constexpr int64_t kBlock = 1024;
 
-// parallel_columns runs f(b, e) over disjoint ranges covering [0, M), on libtorch's intra-op threads.
-// at::parallel_for itself cannot be used here: with libtorch's OpenMP backend it is a header template
-// that runs serially unless the including file is compiled with -fopenmp, and linking a second
-// OpenMP runtime next to the one bundled with libtorch asks for trouble. TensorIterator::for_each is
-// compiled inside libtorch (with OpenMP): iterating over `row`, a contiguous 1-D tensor of M
-// elements (the first time step of an output), gives the ranges; the data is never touched here.
-template <typename F>
-void parallel_columns(const Tensor &row, int64_t grain, const F &f) {
-  TORCH_INTERNAL_ASSERT(row.dim() == 1 && row.is_contiguous());
-  auto iter = at::TensorIteratorConfig()
-                  .set_check_mem_overlap(false)
-                  .check_all_same_dtype(false)
-                  .resize_outputs(false)
-                  .add_output(row)
-                  .build();
-  const char *base = static_cast<const char *>(row.data_ptr());
-  const int64_t es = row.element_size();
-  iter.for_each(
-      [&](char **data, const int64_t *strides, int64_t n0, int64_t n1) {
-        for (int64_t i = 0; i < n1; ++i) {
-          const int64_t b = (data[0] + i * strides[1] - base) / es;
-          f(b, b + n0);
-        }
-      },
-      grain);
-}
-
 template <typename scalar_t>
 void lif_forward_cpu(const scalar_t *__restrict__ x, scalar_t *__restrict__ o, scalar_t *__restrict__ u,
                      int64_t T, int64_t M, const LIFParams &p, const Tensor &row) {
   const scalar_t tau = static_cast<scalar_t>(p.tau);
   const scalar_t vth = static_cast<scalar_t>(p.v_th);
-  parallel_columns(row, kGrain, [&](int64_t b, int64_t e) {
+  esv::parallel_columns(row, kGrain, [&](int64_t b, int64_t e) {
     scalar_t up[kBlock], op[kBlock];  // u_{t-1}, o_{t-1} of the block
     for (int64_t b0 = b; b0 < e; b0 += kBlock) {
       const int64_t n = std::min(kBlock, e - b0);
@@ -140,7 +114,7 @@ void lif_backward_cpu(const scalar_t *__restrict__ g, const scalar_t *__restrict
   const scalar_t a = static_cast<scalar_t>(p.a);
   const scalar_t inv = static_cast<scalar_t>(1.0 / (2.0 * p.a));
   const scalar_t c = p.centered ? vth : scalar_t(0);
-  parallel_columns(row, kGrain, [&](int64_t b, int64_t e) {
+  esv::parallel_columns(row, kGrain, [&](int64_t b, int64_t e) {
     scalar_t carry[kBlock];
     for (int64_t b0 = b; b0 < e; b0 += kBlock) {
       const int64_t n = std::min(kBlock, e - b0);

@@ -1,0 +1,71 @@
+package native
+
+/*
+#include <stdlib.h>
+#include "tdlayer.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"unsafe"
+
+	"github.com/sugarme/gotch/ts"
+)
+
+// TdLayerOp selects the op of TdLayer.
+type TdLayerOp int
+
+// The ops of a time-distributed layer.
+const (
+	OpConv          TdLayerOp = 0 // 2-D convolution, weight (out, in, k, k)
+	OpConvTranspose TdLayerOp = 1 // 2-D transposed convolution, weight (in, out, k, k)
+	OpLinear        TdLayerOp = 2 // linear map, weight (out, in)
+)
+
+// TdLayerSpec holds the tensors and settings of a fused training-mode layer.
+type TdLayerSpec struct {
+	Op                             TdLayerOp
+	Weight, Bias                   *ts.Tensor // Bias may be nil
+	Stride, Padding, OutputPadding int64
+	// Repeat > 1 repeats the op's output that many times along dim 0 (the direct input encoding).
+	Repeat int64
+	// tdBN: effective weight Scale * Gamma; RunningMean and RunningVar are updated in place.
+	Gamma, Beta, RunningMean, RunningVar *ts.Tensor
+	Scale, Eps, Momentum                 float64
+	// LIF over T steps (see LIF).
+	T           int64
+	Tau, VTh, A float64
+	Centered    bool
+}
+
+// TdLayerSupported says whether this CPU runs TdLayer's kernels (on x86-64 they need AVX2).
+func TdLayerSupported() bool { return tdLayerSupported }
+
+var tdLayerSupported = C.esv_td_layer_supported() == 1
+
+// TdLayer computes LIF(tdBN(op(x) + bias)) with the batch statistics (training mode), on the CPU in
+// float32 or float64, as one op followed by one fused autograd function: the bias, the batch norm
+// and the LIF neuron share two passes over the op's output in the forward and two in the backward,
+// and the function saves only the op's output and per-channel statistics (the membrane potentials
+// are recomputed in the backward). Same results as the op with its bias, ts.BatchNorm and LIF, up to
+// the rounding of the batch statistics (accumulated in double here).
+func TdLayer(x *ts.Tensor, s *TdLayerSpec) (*ts.Tensor, error) {
+	var out unsafe.Pointer
+	var bias C.esv_tensor
+	if s.Bias != nil {
+		bias = C.esv_tensor(s.Bias.Ctensor())
+	}
+	err := cerr(C.esv_td_layer(C.int(s.Op), C.esv_tensor(x.Ctensor()), C.esv_tensor(s.Weight.Ctensor()), bias,
+		C.int64_t(s.Stride), C.int64_t(s.Padding), C.int64_t(s.OutputPadding), C.int64_t(s.Repeat),
+		C.esv_tensor(s.Gamma.Ctensor()), C.esv_tensor(s.Beta.Ctensor()), C.esv_tensor(s.RunningMean.Ctensor()),
+		C.esv_tensor(s.RunningVar.Ctensor()), C.double(s.Scale), C.double(s.Eps), C.double(s.Momentum),
+		C.int64_t(s.T), C.double(s.Tau), C.double(s.VTh), C.double(s.A), cbool(s.Centered),
+		(*C.esv_tensor)(unsafe.Pointer(&out))))
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(s)
+	if err != nil {
+		return nil, err
+	}
+	return ts.FromCtensor(out), nil
+}
