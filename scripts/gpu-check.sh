@@ -11,7 +11,7 @@
 #   2. esvae check --device cuda             (12 self-checks, check.json)
 #   3. training on MNIST (testdata/mnist-small): STEPS steps uninterrupted, and STEPS/2 + resume +
 #      STEPS/2 in another folder; the per-epoch test losses of the two must agree
-#   4. esvae bench --json, fp32 (AMP is not built yet: reported as such)
+#   4. esvae bench --json, fp32, and with --amp bf16 (which also times fp32 for the ratio)
 #   5. tools/reference/bench_ref.py on the same device with the machine's python3 (same batch, T,
 #      latent), for the speed ratio
 # Without a GPU it says so, runs the same parts on the CPU with fewer steps (so the script itself is
@@ -109,6 +109,11 @@ say "esvae bench fp32 on $DEV (batch 32, T 16, latent 128)"
   --baseline=false --json "$OUTDIR/bench-fp32.json" > "$OUTDIR/bench.txt" 2>&1
 BENCH_RC=$?
 cat "$OUTDIR/bench.txt" >&2
+say "esvae bench amp bf16 on $DEV"
+"$BIN" bench --config configs/mnist.yaml --device "$DEV" --batch 32 --steps "$BSTEPS" --warmup "$BWARM" \
+  --samples 0 --amp bf16 --json "$OUTDIR/bench-amp.json" > "$OUTDIR/bench-amp.txt" 2>&1
+BENCH_AMP_RC=$?
+cat "$OUTDIR/bench-amp.txt" >&2
 
 # --- 5. the PyTorch reference on the same device ------------------------------------------------------
 REF_RC=skip
@@ -124,10 +129,10 @@ fi
 
 # --- summary -------------------------------------------------------------------------------------------
 "$PY" - "$OUTDIR" "$DEV" "$STEPS" "$HALF" "$BATCH" "$CHECK_RC" "$CHECK_S" "$TRAIN_A_RC" "$TRAIN_B1_RC" "$TRAIN_B2_RC" \
-  "$TRAIN_A_S" "$TRAIN_B_S" "$BENCH_RC" "$REF_RC" "$(( $(date +%s) - START ))" "${ESVAE_LIBTORCH_DIR:-}" <<'PY'
+  "$TRAIN_A_S" "$TRAIN_B_S" "$BENCH_RC" "$REF_RC" "$(( $(date +%s) - START ))" "${ESVAE_LIBTORCH_DIR:-}" "$BENCH_AMP_RC" <<'PY'
 import json, os, sys
 (out, dev, steps, half, batch, check_rc, check_s, a_rc, b1_rc, b2_rc, a_s, b_s, bench_rc, ref_rc, total_s,
- ltdir) = sys.argv[1:]
+ ltdir, bench_amp_rc) = sys.argv[1:]
 def load(p):
     try:
         with open(os.path.join(out, p)) as f:
@@ -173,7 +178,8 @@ train = {"steps": int(steps), "resume_after": int(half), "batch": int(batch), "e
 res["training"] = train
 b = load("bench-fp32.json")
 res["bench_fp32"] = b if b else {"exit_status": int(bench_rc)}
-res["bench_amp"] = "not built yet (issue 7 part 4)"
+ba = load("bench-amp.json")
+res["bench_amp_bf16"] = ba if ba else {"exit_status": int(bench_amp_rc)}
 r = load("ref.json")
 res["reference"] = r if r else ("skipped: python3 has no PyTorch" if ref_rc == "skip" else {"exit_status": ref_rc})
 if b and r and b.get("results"):
@@ -187,6 +193,8 @@ print("training: resume_equal=%s over %s test epochs (max relative difference %.
       % (train["resume_equal"], train["test_epochs_compared"], worst, a_s))
 if b and b.get("results"):
     print("esvae fp32: %.1f images/s" % b["results"][0]["images_per_sec"])
+if ba and ba.get("results"):
+    print("esvae amp bf16: %.1f images/s" % ba["results"][0]["images_per_sec"])
 if r:
     print("reference: %.1f images/s; ratio esvae/reference %.2f" % (r["images_per_sec"], res.get("esvae_vs_reference_speed", float("nan"))))
 sys.exit(0 if ok else 1)
