@@ -8,7 +8,6 @@
 
 #include <dlfcn.h>
 #include <glob.h>
-#include <link.h>
 
 #include <c10/core/DeviceGuard.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
@@ -48,16 +47,6 @@ typedef int (*cuGetErrorString_t)(int, const char **);
 const int kCapMajor = 75, kCapMinor = 76;  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_{MAJOR,MINOR}
 
 std::string g_source;  // lif_kernels.cuh, handed over by the Go side (esv_cuda_set_kernel_source)
-
-std::string loaded_path(const char *soname) {
-  void *h = dlopen(soname, RTLD_LAZY | RTLD_NOLOAD);
-  if (h == nullptr) return "";
-  struct link_map *lm = nullptr;
-  std::string p;
-  if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm != nullptr && lm->l_name != nullptr) p = lm->l_name;
-  dlclose(h);
-  return p;
-}
 
 std::vector<std::string> glob_files(const std::string &pattern) {
   std::vector<std::string> out;
@@ -125,7 +114,7 @@ bool open_runtime(Runtime &r) {
   }
   std::vector<std::string> candidates;
   if (const char *p = std::getenv("ESVAE_NVRTC"); p != nullptr && *p) candidates.push_back(p);
-  std::string cudalib = loaded_path("libtorch_cuda.so");
+  std::string cudalib = esv::lib_path("libtorch_cuda.so");
   if (!cudalib.empty()) {
     const std::string dir = cudalib.substr(0, cudalib.rfind('/'));
     for (const char *sub : {"/libnvrtc*.so*", "/../../nvidia/cuda_nvrtc/lib/libnvrtc.so*",
@@ -161,7 +150,7 @@ bool open_runtime(Runtime &r) {
     r.nvrtc = nullptr;
     return false;
   }
-  r.cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  r.cuda = esv::libcuda();
   if (r.cuda == nullptr) {
     r.status = "the NVIDIA driver (libcuda.so.1) is not loadable: per-step ATen ops";
     return false;

@@ -1,6 +1,7 @@
 // Devices and the loaded libtorch, without CUDA headers or a link to the CUDA runtime: the CUDA part
 // of libtorch is dlopen'ed beside libtorch_cpu.so, the driver is read through libcuda.so.1 (dlopen).
 #include "devices.h"
+#include "native_internal.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -16,15 +17,6 @@ namespace {
 
 char *dup(const std::string &s) { return strdup(s.c_str()); }
 
-std::string lib_path(const char *soname) {
-  void *h = dlopen(soname, RTLD_LAZY | RTLD_NOLOAD);
-  if (h == nullptr) return "";
-  struct link_map *lm = nullptr;
-  std::string p;
-  if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm != nullptr && lm->l_name != nullptr) p = lm->l_name;
-  dlclose(h);
-  return p;
-}
 
 // The driver API, declared here (no CUDA headers): CUresult is an int, CUdevice an int.
 typedef int (*cuInit_t)(unsigned int);
@@ -34,6 +26,20 @@ typedef int (*cuDeviceGetName_t)(char *, int, int);
 typedef int (*cuDeviceTotalMem_t)(size_t *, int);
 typedef int (*cuDeviceGetAttribute_t)(int *, int, int);
 const int kCapMajor = 75, kCapMinor = 76;  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_{MAJOR,MINOR}
+
+}  // namespace
+
+namespace esv {
+
+std::string lib_path(const char *soname) {
+  void *h = dlopen(soname, RTLD_LAZY | RTLD_NOLOAD);
+  if (h == nullptr) return "";
+  struct link_map *lm = nullptr;
+  std::string p;
+  if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm != nullptr && lm->l_name != nullptr) p = lm->l_name;
+  dlclose(h);
+  return p;
+}
 
 void *libcuda() {
   static void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -46,7 +52,10 @@ void *libcuda() {
   return h;
 }
 
-}  // namespace
+}  // namespace esv
+
+using esv::lib_path;
+using esv::libcuda;
 
 extern "C" {
 

@@ -16,6 +16,11 @@ inline char *dup_error(const char *msg) {
 inline torch::Tensor &T(void *p) { return *static_cast<torch::Tensor *>(p); }
 inline void *wrap(torch::Tensor t) { return new torch::Tensor(std::move(t)); }
 
+// lib_path is the file a loaded shared library was loaded from ("" when it is not loaded).
+std::string lib_path(const char *soname);
+// libcuda is the NVIDIA driver (libcuda.so.1, dlopen'ed and cuInit'ed once), or nullptr.
+void *libcuda();
+
 }  // namespace esv
 
 // ESV_TRY runs body and turns any C++ exception into an error string for the Go side.
