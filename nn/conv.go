@@ -61,6 +61,16 @@ func (c *ConvTranspose) Forward(x *ts.Tensor) *ts.Tensor {
 	})
 }
 
+// ForwardScaledBias is Forward with the bias multiplied by the scalar tensor k.
+func (c *ConvTranspose) ForwardScaledBias(x, k *ts.Tensor) *ts.Tensor {
+	b := M(c.Bias.Mul(k, false))
+	defer Drop(b)
+	s, p, op := []int64{c.Stride, c.Stride}, []int64{c.Padding, c.Padding}, []int64{c.OutputPadding, c.OutputPadding}
+	return mixed(c.AMP, x, c.Weight, b, func(x, w, b *ts.Tensor) (*ts.Tensor, error) {
+		return ts.ConvTranspose2d(x, w, b, s, p, op, 1, []int64{1, 1})
+	})
+}
+
 // Linear is y = x W^T + b on (B, in). VarStore names: weight (out, in), bias (out).
 type Linear struct {
 	Weight, Bias *ts.Tensor

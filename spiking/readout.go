@@ -8,6 +8,7 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 )
 
@@ -64,7 +65,7 @@ func (r *Readout) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 		return nil, fmt.Errorf("readout: input shape %v has no leading T*N dimension for T=%d", shape, r.T)
 	}
 	out := append([]int64{shape[0] / r.T}, shape[1:]...)
-	xt, err := x.View([]int64{r.T, -1}, false) // (T, M)
+	xt, err := x.Reshape([]int64{r.T, -1}, false) // (T, M); a copy where x is channels last
 	if err != nil {
 		return nil, err
 	}
@@ -83,4 +84,15 @@ func (r *Readout) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 		return nil, err
 	}
 	return mv.Tanh(true)
+}
+
+// Sum returns m = sum_t coef_t x_t (N, ...) for x (T*N, ...), before the tanh, in x's memory
+// format (native.TimeWeightedSum: one pass over x on the CPU). Differentiable w.r.t. x.
+func (r *Readout) Sum(x *ts.Tensor) (*ts.Tensor, error) {
+	return native.TimeWeightedSum(x, r.Coef, r.T)
+}
+
+// CoefSum is sum_t coef_t, a scalar tensor on the coefficients' device.
+func (r *Readout) CoefSum() (*ts.Tensor, error) {
+	return r.Coef.Sum(r.Coef.DType(), false)
 }

@@ -18,6 +18,9 @@ import (
 // gradients of x, the weight, gamma and beta, and the running statistics within 1e-9 relative
 // (summation order only). The op's bias is cancelled by the batch norm, so its exact gradient is 0:
 // both computed ones must be rounding noise, under 1e-9 of beta's gradient (the same sums of dy).
+// The fused convolutions run channels last and N, C, H, W (native.SetChannelsLast); the readout
+// cases fuse the membrane readout's weighted sum over time in (TdLayerSpec.Readout) and are
+// compared with the spikes' weighted sum computed as a matrix product.
 func TestFusedLayerMatchesUnfused(t *testing.T) {
 	lockThread(t)
 	native.SetGradEnabled(true)
@@ -33,13 +36,24 @@ func TestFusedLayerMatchesUnfused(t *testing.T) {
 		bias         bool
 		stride, pad  int64
 		outPad, outC int64
+		readout      bool
 	}{
-		{"conv, repeated over time", native.OpConv, []int64{3, 2, 8, 8}, []int64{5, 2, 3, 3}, T, true, 2, 1, 0, 5},
-		{"conv", native.OpConv, []int64{T * 3, 2, 8, 8}, []int64{5, 2, 3, 3}, 1, true, 2, 1, 0, 5},
-		{"transposed conv", native.OpConvTranspose, []int64{T * 3, 4, 3, 3}, []int64{4, 6, 3, 3}, 1, true, 2, 1, 1, 6},
-		{"linear", native.OpLinear, []int64{T * 3, 7}, []int64{9, 7}, 1, true, 0, 0, 0, 9},
-		{"linear without bias", native.OpLinear, []int64{T * 3, 7}, []int64{9, 7}, 1, false, 0, 0, 0, 9},
+		{"conv, repeated over time", native.OpConv, []int64{3, 2, 8, 8}, []int64{5, 2, 3, 3}, T, true, 2, 1, 0, 5, false},
+		{"conv", native.OpConv, []int64{T * 3, 2, 8, 8}, []int64{5, 2, 3, 3}, 1, true, 2, 1, 0, 5, false},
+		{"transposed conv", native.OpConvTranspose, []int64{T * 3, 4, 3, 3}, []int64{4, 6, 3, 3}, 1, true, 2, 1, 1, 6, false},
+		{"linear", native.OpLinear, []int64{T * 3, 7}, []int64{9, 7}, 1, true, 0, 0, 0, 9, false},
+		{"linear without bias", native.OpLinear, []int64{T * 3, 7}, []int64{9, 7}, 1, false, 0, 0, 0, 9, false},
+		{"transposed conv with the readout", native.OpConvTranspose, []int64{T * 3, 4, 3, 3}, []int64{4, 6, 3, 3}, 1, true, 2, 1, 1, 6, true},
+		{"conv with the readout", native.OpConv, []int64{T * 3, 2, 8, 8}, []int64{5, 2, 3, 3}, 1, true, 2, 1, 0, 5, true},
 	}
+	coef := make([]float64, T)
+	for k := range coef {
+		coef[k] = math.Pow(0.8, float64(T-1-k))
+	}
+	coefT := tc(t)(ts.OfSlice(coef))
+	defer runtime.KeepAlive(coefT)
+	prevCL := native.SetChannelsLast(true)
+	defer native.SetChannelsLast(prevCL)
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			lockThread(t) // a subtest runs on a goroutine of its own
@@ -50,10 +64,8 @@ func TestFusedLayerMatchesUnfused(t *testing.T) {
 			b0 := randInput(t, seed+2, []int64{c.outC}, gotch.Double, -0.5, 0.5)
 			gamma := randInput(t, seed+3, []int64{c.outC}, gotch.Double, 0.5, 2)
 			beta := randInput(t, seed+4, []int64{c.outC}, gotch.Double, -0.2, 0.2)
-			type result struct {
-				o, gx, gw, gb, gg, gbeta, rm, rv []float64
-			}
-			run := func(fused bool) result {
+			run := func(fused, channelsLast bool) fusedResult {
+				native.SetChannelsLast(channelsLast)
 				leaf := func(v *ts.Tensor) *ts.Tensor {
 					d := tc(t)(v.Detach(false))
 					return tc(t)(d.SetRequiresGrad(true, true))
@@ -75,6 +87,9 @@ func TestFusedLayerMatchesUnfused(t *testing.T) {
 				var o *ts.Tensor
 				if fused {
 					s := &native.TdLayerSpec{Op: c.op, Weight: w, Bias: bias, Stride: c.stride, Padding: c.pad, OutputPadding: c.outPad, Repeat: c.repeat}
+					if c.readout {
+						s.Readout = coefT
+					}
 					o = tc(t)(bn.ForwardLIF(x, s, T, DefaultLIFConfig()))
 				} else {
 					var y *ts.Tensor
@@ -103,6 +118,14 @@ func TestFusedLayerMatchesUnfused(t *testing.T) {
 					runtime.KeepAlive(y)
 					o = tc(t)(LIF(yb, T, DefaultLIFConfig()))
 					runtime.KeepAlive(yb)
+					if c.readout { // sum_t coef_t o_t as (1, T) x (T, M)
+						shape := nn4(o)
+						shape[0] /= T
+						cv := tc(t)(coefT.View([]int64{1, T}, false))
+						ov := tc(t)(o.View([]int64{T, -1}, false))
+						m := tc(t)(cv.Matmul(ov, false))
+						o = tc(t)(m.View(shape, true))
+					}
 				}
 				gout := randNormal(t, seed+5, nn4(o), gotch.Double)
 				l := tc(t)(o.Mul(gout, false))
@@ -110,7 +133,7 @@ func TestFusedLayerMatchesUnfused(t *testing.T) {
 				if err := l.Backward(); err != nil {
 					t.Fatal(err)
 				}
-				r := result{o: o.Float64Values(), gx: tc(t)(x.Grad(false)).Float64Values(), gw: tc(t)(w.Grad(false)).Float64Values(),
+				r := fusedResult{o: o.Float64Values(), gx: tc(t)(x.Grad(false)).Float64Values(), gw: tc(t)(w.Grad(false)).Float64Values(),
 					gg: tc(t)(bn.Weight.Grad(false)).Float64Values(), gbeta: tc(t)(bn.Bias.Grad(false)).Float64Values(),
 					rm: bn.RunningMean.Float64Values(), rv: bn.RunningVar.Float64Values()}
 				if c.bias {
@@ -121,30 +144,49 @@ func TestFusedLayerMatchesUnfused(t *testing.T) {
 				runtime.KeepAlive([]*ts.Tensor{x, w, b, x0, w0, b0, gamma, beta})
 				return r
 			}
-			u, f := run(false), run(true)
-			if n := countDiff(f.o, u.o); n != 0 {
-				t.Fatalf("%d of %d spikes differ", n, len(u.o))
-			}
-			for _, p := range []struct {
-				name      string
-				got, want []float64
-			}{{"grad x", f.gx, u.gx}, {"grad weight", f.gw, u.gw}, {"grad gamma", f.gg, u.gg}, {"grad beta", f.gbeta, u.gbeta},
-				{"running_mean", f.rm, u.rm}, {"running_var", f.rv, u.rv}} {
-				if e := maxRelErr(p.got, p.want); !(e <= 1e-9) {
-					t.Errorf("%s: max relative error %g", p.name, e)
+			u := run(false, false)
+			for _, cl := range []bool{false, true} {
+				f := run(true, cl)
+				if c.readout { // weighted sums of equal spikes, summed in another order
+					if e := maxRelErr(f.o, u.o); !(e <= 1e-12) {
+						t.Errorf("channels last %v: readout: max relative error %g", cl, e)
+					}
+				} else if n := countDiff(f.o, u.o); n != 0 {
+					t.Fatalf("channels last %v: %d of %d spikes differ", cl, n, len(u.o))
 				}
-			}
-			scale := 0.0
-			for _, v := range u.gbeta {
-				scale = math.Max(scale, math.Abs(v))
-			}
-			for k := range f.gb {
-				if math.Abs(f.gb[k]) > 1e-9*scale || math.Abs(u.gb[k]) > 1e-9*scale {
-					t.Errorf("grad of the op's bias [%d]: fused %g, unfused %g; want rounding noise under %g", k, f.gb[k], u.gb[k], 1e-9*scale)
-				}
+				compareFused(t, f, u)
 			}
 		})
 	}
+}
+
+// compareFused checks the fused layer's gradients and running statistics f against the unfused
+// ones u (see TestFusedLayerMatchesUnfused).
+func compareFused(t *testing.T, f, u fusedResult) {
+	t.Helper()
+	for _, p := range []struct {
+		name      string
+		got, want []float64
+	}{{"grad x", f.gx, u.gx}, {"grad weight", f.gw, u.gw}, {"grad gamma", f.gg, u.gg}, {"grad beta", f.gbeta, u.gbeta},
+		{"running_mean", f.rm, u.rm}, {"running_var", f.rv, u.rv}} {
+		if e := maxRelErr(p.got, p.want); !(e <= 1e-9) {
+			t.Errorf("%s: max relative error %g", p.name, e)
+		}
+	}
+	scale := 0.0
+	for _, v := range u.gbeta {
+		scale = math.Max(scale, math.Abs(v))
+	}
+	for k := range f.gb {
+		if math.Abs(f.gb[k]) > 1e-9*scale || math.Abs(u.gb[k]) > 1e-9*scale {
+			t.Errorf("grad of the op's bias [%d]: fused %g, unfused %g; want rounding noise under %g", k, f.gb[k], u.gb[k], 1e-9*scale)
+		}
+	}
+}
+
+// fusedResult is what TestFusedLayerMatchesUnfused compares.
+type fusedResult struct {
+	o, gx, gw, gb, gg, gbeta, rm, rv []float64
 }
 
 // nn4 returns x's shape.

@@ -27,6 +27,10 @@ type BenchConfig struct {
 	// PerStep also measures the per-step LIF formulation (the authors' design) as a baseline, and
 	// the LIF layer alone, fused against per-step.
 	PerStep bool
+	// Profile, when set, is a file that gets a Chrome trace of libtorch's operators over
+	// profileStepCount more steps after the timed ones (the timing itself is not profiled); the
+	// operators that took the most time are printed.
+	Profile string
 	// Unfused also measures the model with its fused training layers off (op with bias, tdBN and LIF
 	// as separate calls): what the fused layer gains.
 	Unfused bool
@@ -231,6 +235,11 @@ func benchSteps(w io.Writer, c BenchConfig, impl benchImpl, ref *RefBench, rep *
 	}
 	res.summarize(c.Batch)
 	fmt.Fprintf(w, "  %-24s median %7.3f s/step (min %.3f, max %.3f) %8.1f images/s\n", res.Name, res.SecPerStep, res.MinSecPerStep, res.MaxSecPerStep, res.ImagesPerSec)
+	if c.Profile != "" && impl == benchFused {
+		if err := profileSteps(w, c, m, opt, x); err != nil {
+			return res, nil, err
+		}
+	}
 	return res, m, nil
 }
 

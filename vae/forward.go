@@ -73,7 +73,8 @@ func (m *Model) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
 	for _, l := range m.encoder[1:] {
 		h = m.layer(l, h, train, true) // ... -> (T*N, C_last, 2, 2)
 	}
-	h = drop(h, nn.M(h.View([]int64{T * n, m.Cfg.flat()}, false))) // (T*N, flat)
+	// Reshape, not View: the fused layers' spikes may be channels last (native.TdLayer).
+	h = drop(h, nn.M(h.Reshape([]int64{T * n, m.Cfg.flat()}, false))) // (T*N, flat)
 	h = m.layer(m.beforeLatent, h, train, true)                    // (T*N, L)
 	e = drop(h, nn.M(h.View([]int64{T, n, L}, false)))             // (T, N, L)
 	rq = nn.M(e.MeanDim([]int64{0}, false, m.DType, false))        // (N, L)
@@ -121,12 +122,23 @@ func (m *Model) decode(z *ts.Tensor, train bool) *ts.Tensor {
 	for _, l := range m.decoder {
 		h = m.layer(l, h, train, true) // doubles H, W; halves channels
 	}
-	h = m.layer(m.final0, h, train, true) // (T*N, 32, S, S)
-	y := m.final1.Forward(h)              // (T*N, C, S, S), membrane input, no spike
-	nn.Drop(h)
-	out := nn.M(m.readout.Forward(y)) // (N, C, S, S) = tanh(sum_t 0.8^(T-1-t) y_t)
-	nn.Drop(y)
-	return out
+	// final_layer.1 (no spike) and the readout tanh(sum_t 0.8^(T-1-t) y_t), y_t = W * h_t + b:
+	// the weighted sum commutes with the linear layer, sum_t c_t (W * h_t + b) = W * (sum_t c_t h_t)
+	// + b sum_t c_t, so the transposed conv runs on N images instead of T*N (the same sums in
+	// another order: equal up to rounding). The fused layer sums final_layer.0's spikes as it
+	// makes them (hm), without storing them.
+	hm := m.fusedLayerReadout(m.final0, h, train, 1, m.readout.Coef) // (N, 32, S, S)
+	if hm != nil {
+		nn.Drop(h)
+	} else {
+		h = m.layer(m.final0, h, train, true) // (T*N, 32, S, S)
+		hm = nn.M(m.readout.Sum(h))
+		nn.Drop(h)
+	}
+	k := nn.M(m.readout.CoefSum())
+	y := m.final1.ForwardScaledBias(hm, k) // (N, C, S, S)
+	nn.Drop(hm, k)
+	return drop(y, nn.M(y.Tanh(false)))
 }
 
 // PriorRate maps standard normal n (N, L) to prior rates r_p = sigmoid(W n + b) (N, L).

@@ -154,10 +154,16 @@ func (m *Model) layer(l *layer, x *ts.Tensor, train, own bool) *ts.Tensor {
 // or returns nil where that path does not apply: evaluation, no tdBN or no LIF, the per-step LIF,
 // or what spiking.TdBN.Fusable rules out. repeat > 1 repeats the op's output over time first.
 func (m *Model) fusedLayer(l *layer, x *ts.Tensor, train bool, repeat int64) *ts.Tensor {
+	return m.fusedLayerReadout(l, x, train, repeat, nil)
+}
+
+// fusedLayerReadout is fusedLayer; with readout coefficients (T) it returns sum_t readout_t o_t
+// (N, ...) of the spikes o (native.TdLayerSpec.Readout).
+func (m *Model) fusedLayerReadout(l *layer, x *ts.Tensor, train bool, repeat int64, readout *ts.Tensor) *ts.Tensor {
 	if !train || m.unfused || m.amp != nn.AMPOff || l.bn == nil || !l.spike || !l.bn.Fusable(x) {
 		return nil
 	}
-	s := &native.TdLayerSpec{Repeat: repeat}
+	s := &native.TdLayerSpec{Repeat: repeat, Readout: readout}
 	switch {
 	case l.conv != nil:
 		s.Op, s.Weight, s.Bias, s.Stride, s.Padding = native.OpConv, l.conv.Weight, l.conv.Bias, l.conv.Stride, l.conv.Padding

@@ -20,7 +20,7 @@ func newBenchCommand(a *app) *cobra.Command {
 	var batch, steps, warmup, samples, refSteps, refWarmup int
 	var T int64
 	var baseline, unfused, large, reference, refTuned bool
-	var kind, jsonOut, refPython, refScript string
+	var kind, jsonOut, refPython, refScript, profile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Time training steps and sampling on this machine (with --reference: against the PyTorch reference)",
@@ -56,7 +56,7 @@ created with pip from tools/reference/requirements.txt when missing (about 2.5 G
 				return err
 			}
 			bc := train.BenchConfig{Batch: batch, Steps: steps, Warmup: warmup, Model: mc, Device: dev,
-				PerStep: baseline, Unfused: unfused, Samples: samples, AMP: amp}
+				PerStep: baseline, Unfused: unfused, Samples: samples, AMP: amp, Profile: profile}
 			if reference {
 				py, err := refInterpreter(a.stdout, refPython)
 				if err != nil {
@@ -95,6 +95,7 @@ created with pip from tools/reference/requirements.txt when missing (about 2.5 G
 	f.IntVar(&samples, "samples", 128, "images drawn from the prior to time sampling (0: skip)")
 	f.BoolVar(&baseline, "baseline", false, "also time the per-step LIF baseline and the LIF layer alone (spiking kinds)")
 	keyFlag(f, "amp", "amp", "", "time the model with mixed precision: bf16 or fp16 (CUDA); also times fp32 for the ratio")
+	f.StringVar(&profile, "profile", "", "also record 3 more steps with libtorch's operator profiler: write a Chrome trace to this file, print the costliest operators")
 	f.BoolVar(&unfused, "unfused", false, "also time the model without its fused training layers (op, tdBN and LIF as separate calls)")
 	f.BoolVar(&reference, "reference", false, "also run the PyTorch reference (tools/reference/bench_ref.py) with the same sizes and print the ratio")
 	f.BoolVar(&refTuned, "ref-tuned", false, "run the reference with esvae's OpenMP and malloc settings (OMP_WAIT_POLICY, GLIBC_TUNABLES) too, not in the environment esvae was given")

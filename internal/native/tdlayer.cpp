@@ -21,7 +21,10 @@
 #include <ATen/Dispatch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "native_internal.h"
@@ -49,15 +52,29 @@ struct Params {
   double tau, v_th, a;
   bool centered;
   double scale, eps, momentum;  // scale = alpha * V_th multiplies gamma
+  // readout: when not empty (T values), the layer returns sum_t readout[t] * o_t (N, ...) instead
+  // of the spikes o (T*N, ...): the membrane readout's weighted sum (readout.cpp) fused in.
+  std::vector<double> readout;
 };
 
 struct Geometry {
   int64_t R, C, S, M, T;
+  // A channels-last x (N, H, W, C in memory) is, for the loops below, R = N*H*W rows of C channels
+  // with S = 1: column m still belongs to channel (m / S) % C.
   explicit Geometry(const Tensor &x, int64_t T_) : T(T_) {
-    R = x.size(0);
     C = x.dim() >= 2 ? x.size(1) : 1;
-    S = (R * C) == 0 ? 0 : x.numel() / (R * C);
+    if (channels_last(x)) {
+      R = C == 0 ? 0 : x.numel() / C;
+      S = 1;
+    } else {
+      R = x.size(0);
+      S = (R * C) == 0 ? 0 : x.numel() / (R * C);
+    }
     M = x.numel() / T;
+  }
+  static bool channels_last(const Tensor &x) {
+    return x.dim() == 4 && x.size(1) > 1 && x.size(2) * x.size(3) > 1 &&
+           x.is_contiguous(at::MemoryFormat::ChannelsLast);
   }
   int64_t chan(int64_t m) const { return (m / S) % C; }
   // chans writes the channels of the columns [b0, b0 + n) to ch (two divisions, not one a column).
@@ -98,7 +115,41 @@ void batch_stats(const scalar_t *y, const scalar_t *cb, const Geometry &g, doubl
     const scalar_t v = cb ? static_cast<scalar_t>(y[c * g.S] + cb[c]) : y[c * g.S];
     shift[c] = static_cast<double>(v);
   }
-  for_chunks(nch, [&](int64_t k) {
+  if (g.S == 1) {
+    // One value per (row, channel) (channels last): sums over blocks of kRows rows per channel in
+    // scalar_t, vectorized over the channels, then in double.
+    constexpr int64_t kRows = 32;
+    const int64_t C = g.C;
+    std::vector<scalar_t> bcv(C), shv(C);
+    for (int64_t c = 0; c < C; ++c) {
+      bcv[c] = cb ? cb[c] : scalar_t(0);
+      shv[c] = static_cast<scalar_t>(shift[c]);
+    }
+    for_chunks(nch, [&](int64_t k) {
+      double *s1 = part.data() + k * 2 * C, *s2 = s1 + C;
+      thread_local std::vector<scalar_t> acc;
+      if (acc.size() < static_cast<size_t>(2 * C)) acc.resize(static_cast<size_t>(2 * C));
+      scalar_t *__restrict__ a1 = acc.data(), *__restrict__ a2 = a1 + C;
+      const scalar_t *__restrict__ bc = bcv.data(), *__restrict__ sh = shv.data();
+      const int64_t r1 = std::min(g.R, (k + 1) * rows_per);
+      for (int64_t rb = k * rows_per; rb < r1; rb += kRows) {
+        const int64_t re = std::min(r1, rb + kRows);
+        std::fill(a1, a1 + 2 * C, scalar_t(0));
+        for (int64_t r = rb; r < re; ++r) {
+          const scalar_t *__restrict__ p = y + r * C;
+          for (int64_t c = 0; c < C; ++c) {
+            const scalar_t d = static_cast<scalar_t>(p[c] + bc[c]) - sh[c];
+            a1[c] += d;
+            a2[c] += d * d;
+          }
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          s1[c] += static_cast<double>(a1[c]);
+          s2[c] += static_cast<double>(a2[c]);
+        }
+      }
+    });
+  } else for_chunks(nch, [&](int64_t k) {
     double *s1 = part.data() + k * 2 * g.C, *s2 = s1 + g.C;
     const int64_t r1 = std::min(g.R, (k + 1) * rows_per);
     for (int64_t r = k * rows_per; r < r1; ++r) {
@@ -184,14 +235,34 @@ void forward_cpu(const Tensor &y, const Tensor &cb, const Tensor &gamma, const T
   scalar_t *op = o.data_ptr<scalar_t>();
   const int64_t T = g.T, M = g.M;
   const int64_t nck = (M + kChunk - 1) / kChunk;
+  const bool ro = !p.readout.empty();
+  std::vector<scalar_t> rc(p.readout.begin(), p.readout.end());
   for_chunks(nck, [&](int64_t k) {
-    scalar_t al[kChunk], sh[kChunk], bb[kChunk], up[kChunk], ob[kChunk];
+    scalar_t al[kChunk], sh[kChunk], bb[kChunk], up[kChunk], ob[kChunk], acc[kChunk];
     int64_t ch[kChunk];
     const int64_t b0 = k * kChunk, n = std::min(kChunk, M - b0);
     gather<scalar_t>(g, b0, n, alpha, shift, cbp, al, sh, bb, ch);
     for (int64_t j = 0; j < n; ++j) {  // u_{-1} = 0, o_{-1} = 0
       up[j] = 0;
       ob[j] = 0;
+      acc[j] = 0;
+    }
+    if (ro) {  // the same loop, summing c_t o_t instead of writing o_t
+      for (int64_t t = 0; t < T; ++t) {
+        const scalar_t *__restrict__ yt = yp + t * M + b0;
+        const scalar_t ct = rc[t];
+        for (int64_t j = 0; j < n; ++j) {
+          const scalar_t x = static_cast<scalar_t>(yt[j] + bb[j]) * al[j] + sh[j];
+          const scalar_t v = (tau * up[j]) * (scalar_t(1) - ob[j]) + x;
+          const scalar_t s = static_cast<scalar_t>(v > vth);
+          up[j] = v;
+          ob[j] = s;
+          acc[j] += ct * s;
+        }
+      }
+      scalar_t *__restrict__ ot = op + b0;
+      for (int64_t j = 0; j < n; ++j) ot[j] = acc[j];
+      return;
     }
     for (int64_t t = 0; t < T; ++t) {
       const scalar_t *__restrict__ yt = yp + t * M + b0;
@@ -232,6 +303,8 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
   const scalar_t a_ = static_cast<scalar_t>(p.a), inv_ = static_cast<scalar_t>(1.0 / (2.0 * p.a));
   const scalar_t cen_ = p.centered ? vth_ : scalar_t(0);
   std::vector<double> part(static_cast<size_t>(nck * 2 * C), 0.0);
+  const bool ro_ = !p.readout.empty();
+  const std::vector<scalar_t> rc(p.readout.begin(), p.readout.end());
   for_chunks(nck, [&](int64_t k) {
     // Per column, the T-step sums of dy and dy * (x' - mean) in scalar_t (T terms), then in double.
     scalar_t al[kChunk], sh[kChunk], bb[kChunk], up[kChunk], ob[kChunk], carry[kChunk], mc[kChunk];
@@ -245,6 +318,7 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
     // stores below leave them unchanged, and would not vectorize the loops otherwise.
     const scalar_t tau = tau_, vth = vth_, a = a_, inv = inv_, cen = cen_;
     const int64_t T = T_, M = M_;
+    const bool ro = ro_;
     const scalar_t *__restrict__ yp = yp_, *__restrict__ gp = gp_;
     scalar_t *__restrict__ gyp = gyp_;
     gather<scalar_t>(g, b0, n, alpha, shift, cbp, al, sh, bb, ch);
@@ -270,14 +344,16 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
     }
     for (int64_t t = T - 1; t >= 0; --t) {
       const scalar_t *__restrict__ ut = ub + t * kChunk;
-      const scalar_t *__restrict__ gt = gp + t * M + b0;
+      // dL/do_t: the incoming gradient, or c_t times the readout's gradient
+      const scalar_t *__restrict__ gt = ro ? gp + b0 : gp + t * M + b0;
+      const scalar_t ct = ro ? rc[t] : scalar_t(1);
       const scalar_t *__restrict__ yt = yp + t * M + b0;
       scalar_t *__restrict__ gyt = gyp + t * M + b0;
       for (int64_t j = 0; j < n; ++j) {
         const scalar_t uu = ut[j], cr = carry[j];
         const scalar_t keep = uu > vth ? scalar_t(0) : scalar_t(1);  // 1 - o_t
         const scalar_t s = std::abs(uu - cen) < a ? inv : scalar_t(0);  // |u - c| < a
-        const scalar_t go = gt[j] - cr * tau * uu;
+        const scalar_t go = (ro ? ct * gt[j] : gt[j]) - cr * tau * uu;
         const scalar_t gu = go * s + cr * tau * keep;
         carry[j] = gu;
         gyt[j] = gu;  // dy for now; turned into dL/dx' in the second pass
@@ -361,12 +437,19 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
 struct TdBNLIFFunction : public torch::autograd::Function<TdBNLIFFunction> {
   static Tensor forward(AutogradContext *ctx, Tensor y, Tensor cb, Tensor gamma, Tensor beta, Tensor rm,
                         Tensor rv, int64_t T, double tau, double v_th, double a, bool centered, double scale,
-                        double eps, double momentum) {
-    const Params p{T, tau, v_th, a, centered, scale, eps, momentum};
-    y = y.contiguous();
+                        double eps, double momentum, std::vector<double> readout) {
+    const Params p{T, tau, v_th, a, centered, scale, eps, momentum, readout};
+    y = y.contiguous(y.suggest_memory_format());
     const Geometry g(y, T);
     const auto dopt = at::TensorOptions().dtype(at::kDouble);
-    Tensor o = at::empty(y.sizes(), y.options());
+    Tensor o;
+    if (readout.empty()) {
+      o = at::empty_like(y);
+    } else {
+      std::vector<int64_t> s(y.sizes().begin(), y.sizes().end());
+      s[0] /= T;
+      o = at::empty(s, y.options().memory_format(y.suggest_memory_format()));
+    }
     Tensor mean = at::empty({g.C}, dopt), invstd = at::empty({g.C}, dopt);
     Tensor alpha = at::empty({g.C}, y.options()), shift = at::empty({g.C}, y.options());
     const Tensor cbc = cb.defined() ? cb.contiguous() : cb;
@@ -385,6 +468,7 @@ struct TdBNLIFFunction : public torch::autograd::Function<TdBNLIFFunction> {
     ctx->saved_data["a"] = a;
     ctx->saved_data["centered"] = centered;
     ctx->saved_data["scale"] = scale;
+    ctx->saved_data["readout"] = readout;
     return o;
   }
 
@@ -395,37 +479,65 @@ struct TdBNLIFFunction : public torch::autograd::Function<TdBNLIFFunction> {
     const Tensor cb = has_cb ? s[1] : Tensor();
     const Params p{ctx->saved_data["T"].toInt(), ctx->saved_data["tau"].toDouble(),
                    ctx->saved_data["v_th"].toDouble(), ctx->saved_data["a"].toDouble(),
-                   ctx->saved_data["centered"].toBool(), ctx->saved_data["scale"].toDouble(), 0, 0};
+                   ctx->saved_data["centered"].toBool(), ctx->saved_data["scale"].toDouble(), 0, 0,
+                   ctx->saved_data["readout"].toDoubleVector()};
     const Geometry g(y, p.T);
-    Tensor gout = grads[0].defined() ? grads[0].to(y.scalar_type()).contiguous() : at::zeros_like(y);
-    Tensor gy = at::empty(y.sizes(), y.options());
+    Tensor gout;
+    if (grads[0].defined()) {
+      gout = grads[0].to(y.scalar_type()).contiguous(y.suggest_memory_format());
+    } else if (p.readout.empty()) {
+      gout = at::zeros_like(y);
+    } else {
+      std::vector<int64_t> s(y.sizes().begin(), y.sizes().end());
+      s[0] /= p.T;
+      gout = at::zeros(s, y.options().memory_format(y.suggest_memory_format()));
+    }
+    Tensor gy = at::empty_like(y);
     Tensor gg = at::empty({g.C}, y.options()), gb = at::empty({g.C}, y.options());
     Tensor gc = has_cb ? at::empty({g.C}, y.options()) : Tensor();
     const Tensor gcon = gamma.contiguous();
     AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "esv_td_bn_lif_backward", [&] {
       backward_cpu<scalar_t>(gout, y, cb, gcon, mean, invstd, alpha, shift, p, g, gy, gg, gb, gc);
     });
-    return {gy,       gc,       gg,       gb,       Tensor(), Tensor(), Tensor(),
+    return {gy,       gc,       gg,       gb,       Tensor(), Tensor(), Tensor(), Tensor(),
             Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
+// channels_last_on: whether the layers' convolutions run channels last (esv_set_channels_last;
+// initially on unless ESVAE_CHANNELS_LAST=0).
+std::atomic<int> &channels_last_on() {
+  static std::atomic<int> on{[] {
+    const char *e = std::getenv("ESVAE_CHANNELS_LAST");
+    return e == nullptr || std::string(e) != "0" ? 1 : 0;
+  }()};
+  return on;
+}
+
+bool use_channels_last() { return channels_last_on().load() != 0; }
+
 Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int64_t stride, int64_t padding,
                 int64_t output_padding, int64_t repeat, const Tensor &gamma, const Tensor &beta, const Tensor &rm,
                 const Tensor &rv, double scale, double eps, double momentum, int64_t T, double tau, double v_th,
-                double a, bool centered) {
+                double a, bool centered, const Tensor &readout) {
   TORCH_CHECK(xt.device().is_cpu(), "td layer: the fused layer runs on the CPU only, got ", xt.device());
   TORCH_CHECK(xt.scalar_type() == at::kFloat || xt.scalar_type() == at::kDouble,
               "td layer: float32 or float64 only, got ", xt.scalar_type());
   TORCH_CHECK(T >= 1, "td layer: T must be >= 1, got ", T);
   TORCH_CHECK(a > 0, "td layer: surrogate half-width a must be > 0, got ", a);
   Tensor y;
+  // Channels last: oneDNN's convolutions run faster on N, H, W, C than on N, C, H, W here (see
+  // use_channels_last); the spikes come out channels last too, so the next layer takes them as
+  // they are.
+  const bool cl = op != 2 && xt.dim() == 4 && use_channels_last();
+  const Tensor x = cl ? xt.contiguous(at::MemoryFormat::ChannelsLast) : xt;
+  const Tensor wc = cl ? w.contiguous(at::MemoryFormat::ChannelsLast) : w;
   switch (op) {
     case 0:
-      y = at::conv2d(xt, w, {}, {stride, stride}, {padding, padding});
+      y = at::conv2d(x, wc, {}, {stride, stride}, {padding, padding});
       break;
     case 1:
-      y = at::conv_transpose2d(xt, w, {}, {stride, stride}, {padding, padding},
+      y = at::conv_transpose2d(x, wc, {}, {stride, stride}, {padding, padding},
                                {output_padding, output_padding});
       break;
     case 2:
@@ -438,13 +550,20 @@ Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int
     std::vector<int64_t> rep(y.dim(), 1);
     rep[0] = repeat;
     y = y.repeat(rep);
+    if (cl) y = y.contiguous(at::MemoryFormat::ChannelsLast);
   }
   TORCH_CHECK(y.dim() >= 2 && y.size(0) % T == 0, "td layer: output ", y.sizes(),
               " is not (T*N, C, ...) with T = ", T);
   // Without a bias the function gets zeros (an undefined tensor input fails in autograd's apply).
   const Tensor cbx = cb.defined() ? cb : at::zeros({y.size(1)}, y.options());
+  std::vector<double> rc;
+  if (readout.defined()) {
+    TORCH_CHECK(readout.numel() == T, "td layer: the readout has ", readout.numel(), " coefficients, want T = ", T);
+    const Tensor c = readout.detach().to(at::kCPU, at::kDouble).contiguous();
+    rc.assign(c.data_ptr<double>(), c.data_ptr<double>() + T);
+  }
   return TdBNLIFFunction::apply(y, cbx, gamma, beta, rm, rv, T, tau, v_th, a, centered, scale, eps,
-                                momentum);
+                                momentum, rc);
 }
 
 }  // namespace
@@ -454,6 +573,8 @@ Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int
 #endif
 
 extern "C" {
+
+int esv_set_channels_last(int on) { return channels_last_on().exchange(on != 0 ? 1 : 0); }
 
 int esv_td_layer_supported(void) {
 #ifdef ESV_TDLAYER_AVX2
@@ -466,12 +587,14 @@ int esv_td_layer_supported(void) {
 char *esv_td_layer(int op, esv_tensor x, esv_tensor weight, esv_tensor bias, int64_t stride, int64_t padding,
                    int64_t output_padding, int64_t repeat, esv_tensor gamma, esv_tensor beta,
                    esv_tensor running_mean, esv_tensor running_var, double scale, double eps, double momentum,
-                   int64_t T, double tau, double v_th, double a, int centered, esv_tensor *out) {
+                   int64_t T, double tau, double v_th, double a, int centered, esv_tensor readout,
+                   esv_tensor *out) {
   ESV_TRY({
     const Tensor cb = bias == nullptr ? Tensor() : esv::T(bias);
     *out = esv::wrap(td_layer(op, esv::T(x), esv::T(weight), cb, stride, padding, output_padding, repeat,
                               esv::T(gamma), esv::T(beta), esv::T(running_mean), esv::T(running_var), scale, eps,
-                              momentum, T, tau, v_th, a, centered != 0));
+                              momentum, T, tau, v_th, a, centered != 0,
+                              readout == nullptr ? Tensor() : esv::T(readout)));
   })
 }
 

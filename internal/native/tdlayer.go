@@ -37,7 +37,17 @@ type TdLayerSpec struct {
 	T           int64
 	Tau, VTh, A float64
 	Centered    bool
+	// Readout (T coefficients) or nil: when set, TdLayer returns sum_t Readout_t * spikes_t
+	// (N, C, ...), the membrane readout's weighted sum, without storing the spikes.
+	Readout *ts.Tensor
 }
+
+// SetChannelsLast turns the channels-last layout of TdLayer's convolutions on or off for the process
+// and returns the previous setting. It is on unless ESVAE_CHANNELS_LAST=0 was in the environment:
+// oneDNN's convolutions and their backward run faster on N, H, W, C tensors on the CPUs measured
+// (esvae bench), and the spikes then come out channels last for the next layer. Results equal up
+// to the rounding of the convolutions' sums.
+func SetChannelsLast(on bool) bool { return C.esv_set_channels_last(cbool(on)) == 1 }
 
 // TdLayerSupported says whether this CPU runs TdLayer's kernels (on x86-64 they need AVX2).
 func TdLayerSupported() bool { return tdLayerSupported }
@@ -52,15 +62,18 @@ var tdLayerSupported = C.esv_td_layer_supported() == 1
 // the rounding of the batch statistics (accumulated in double here).
 func TdLayer(x *ts.Tensor, s *TdLayerSpec) (*ts.Tensor, error) {
 	var out unsafe.Pointer
-	var bias C.esv_tensor
+	var bias, readout C.esv_tensor
 	if s.Bias != nil {
 		bias = C.esv_tensor(s.Bias.Ctensor())
+	}
+	if s.Readout != nil {
+		readout = C.esv_tensor(s.Readout.Ctensor())
 	}
 	err := cerr(C.esv_td_layer(C.int(s.Op), C.esv_tensor(x.Ctensor()), C.esv_tensor(s.Weight.Ctensor()), bias,
 		C.int64_t(s.Stride), C.int64_t(s.Padding), C.int64_t(s.OutputPadding), C.int64_t(s.Repeat),
 		C.esv_tensor(s.Gamma.Ctensor()), C.esv_tensor(s.Beta.Ctensor()), C.esv_tensor(s.RunningMean.Ctensor()),
 		C.esv_tensor(s.RunningVar.Ctensor()), C.double(s.Scale), C.double(s.Eps), C.double(s.Momentum),
-		C.int64_t(s.T), C.double(s.Tau), C.double(s.VTh), C.double(s.A), cbool(s.Centered),
+		C.int64_t(s.T), C.double(s.Tau), C.double(s.VTh), C.double(s.A), cbool(s.Centered), readout,
 		(*C.esv_tensor)(unsafe.Pointer(&out))))
 	runtime.KeepAlive(x)
 	runtime.KeepAlive(s)
