@@ -5,8 +5,8 @@ import (
 	"strings"
 
 	"github.com/sugarme/gotch"
-	"golang.org/x/sys/cpu"
 	"github.com/sugarme/gotch/ts"
+	"golang.org/x/sys/cpu"
 )
 
 // AMP is automatic mixed precision: the arithmetic of the convolutions, transposed convolutions

@@ -75,9 +75,9 @@ func (m *Model) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
 	}
 	// Reshape, not View: the fused layers' spikes may be channels last (native.TdLayer).
 	h = drop(h, nn.M(h.Reshape([]int64{T * n, m.Cfg.flat()}, false))) // (T*N, flat)
-	h = m.layer(m.beforeLatent, h, train, true)                    // (T*N, L)
-	e = drop(h, nn.M(h.View([]int64{T, n, L}, false)))             // (T, N, L)
-	rq = nn.M(e.MeanDim([]int64{0}, false, m.DType, false))        // (N, L)
+	h = m.layer(m.beforeLatent, h, train, true)                       // (T*N, L)
+	e = drop(h, nn.M(h.View([]int64{T, n, L}, false)))                // (T, N, L)
+	rq = nn.M(e.MeanDim([]int64{0}, false, m.DType, false))           // (N, L)
 	return e, rq
 }
 

@@ -47,6 +47,7 @@ void for_blocks(int64_t M, const F &f) {
 
 struct TimeWeightedSum : public torch::autograd::Function<TimeWeightedSum> {
   static Tensor forward(AutogradContext *ctx, const Tensor &x, const std::vector<double> &c) {
+    RECORD_FUNCTION("esv::time_weighted_sum", std::vector<c10::IValue>());  // named in profiles
     const int64_t T = static_cast<int64_t>(c.size());
     const at::MemoryFormat fmt = dense_format(x);
     Tensor out = at::empty(per_image(x, T), x.options().memory_format(fmt));

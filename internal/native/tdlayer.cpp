@@ -92,6 +92,21 @@ struct Geometry {
 
 constexpr int64_t kChunk = 512;  // columns per chunk of the column-parallel loops
 
+// prefetch_rows asks for the chunk's columns [b0, b0 + n) of the time steps t + 2 * dir (and, at
+// the first step, t + dir) of x (T, M): a chunk reads T short runs of columns M apart, too short
+// for the hardware prefetcher to follow, and the loops stalled on these loads.
+template <typename scalar_t>
+inline void prefetch_rows(const scalar_t *x, int64_t M, int64_t b0, int64_t n, int64_t t, int64_t T, int64_t dir) {
+  constexpr int64_t line = 64 / sizeof(scalar_t);
+  const int64_t first = (dir > 0 ? t == 0 : t == T - 1) ? 1 : 2;
+  for (int64_t d = first; d <= 2; ++d) {
+    const int64_t u = t + d * dir;
+    if (u < 0 || u >= T) continue;
+    const scalar_t *p = x + u * M + b0;
+    for (int64_t j = 0; j < n; j += line) __builtin_prefetch(p + j);
+  }
+}
+
 // for_chunks runs f(k) for k in [0, n) on libtorch's intra-op threads.
 template <typename F>
 void for_chunks(int64_t n, const F &f) {
@@ -236,10 +251,20 @@ void forward_cpu(const Tensor &y, const Tensor &cb, const Tensor &gamma, const T
   const int64_t T = g.T, M = g.M;
   const int64_t nck = (M + kChunk - 1) / kChunk;
   const bool ro = !p.readout.empty();
-  std::vector<scalar_t> rc(p.readout.begin(), p.readout.end());
+  const std::vector<scalar_t> rcv(p.readout.begin(), p.readout.end());
+  const scalar_t tau_ = tau, vth_ = vth;
+  const scalar_t *const yp_ = yp;
+  scalar_t *const op_ = op;
   for_chunks(nck, [&](int64_t k) {
     scalar_t al[kChunk], sh[kChunk], bb[kChunk], up[kChunk], ob[kChunk], acc[kChunk];
     int64_t ch[kChunk];
+    // Local copies of what the lambda captures by reference (see backward_cpu): else the stores
+    // below may alias them for the compiler, and the loops stay scalar.
+    const scalar_t tau = tau_, vth = vth_;
+    const int64_t T = g.T, M = g.M;
+    const scalar_t *__restrict__ yp = yp_;
+    scalar_t *__restrict__ op = op_;
+    const scalar_t *__restrict__ rc = rcv.data();
     const int64_t b0 = k * kChunk, n = std::min(kChunk, M - b0);
     gather<scalar_t>(g, b0, n, alpha, shift, cbp, al, sh, bb, ch);
     for (int64_t j = 0; j < n; ++j) {  // u_{-1} = 0, o_{-1} = 0
@@ -249,6 +274,7 @@ void forward_cpu(const Tensor &y, const Tensor &cb, const Tensor &gamma, const T
     }
     if (ro) {  // the same loop, summing c_t o_t instead of writing o_t
       for (int64_t t = 0; t < T; ++t) {
+        prefetch_rows(yp, M, b0, n, t, T, 1);
         const scalar_t *__restrict__ yt = yp + t * M + b0;
         const scalar_t ct = rc[t];
         for (int64_t j = 0; j < n; ++j) {
@@ -257,14 +283,16 @@ void forward_cpu(const Tensor &y, const Tensor &cb, const Tensor &gamma, const T
           const scalar_t s = static_cast<scalar_t>(v > vth);
           up[j] = v;
           ob[j] = s;
-          acc[j] += ct * s;
         }
+        // A loop of its own: in the one above, GCC makes the comparison a branch and vectorizes nothing.
+        for (int64_t j = 0; j < n; ++j) acc[j] += ct * ob[j];
       }
       scalar_t *__restrict__ ot = op + b0;
       for (int64_t j = 0; j < n; ++j) ot[j] = acc[j];
       return;
     }
     for (int64_t t = 0; t < T; ++t) {
+      prefetch_rows(yp, M, b0, n, t, T, 1);
       const scalar_t *__restrict__ yt = yp + t * M + b0;
       scalar_t *__restrict__ ot = op + t * M + b0;
       for (int64_t j = 0; j < n; ++j) {
@@ -332,6 +360,7 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
     }
     scalar_t *__restrict__ ub = U.data();
     for (int64_t t = 0; t < T; ++t) {  // the forward again, keeping u
+      prefetch_rows(yp, M, b0, n, t, T, 1);
       const scalar_t *__restrict__ yt = yp + t * M + b0;
       scalar_t *__restrict__ ut = ub + t * kChunk;
       for (int64_t j = 0; j < n; ++j) {
@@ -343,6 +372,7 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
       }
     }
     for (int64_t t = T - 1; t >= 0; --t) {
+      if (!ro) prefetch_rows(gp, M, b0, n, t, T, -1);
       const scalar_t *__restrict__ ut = ub + t * kChunk;
       // dL/do_t: the incoming gradient, or c_t times the readout's gradient
       const scalar_t *__restrict__ gt = ro ? gp + b0 : gp + t * M + b0;
@@ -410,6 +440,8 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
       acc[j] = 0;
     }
     for (int64_t t = 0; t < T; ++t) {
+      prefetch_rows(yp, M, b0, n, t, T, 1);
+      prefetch_rows(static_cast<const scalar_t *>(gyp), M, b0, n, t, T, 1);
       const scalar_t *__restrict__ yt = yp + t * M + b0;
       scalar_t *__restrict__ gyt = gyp + t * M + b0;
       for (int64_t j = 0; j < n; ++j) {
@@ -438,6 +470,7 @@ struct TdBNLIFFunction : public torch::autograd::Function<TdBNLIFFunction> {
   static Tensor forward(AutogradContext *ctx, Tensor y, Tensor cb, Tensor gamma, Tensor beta, Tensor rm,
                         Tensor rv, int64_t T, double tau, double v_th, double a, bool centered, double scale,
                         double eps, double momentum, std::vector<double> readout) {
+    RECORD_FUNCTION("esv::td_bn_lif", std::vector<c10::IValue>());  // named in profiles (bench --profile)
     const Params p{T, tau, v_th, a, centered, scale, eps, momentum, readout};
     y = y.contiguous(y.suggest_memory_format());
     const Geometry g(y, T);
