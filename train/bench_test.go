@@ -2,6 +2,8 @@ package train
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,7 +16,8 @@ func TestBenchSmall(t *testing.T) {
 	m := DefaultConfig().Model
 	m.T, m.LatentDim = 3, 8
 	var out bytes.Buffer
-	rep, err := Bench(&out, BenchConfig{Batch: 25, Steps: 2, Warmup: 0, Model: m, Device: gotch.CPU, PerStep: true, Unfused: true, Samples: 4})
+	trace := filepath.Join(t.TempDir(), "trace.json")
+	rep, err := Bench(&out, BenchConfig{Batch: 25, Steps: 2, Warmup: 0, Model: m, Device: gotch.CPU, PerStep: true, Unfused: true, Samples: 4, Profile: trace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,6 +30,15 @@ func TestBenchSmall(t *testing.T) {
 	}
 	if rep.Machine.Libtorch == "" || rep.Machine.Threads < 1 || !strings.HasPrefix(out.String(), "machine: ") {
 		t.Fatalf("machine %+v; output does not start with the machine line:\n%s", rep.Machine, out.String())
+	}
+	// --profile: the trace is written and the fused layers and convolutions head the table.
+	if _, err := os.Stat(trace); err != nil {
+		t.Fatalf("no profile trace: %v", err)
+	}
+	for _, op := range []string{"profile of 3 steps written to", "aten::convolution_backward", "esv::td_bn_lif"} {
+		if !strings.Contains(out.String(), op) {
+			t.Fatalf("output lacks %q:\n%s", op, out.String())
+		}
 	}
 	if !strings.Contains(out.String(), "[75 256 8 8]: fused") {
 		t.Fatalf("output lacks the LIF timing of shape (T*batch = 75, 256, 8, 8):\n%s", out.String())

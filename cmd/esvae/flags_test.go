@@ -25,7 +25,7 @@ func TestSubcommandFlags(t *testing.T) {
 		{[]string{"reconstruct"}, []string{"checkpoint", "data", "data-dir", "split", "n", "out", "seed", "device"},
 			[]string{"lr", "epochs", "nrow", "resume", "init", "per-image", "pth"}},
 		{[]string{"import"}, []string{"pth", "out"}, []string{"device", "lr", "epochs", "checkpoint", "seed"}},
-		{[]string{"bench"}, []string{"batch", "T", "large", "steps", "warmup", "samples", "baseline", "unfused", "amp", "reference", "ref-tuned", "ref-python", "device"}, []string{"lr", "out", "epochs", "checkpoint", "resume"}},
+		{[]string{"bench"}, []string{"batch", "T", "large", "steps", "warmup", "samples", "baseline", "unfused", "profile", "amp", "reference", "ref-tuned", "ref-python", "device"}, []string{"lr", "out", "epochs", "checkpoint", "resume"}},
 		{[]string{"info"}, []string{"device"}, []string{"lr", "out", "epochs", "checkpoint"}},
 		{[]string{"data", "download"}, []string{"dir", "stall-timeout"}, []string{"device", "lr", "out", "epochs"}},
 	} {
