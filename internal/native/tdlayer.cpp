@@ -61,7 +61,11 @@ struct Geometry {
   int64_t R, C, S, M, T;
   // A channels-last x (N, H, W, C in memory) is, for the loops below, R = N*H*W rows of C channels
   // with S = 1: column m still belongs to channel (m / S) % C.
-  explicit Geometry(const Tensor &x, int64_t T_) : T(T_) {
+  // rep: x holds one time step that stands for all T (the first layer's input is the same image
+  // at every step): the loops read row 0 for every t, and the statistics count it T times (the T
+  // copies have the same mean and biased variance as one).
+  bool rep = false;
+  explicit Geometry(const Tensor &x, int64_t T_, bool rep_ = false) : T(T_), rep(rep_) {
     C = x.dim() >= 2 ? x.size(1) : 1;
     if (channels_last(x)) {
       R = C == 0 ? 0 : x.numel() / C;
@@ -70,8 +74,9 @@ struct Geometry {
       R = x.size(0);
       S = (R * C) == 0 ? 0 : x.numel() / (R * C);
     }
-    M = x.numel() / T;
+    M = rep ? x.numel() : x.numel() / T;
   }
+  int64_t ystride() const { return rep ? 0 : M; }  // elements between the time steps of x
   static bool channels_last(const Tensor &x) {
     return x.dim() == 4 && x.size(1) > 1 && x.size(2) * x.size(3) > 1 &&
            x.is_contiguous(at::MemoryFormat::ChannelsLast);
@@ -236,7 +241,7 @@ void forward_cpu(const Tensor &y, const Tensor &cb, const Tensor &gamma, const T
   batch_stats<scalar_t>(yp, cbp, g, p.eps, mean, var.data(), invstd);
   {  // running statistics (unbiased variance), as libtorch's batch norm updates them
     scalar_t *rmp = rm.data_ptr<scalar_t>(), *rvp = rv.data_ptr<scalar_t>();
-    const double n = static_cast<double>(g.R * g.S);
+    const double n = static_cast<double>(g.R * g.S * (g.rep ? g.T : 1));
     const double unb = n > 1 ? n / (n - 1) : 1.0;
     for (int64_t c = 0; c < g.C; ++c) {
       rmp[c] = static_cast<scalar_t>(p.momentum * mean[c] + (1 - p.momentum) * static_cast<double>(rmp[c]));
@@ -261,7 +266,7 @@ void forward_cpu(const Tensor &y, const Tensor &cb, const Tensor &gamma, const T
     // Local copies of what the lambda captures by reference (see backward_cpu): else the stores
     // below may alias them for the compiler, and the loops stay scalar.
     const scalar_t tau = tau_, vth = vth_;
-    const int64_t T = g.T, M = g.M;
+    const int64_t T = g.T, M = g.M, YS = g.ystride();
     const scalar_t *__restrict__ yp = yp_;
     scalar_t *__restrict__ op = op_;
     const scalar_t *__restrict__ rc = rcv.data();
@@ -274,8 +279,8 @@ void forward_cpu(const Tensor &y, const Tensor &cb, const Tensor &gamma, const T
     }
     if (ro) {  // the same loop, summing c_t o_t instead of writing o_t
       for (int64_t t = 0; t < T; ++t) {
-        prefetch_rows(yp, M, b0, n, t, T, 1);
-        const scalar_t *__restrict__ yt = yp + t * M + b0;
+        if (YS) prefetch_rows(yp, M, b0, n, t, T, 1);
+        const scalar_t *__restrict__ yt = yp + t * YS + b0;
         const scalar_t ct = rc[t];
         for (int64_t j = 0; j < n; ++j) {
           const scalar_t x = static_cast<scalar_t>(yt[j] + bb[j]) * al[j] + sh[j];
@@ -292,8 +297,8 @@ void forward_cpu(const Tensor &y, const Tensor &cb, const Tensor &gamma, const T
       return;
     }
     for (int64_t t = 0; t < T; ++t) {
-      prefetch_rows(yp, M, b0, n, t, T, 1);
-      const scalar_t *__restrict__ yt = yp + t * M + b0;
+      if (YS) prefetch_rows(yp, M, b0, n, t, T, 1);
+      const scalar_t *__restrict__ yt = yp + t * YS + b0;
       scalar_t *__restrict__ ot = op + t * M + b0;
       for (int64_t j = 0; j < n; ++j) {
         const scalar_t x = static_cast<scalar_t>(yt[j] + bb[j]) * al[j] + sh[j];
@@ -339,13 +344,15 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
     scalar_t sdy[kChunk], sdot[kChunk];
     int64_t ch[kChunk];
     // The chunk's potentials, (T, kChunk); one buffer per thread, reused (not zeroed) chunk to chunk.
-    thread_local std::vector<scalar_t> U;
+    // With g.rep, D takes the per-step dy (only their sum over t goes to gy).
+    thread_local std::vector<scalar_t> U, D;
     if (U.size() < static_cast<size_t>(T * kChunk)) U.resize(static_cast<size_t>(T * kChunk));
+    if (g.rep && D.size() < static_cast<size_t>(kChunk)) D.resize(static_cast<size_t>(kChunk));
     const int64_t b0 = k * kChunk, n = std::min(kChunk, M - b0);
     // Local copies of what the lambda captures by reference: the compiler cannot know that the
     // stores below leave them unchanged, and would not vectorize the loops otherwise.
     const scalar_t tau = tau_, vth = vth_, a = a_, inv = inv_, cen = cen_;
-    const int64_t T = T_, M = M_;
+    const int64_t T = T_, M = M_, YS = g.ystride();
     const bool ro = ro_;
     const scalar_t *__restrict__ yp = yp_, *__restrict__ gp = gp_;
     scalar_t *__restrict__ gyp = gyp_;
@@ -360,8 +367,8 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
     }
     scalar_t *__restrict__ ub = U.data();
     for (int64_t t = 0; t < T; ++t) {  // the forward again, keeping u
-      prefetch_rows(yp, M, b0, n, t, T, 1);
-      const scalar_t *__restrict__ yt = yp + t * M + b0;
+      if (YS) prefetch_rows(yp, M, b0, n, t, T, 1);
+      const scalar_t *__restrict__ yt = yp + t * YS + b0;
       scalar_t *__restrict__ ut = ub + t * kChunk;
       for (int64_t j = 0; j < n; ++j) {
         const scalar_t x = static_cast<scalar_t>(yt[j] + bb[j]) * al[j] + sh[j];
@@ -377,8 +384,8 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
       // dL/do_t: the incoming gradient, or c_t times the readout's gradient
       const scalar_t *__restrict__ gt = ro ? gp + b0 : gp + t * M + b0;
       const scalar_t ct = ro ? rc[t] : scalar_t(1);
-      const scalar_t *__restrict__ yt = yp + t * M + b0;
-      scalar_t *__restrict__ gyt = gyp + t * M + b0;
+      const scalar_t *__restrict__ yt = yp + t * YS + b0;
+      scalar_t *__restrict__ gyt = YS ? gyp + t * M + b0 : D.data();
       for (int64_t j = 0; j < n; ++j) {
         const scalar_t uu = ut[j], cr = carry[j];
         const scalar_t keep = uu > vth ? scalar_t(0) : scalar_t(1);  // 1 - o_t
@@ -392,13 +399,17 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
         sdot[j] += gu * xc;
       }
     }
+    if (!YS) {  // the T steps share x': their dL/dx' add up to (sum_t dy_t - T gm - T (x' - mean) kk) wi
+      scalar_t *__restrict__ gy0 = gyp + b0;
+      for (int64_t j = 0; j < n; ++j) gy0[j] = sdy[j];
+    }
     double *p1 = part.data() + k * 2 * C, *p2 = p1 + C;
     for (int64_t j = 0; j < n; ++j) {
       p1[ch[j]] += static_cast<double>(sdy[j]);
       p2[ch[j]] += static_cast<double>(sdot[j]);
     }
   });
-  const double nn = static_cast<double>(g.R * g.S);
+  const double nn = static_cast<double>(g.R * g.S * (g.rep ? g.T : 1));
   std::vector<double> sum_dy(C, 0.0), dotp(C, 0.0);
   for (int64_t k = 0; k < nck; ++k) {
     const double *p1 = part.data() + k * 2 * C, *p2 = p1 + C;
@@ -430,18 +441,21 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
     int64_t ch[kChunk];
     const int64_t b0 = k * kChunk, n = std::min(kChunk, M - b0);
     g.chans(b0, n, ch);
+    // With g.rep one row holds sum_t dy_t for the shared x': the T steps' gm and kk terms add up.
+    const int64_t T2 = g.rep ? 1 : T;
+    const scalar_t rk = g.rep ? static_cast<scalar_t>(T) : scalar_t(1);
     for (int64_t j = 0; j < n; ++j) {
       const int64_t c = ch[j];
       bb[j] = cbp ? cbp[c] : scalar_t(0);
-      g1[j] = gm[c];
-      k1[j] = kk[c];
+      g1[j] = g.rep ? static_cast<scalar_t>(rk * gm[c]) : gm[c];
+      k1[j] = g.rep ? static_cast<scalar_t>(rk * kk[c]) : kk[c];
       w1[j] = wi[c];
       m1[j] = static_cast<scalar_t>(mean_d[c]);
       acc[j] = 0;
     }
-    for (int64_t t = 0; t < T; ++t) {
-      prefetch_rows(yp, M, b0, n, t, T, 1);
-      prefetch_rows(static_cast<const scalar_t *>(gyp), M, b0, n, t, T, 1);
+    for (int64_t t = 0; t < T2; ++t) {
+      prefetch_rows(yp, M, b0, n, t, T2, 1);
+      prefetch_rows(static_cast<const scalar_t *>(gyp), M, b0, n, t, T2, 1);
       const scalar_t *__restrict__ yt = yp + t * M + b0;
       scalar_t *__restrict__ gyt = gyp + t * M + b0;
       for (int64_t j = 0; j < n; ++j) {
@@ -466,23 +480,25 @@ void backward_cpu(const Tensor &gout, const Tensor &y, const Tensor &cb, const T
   }
 }
 
+// out_sizes: the layer's result for y (T*N, ...), or (N, ...) with rep: the spikes (T*N, ...), or
+// their weighted sum over time (N, ...) with a readout.
+std::vector<int64_t> out_sizes(const Tensor &y, int64_t T, bool rep, bool readout) {
+  std::vector<int64_t> s(y.sizes().begin(), y.sizes().end());
+  const int64_t n = rep ? s[0] : s[0] / T;
+  s[0] = readout ? n : n * T;
+  return s;
+}
+
 struct TdBNLIFFunction : public torch::autograd::Function<TdBNLIFFunction> {
   static Tensor forward(AutogradContext *ctx, Tensor y, Tensor cb, Tensor gamma, Tensor beta, Tensor rm,
                         Tensor rv, int64_t T, double tau, double v_th, double a, bool centered, double scale,
-                        double eps, double momentum, std::vector<double> readout) {
+                        double eps, double momentum, std::vector<double> readout, bool rep) {
     RECORD_FUNCTION("esv::td_bn_lif", std::vector<c10::IValue>());  // named in profiles (bench --profile)
     const Params p{T, tau, v_th, a, centered, scale, eps, momentum, readout};
     y = y.contiguous(y.suggest_memory_format());
-    const Geometry g(y, T);
+    const Geometry g(y, T, rep);
     const auto dopt = at::TensorOptions().dtype(at::kDouble);
-    Tensor o;
-    if (readout.empty()) {
-      o = at::empty_like(y);
-    } else {
-      std::vector<int64_t> s(y.sizes().begin(), y.sizes().end());
-      s[0] /= T;
-      o = at::empty(s, y.options().memory_format(y.suggest_memory_format()));
-    }
+    Tensor o = at::empty(out_sizes(y, T, rep, !readout.empty()), y.options().memory_format(y.suggest_memory_format()));
     Tensor mean = at::empty({g.C}, dopt), invstd = at::empty({g.C}, dopt);
     Tensor alpha = at::empty({g.C}, y.options()), shift = at::empty({g.C}, y.options());
     const Tensor cbc = cb.defined() ? cb.contiguous() : cb;
@@ -502,6 +518,7 @@ struct TdBNLIFFunction : public torch::autograd::Function<TdBNLIFFunction> {
     ctx->saved_data["centered"] = centered;
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["readout"] = readout;
+    ctx->saved_data["rep"] = rep;
     return o;
   }
 
@@ -514,17 +531,12 @@ struct TdBNLIFFunction : public torch::autograd::Function<TdBNLIFFunction> {
                    ctx->saved_data["v_th"].toDouble(), ctx->saved_data["a"].toDouble(),
                    ctx->saved_data["centered"].toBool(), ctx->saved_data["scale"].toDouble(), 0, 0,
                    ctx->saved_data["readout"].toDoubleVector()};
-    const Geometry g(y, p.T);
-    Tensor gout;
-    if (grads[0].defined()) {
-      gout = grads[0].to(y.scalar_type()).contiguous(y.suggest_memory_format());
-    } else if (p.readout.empty()) {
-      gout = at::zeros_like(y);
-    } else {
-      std::vector<int64_t> s(y.sizes().begin(), y.sizes().end());
-      s[0] /= p.T;
-      gout = at::zeros(s, y.options().memory_format(y.suggest_memory_format()));
-    }
+    const bool rep = ctx->saved_data["rep"].toBool();
+    const Geometry g(y, p.T, rep);
+    const Tensor gout = grads[0].defined()
+                            ? grads[0].to(y.scalar_type()).contiguous(y.suggest_memory_format())
+                            : at::zeros(out_sizes(y, p.T, rep, !p.readout.empty()),
+                                        y.options().memory_format(y.suggest_memory_format()));
     Tensor gy = at::empty_like(y);
     Tensor gg = at::empty({g.C}, y.options()), gb = at::empty({g.C}, y.options());
     Tensor gc = has_cb ? at::empty({g.C}, y.options()) : Tensor();
@@ -533,7 +545,7 @@ struct TdBNLIFFunction : public torch::autograd::Function<TdBNLIFFunction> {
       backward_cpu<scalar_t>(gout, y, cb, gcon, mean, invstd, alpha, shift, p, g, gy, gg, gb, gc);
     });
     return {gy,       gc,       gg,       gb,       Tensor(), Tensor(), Tensor(), Tensor(),
-            Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+            Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -579,13 +591,15 @@ Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int
     default:
       TORCH_CHECK(false, "td layer: op must be 0 (conv), 1 (transposed conv) or 2 (linear), got ", op);
   }
-  if (repeat > 1) {
-    std::vector<int64_t> rep(y.dim(), 1);
-    rep[0] = repeat;
-    y = y.repeat(rep);
+  // repeat == T: the op's output stands for all T steps (Geometry::rep), never copied T times.
+  const bool rep = repeat > 1 && repeat == T;
+  if (repeat > 1 && !rep) {
+    std::vector<int64_t> r(y.dim(), 1);
+    r[0] = repeat;
+    y = y.repeat(r);
     if (cl) y = y.contiguous(at::MemoryFormat::ChannelsLast);
   }
-  TORCH_CHECK(y.dim() >= 2 && y.size(0) % T == 0, "td layer: output ", y.sizes(),
+  TORCH_CHECK(y.dim() >= 2 && (rep || y.size(0) % T == 0), "td layer: output ", y.sizes(),
               " is not (T*N, C, ...) with T = ", T);
   // Without a bias the function gets zeros (an undefined tensor input fails in autograd's apply).
   const Tensor cbx = cb.defined() ? cb : at::zeros({y.size(1)}, y.options());
@@ -596,7 +610,7 @@ Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int
     rc.assign(c.data_ptr<double>(), c.data_ptr<double>() + T);
   }
   return TdBNLIFFunction::apply(y, cbx, gamma, beta, rm, rv, T, tau, v_th, a, centered, scale, eps,
-                                momentum, rc);
+                                momentum, rc, rep);
 }
 
 }  // namespace
