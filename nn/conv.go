@@ -54,19 +54,18 @@ func NewConvTranspose(p *gnn.Path, in, out, k, stride, padding, outputPadding in
 }
 
 // Forward maps (B, in, H, W) to (B, out, (H-1)*s - 2p + k + op, ...).
-func (c *ConvTranspose) Forward(x *ts.Tensor) *ts.Tensor {
-	s, p, op := []int64{c.Stride, c.Stride}, []int64{c.Padding, c.Padding}, []int64{c.OutputPadding, c.OutputPadding}
-	return mixed(c.AMP, x, c.Weight, c.Bias, func(x, w, b *ts.Tensor) (*ts.Tensor, error) {
-		return ts.ConvTranspose2d(x, w, b, s, p, op, 1, []int64{1, 1})
-	})
-}
+func (c *ConvTranspose) Forward(x *ts.Tensor) *ts.Tensor { return c.forward(x, c.Bias) }
 
 // ForwardScaledBias is Forward with the bias multiplied by the scalar tensor k.
 func (c *ConvTranspose) ForwardScaledBias(x, k *ts.Tensor) *ts.Tensor {
 	b := M(c.Bias.Mul(k, false))
 	defer Drop(b)
+	return c.forward(x, b)
+}
+
+func (c *ConvTranspose) forward(x, bias *ts.Tensor) *ts.Tensor {
 	s, p, op := []int64{c.Stride, c.Stride}, []int64{c.Padding, c.Padding}, []int64{c.OutputPadding, c.OutputPadding}
-	return mixed(c.AMP, x, c.Weight, b, func(x, w, b *ts.Tensor) (*ts.Tensor, error) {
+	return mixed(c.AMP, x, c.Weight, bias, func(x, w, b *ts.Tensor) (*ts.Tensor, error) {
 		return ts.ConvTranspose2d(x, w, b, s, p, op, 1, []int64{1, 1})
 	})
 }

@@ -1,7 +1,6 @@
 package spiking
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/sugarme/gotch"
@@ -55,39 +54,10 @@ func NewReadout(p *gnn.Path, T int64, decay float64, dtype gotch.DType) (*Readou
 	return &Readout{Coef: coef, T: T}, nil
 }
 
-// Forward maps the last layer's output x (T*N, C, H, W) to tanh(sum_t coef_t x_t), shape (N, C, H, W).
-func (r *Readout) Forward(x *ts.Tensor) (*ts.Tensor, error) {
-	shape, err := x.Size()
-	if err != nil {
-		return nil, err
-	}
-	if len(shape) < 2 || shape[0]%r.T != 0 {
-		return nil, fmt.Errorf("readout: input shape %v has no leading T*N dimension for T=%d", shape, r.T)
-	}
-	out := append([]int64{shape[0] / r.T}, shape[1:]...)
-	xt, err := x.Reshape([]int64{r.T, -1}, false) // (T, M); a copy where x is channels last
-	if err != nil {
-		return nil, err
-	}
-	defer nn.Drop(xt)
-	c, err := r.Coef.View([]int64{1, r.T}, false) // (1, T)
-	if err != nil {
-		return nil, err
-	}
-	defer nn.Drop(c)
-	m, err := c.Matmul(xt, false) // (1, M)
-	if err != nil {
-		return nil, err
-	}
-	mv, err := m.View(out, true) // (N, C, H, W)
-	if err != nil {
-		return nil, err
-	}
-	return mv.Tanh(true)
-}
-
 // Sum returns m = sum_t coef_t x_t (N, ...) for x (T*N, ...), before the tanh, in x's memory
-// format (native.TimeWeightedSum: one pass over x on the CPU). Differentiable w.r.t. x.
+// format (native.TimeWeightedSum: one pass over x on the CPU). Differentiable w.r.t. x. The model
+// applies final_layer.1 to m rather than to each x_t (vae.Model.decode): the readout commutes with
+// that linear layer.
 func (r *Readout) Sum(x *ts.Tensor) (*ts.Tensor, error) {
 	return native.TimeWeightedSum(x, r.Coef, r.T)
 }

@@ -128,13 +128,11 @@ func (m *Model) decode(z *ts.Tensor, train bool) *ts.Tensor {
 	// another order: equal up to rounding). The fused layer sums final_layer.0's spikes as it
 	// makes them (hm), without storing them.
 	hm := m.fusedLayerReadout(m.final0, h, train, 1, m.readout.Coef) // (N, 32, S, S)
-	if hm != nil {
-		nn.Drop(h)
-	} else {
+	if hm == nil {
 		h = m.layer(m.final0, h, train, true) // (T*N, 32, S, S)
 		hm = nn.M(m.readout.Sum(h))
-		nn.Drop(h)
 	}
+	nn.Drop(h)
 	k := nn.M(m.readout.CoefSum())
 	y := m.final1.ForwardScaledBias(hm, k) // (N, C, S, S)
 	nn.Drop(hm, k)

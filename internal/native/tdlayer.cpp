@@ -277,39 +277,30 @@ void forward_cpu(const Tensor &y, const Tensor &cb, const Tensor &gamma, const T
       ob[j] = 0;
       acc[j] = 0;
     }
-    if (ro) {  // the same loop, summing c_t o_t instead of writing o_t
-      for (int64_t t = 0; t < T; ++t) {
-        if (YS) prefetch_rows(yp, M, b0, n, t, T, 1);
-        const scalar_t *__restrict__ yt = yp + t * YS + b0;
-        const scalar_t ct = rc[t];
-        for (int64_t j = 0; j < n; ++j) {
-          const scalar_t x = static_cast<scalar_t>(yt[j] + bb[j]) * al[j] + sh[j];
-          const scalar_t v = (tau * up[j]) * (scalar_t(1) - ob[j]) + x;
-          const scalar_t s = static_cast<scalar_t>(v > vth);
-          up[j] = v;
-          ob[j] = s;
-        }
-        // A loop of its own: in the one above, GCC makes the comparison a branch and vectorizes nothing.
-        for (int64_t j = 0; j < n; ++j) acc[j] += ct * ob[j];
-      }
-      scalar_t *__restrict__ ot = op + b0;
-      for (int64_t j = 0; j < n; ++j) ot[j] = acc[j];
-      return;
-    }
     for (int64_t t = 0; t < T; ++t) {
       if (YS) prefetch_rows(yp, M, b0, n, t, T, 1);
       const scalar_t *__restrict__ yt = yp + t * YS + b0;
-      scalar_t *__restrict__ ot = op + t * M + b0;
       for (int64_t j = 0; j < n; ++j) {
         const scalar_t x = static_cast<scalar_t>(yt[j] + bb[j]) * al[j] + sh[j];
         // u_t = (tau * u_{t-1}) * (1 - o_{t-1}) + x_t, the reference's operation order (at t = 0
         // the first term is exactly 0, and 0 + x_0 = x_0).
         const scalar_t v = (tau * up[j]) * (scalar_t(1) - ob[j]) + x;
-        const scalar_t s = static_cast<scalar_t>(v > vth);
         up[j] = v;
-        ob[j] = s;
-        ot[j] = s;
+        ob[j] = static_cast<scalar_t>(v > vth);
       }
+      // The spikes o_t out, or c_t o_t into the readout's sum: loops of their own (with the
+      // readout's sum inside the loop above, GCC made the comparison a branch and vectorized nothing).
+      if (ro) {
+        const scalar_t ct = rc[t];
+        for (int64_t j = 0; j < n; ++j) acc[j] += ct * ob[j];
+      } else {
+        scalar_t *__restrict__ ot = op + t * M + b0;
+        for (int64_t j = 0; j < n; ++j) ot[j] = ob[j];
+      }
+    }
+    if (ro) {
+      scalar_t *__restrict__ ot = op + b0;
+      for (int64_t j = 0; j < n; ++j) ot[j] = acc[j];
     }
   });
 }
