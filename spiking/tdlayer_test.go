@@ -37,14 +37,19 @@ func TestFusedLayerMatchesUnfused(t *testing.T) {
 		stride, pad  int64
 		outPad, outC int64
 		readout      bool
+		spikes       bool // binary x: the convolutions take the index path (native.SpikeConv)
 	}{
-		{"conv, repeated over time", native.OpConv, []int64{3, 2, 8, 8}, []int64{5, 2, 3, 3}, T, true, 2, 1, 0, 5, false},
-		{"conv", native.OpConv, []int64{T * 3, 2, 8, 8}, []int64{5, 2, 3, 3}, 1, true, 2, 1, 0, 5, false},
-		{"transposed conv", native.OpConvTranspose, []int64{T * 3, 4, 3, 3}, []int64{4, 6, 3, 3}, 1, true, 2, 1, 1, 6, false},
-		{"linear", native.OpLinear, []int64{T * 3, 7}, []int64{9, 7}, 1, true, 0, 0, 0, 9, false},
-		{"linear without bias", native.OpLinear, []int64{T * 3, 7}, []int64{9, 7}, 1, false, 0, 0, 0, 9, false},
-		{"transposed conv with the readout", native.OpConvTranspose, []int64{T * 3, 4, 3, 3}, []int64{4, 6, 3, 3}, 1, true, 2, 1, 1, 6, true},
-		{"conv with the readout", native.OpConv, []int64{T * 3, 2, 8, 8}, []int64{5, 2, 3, 3}, 1, true, 2, 1, 0, 5, true},
+		{"conv, repeated over time", native.OpConv, []int64{3, 2, 8, 8}, []int64{5, 2, 3, 3}, T, true, 2, 1, 0, 5, false, false},
+		{"conv", native.OpConv, []int64{T * 3, 2, 8, 8}, []int64{5, 2, 3, 3}, 1, true, 2, 1, 0, 5, false, false},
+		{"transposed conv", native.OpConvTranspose, []int64{T * 3, 4, 3, 3}, []int64{4, 6, 3, 3}, 1, true, 2, 1, 1, 6, false, false},
+		{"linear", native.OpLinear, []int64{T * 3, 7}, []int64{9, 7}, 1, true, 0, 0, 0, 9, false, false},
+		{"linear without bias", native.OpLinear, []int64{T * 3, 7}, []int64{9, 7}, 1, false, 0, 0, 0, 9, false, false},
+		{"transposed conv with the readout", native.OpConvTranspose, []int64{T * 3, 4, 3, 3}, []int64{4, 6, 3, 3}, 1, true, 2, 1, 1, 6, true, false},
+		{"conv with the readout", native.OpConv, []int64{T * 3, 2, 8, 8}, []int64{5, 2, 3, 3}, 1, true, 2, 1, 0, 5, true, false},
+		{"conv of spikes", native.OpConv, []int64{T * 3, 16, 8, 8}, []int64{16, 16, 3, 3}, 1, true, 2, 1, 0, 16, false, true},
+		{"transposed conv of spikes", native.OpConvTranspose, []int64{T * 3, 8, 4, 4}, []int64{8, 16, 3, 3}, 1, true, 2, 1, 1, 16, false, true},
+		{"transposed conv of spikes with the readout", native.OpConvTranspose, []int64{T * 3, 8, 4, 4}, []int64{8, 16, 3, 3}, 1, true, 2, 1, 1, 16, true, true},
+		{"conv of spikes, 5 channels", native.OpConv, []int64{T * 3, 2, 8, 8}, []int64{5, 2, 3, 3}, 1, true, 2, 1, 0, 5, false, true},
 	}
 	coef := make([]float64, T)
 	for k := range coef {
@@ -60,6 +65,9 @@ func TestFusedLayerMatchesUnfused(t *testing.T) {
 			native.SetGradEnabled(true)
 			seed := uint64(100 * (i + 1))
 			x0 := randNormal(t, seed, c.x, gotch.Double)
+			if c.spikes { // 1 where the normal draw exceeds 0.85 (about 20 %)
+				x0 = tc(t)(tc(t)(x0.Greater(ts.FloatScalar(0.85), true)).Totype(gotch.Double, true))
+			}
 			w0 := randInput(t, seed+1, c.w, gotch.Double, -0.5, 0.5)
 			b0 := randInput(t, seed+2, []int64{c.outC}, gotch.Double, -0.5, 0.5)
 			gamma := randInput(t, seed+3, []int64{c.outC}, gotch.Double, 0.5, 2)
@@ -146,7 +154,12 @@ func TestFusedLayerMatchesUnfused(t *testing.T) {
 			}
 			u := run(false, false)
 			for _, cl := range []bool{false, true} {
+				before := native.SpikeConvCount()
 				f := run(true, cl)
+				// Spikes into a convolution, channels last: the index path must have been taken.
+				if took, want := native.SpikeConvCount() > before, c.spikes && cl && c.op != native.OpLinear; took != want {
+					t.Errorf("channels last %v: index path taken %v, want %v", cl, took, want)
+				}
 				if c.readout { // weighted sums of equal spikes, summed in another order
 					if e := maxRelErr(f.o, u.o); !(e <= 1e-12) {
 						t.Errorf("channels last %v: readout: max relative error %g", cl, e)

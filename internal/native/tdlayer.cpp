@@ -29,6 +29,7 @@
 
 #include "native_internal.h"
 #include "parallel_internal.h"
+#include "spikeconv_internal.h"
 
 // The kernels below are compiled for AVX2 (8 floats a vector instead of SSE2's 4; no FMA, so every
 // rounding stays that of the separate multiply and add, as in the unfused ops) at -O3 (the -O2 of
@@ -568,7 +569,10 @@ Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int
   const bool cl = op != 2 && xt.dim() == 4 && use_channels_last();
   const Tensor x = cl ? xt.contiguous(at::MemoryFormat::ChannelsLast) : xt;
   const Tensor wc = cl ? w.contiguous(at::MemoryFormat::ChannelsLast) : w;
-  switch (op) {
+  // Spikes in (every layer but the first, whose input is the image, repeated): the convolution from
+  // their index (spikeconv.cpp); y stays undefined where that path does not apply.
+  if (cl && repeat <= 1) y = esv::spike_conv(op, x, w, stride, padding, output_padding);
+  if (!y.defined()) switch (op) {
     case 0:
       y = at::conv2d(x, wc, {}, {stride, stride}, {padding, padding});
       break;
