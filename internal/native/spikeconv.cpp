@@ -160,6 +160,12 @@ int64_t out_size(int op, int64_t in, int64_t K, int64_t s, int64_t p, int64_t op
   return op == 0 ? (in + 2 * p - K) / s + 1 : (in - 1) * s - 2 * p + K + op_;
 }
 
+// up2: a transposed convolution with K 3, stride 2, padding 1, output padding 1 (Up2 in
+// spikeconv_kernels.h: every decoder layer of the model).
+bool up2(int64_t op, int64_t K, int64_t stride, int64_t padding, int64_t output_padding) {
+  return op == 1 && K == 3 && stride == 2 && padding == 1 && output_padding == 1;
+}
+
 struct SpikeConvFunction : public torch::autograd::Function<SpikeConvFunction> {
   // x (N, Ci, H, W) binary, given by its index idx/cnt; w in PyTorch's layout for op (0: conv
   // (Co, Ci, K, K), 1: transposed conv (Ci, Co, K, K)). Returns y (N, Co, Ho, Wo) channels last.
@@ -179,9 +185,15 @@ struct SpikeConvFunction : public torch::autograd::Function<SpikeConvFunction> {
       const int16_t *ip = idx.data_ptr<int16_t>();
       const int32_t *cp = cnt.data_ptr<int32_t>();
       scalar_t *yp = y.data_ptr<scalar_t>();
-      for_range(N * Ho * Wo, 16, [&](int64_t b, int64_t e) {
-        ESV_ISA_CALL(forward<scalar_t>, plan.g, wp, ip, cp, yp, b, e);
-      });
+      if (up2(op, K, stride, padding, output_padding) && ESV_ISA_RET(up2_block<scalar_t>, Co) > 0) {
+        for_range(N * H * W, 16, [&](int64_t b, int64_t e) {  // 2x2 output blocks, one an input pixel
+          ESV_ISA_CALL(forward_up2<scalar_t>, plan.g, wp, ip, cp, yp, b, e);
+        });
+      } else {
+        for_range(N * Ho * Wo, 16, [&](int64_t b, int64_t e) {
+          ESV_ISA_CALL(forward<scalar_t>, plan.g, wp, ip, cp, yp, b, e);
+        });
+      }
     });
     ctx->save_for_backward({w, idx, cnt});
     ctx->saved_data["x_sizes"] = x.sizes().vec();
@@ -214,7 +226,14 @@ struct SpikeConvFunction : public torch::autograd::Function<SpikeConvFunction> {
       const int64_t N = xs[0], Ci = xs[1], H = xs[2], W = xs[3], K = w.size(2);
       const int64_t Co = gy.size(1), Ho = gy.size(2), Wo = gy.size(3);
       const Plan plan(N, H, W, Ci, Ho, Wo, Co, K, stride, padding, op == 1);
-      const int64_t P = N * Ho * Wo, WS = K * K * Ci * Co;
+      // The 2x2 blocks (up2) where the channels fit two vectors (32 floats, 16 doubles): measured
+      // faster there, slower with more channels (four gradient rows an entry compete for stores).
+      bool blocks = false;
+      AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "esv_spike_conv_up2", [&] {
+        const int b = ESV_ISA_RET(up2_block<scalar_t>, Co);
+        blocks = up2(op, K, stride, padding, output_padding) && b > 0 && Co <= 32 * 4 / int(sizeof(scalar_t));
+      });
+      const int64_t P = blocks ? N * H * W : N * Ho * Wo, WS = K * K * Ci * Co;
       // Fixed chunks of output pixels, a gradient buffer each, added in chunk order.
       const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(8, P / 64));
       Tensor buf = at::zeros({chunks, WS}, gy.options().memory_format(at::MemoryFormat::Contiguous));
@@ -227,7 +246,11 @@ struct SpikeConvFunction : public torch::autograd::Function<SpikeConvFunction> {
         for_range(chunks, 1, [&](int64_t b, int64_t e) {
           for (int64_t c = b; c < e; ++c) {
             const int64_t p0 = P * c / chunks, p1 = P * (c + 1) / chunks;
-            ESV_ISA_CALL(weight_grad<scalar_t>, plan.g, gp, ip, cp, bp + c * WS, p0, p1);
+            if (blocks) {
+              ESV_ISA_CALL(weight_grad_up2<scalar_t>, plan.g, gp, ip, cp, bp + c * WS, p0, p1);
+            } else {
+              ESV_ISA_CALL(weight_grad<scalar_t>, plan.g, gp, ip, cp, bp + c * WS, p0, p1);
+            }
           }
         });
         for_range(WS, 2048, [&](int64_t b, int64_t e) {

@@ -189,3 +189,176 @@ void weight_grad(const SpikeGeom &g, const scalar_t *gy, const int16_t *idx, con
     default: break;
   }
 }
+
+// The transposed convolution with K 3, stride 2, padding 1 and output padding 1 (every decoder
+// layer of ESVAE), by 2x2 output blocks: block (n, i, j) is the outputs (2i + r, 2j + c), r, c in
+// {0, 1}, and takes input pixel (i, j) through the taps (1,1), (1,2), (2,1), (2,2) (one tap each
+// output), (i, j+1) through (1,0), (2,0), (i+1, j) through (0,1), (0,2), and (i+1, j+1) through
+// (0,0) (o = 2 i - 1 + k). One walk over a pixel's active channels feeds all its taps: four walks
+// a block instead of nine, four independent sums. blk: CB channels of a block at a time.
+template <typename scalar_t, int CB>
+struct Up2 {
+  typedef typename Vec<scalar_t>::type vec;
+  static constexpr int NV = CB / Vec<scalar_t>::n;
+
+  static void forward(const SpikeGeom &g, const scalar_t *wt, const int16_t *idx, const int32_t *cnt, scalar_t *y,
+                      int64_t b0, int64_t b1) {
+    const int64_t Co = g.Co, Ci = g.Ci, H = g.H, W = g.W, Wo = g.Wo, TS = Ci * Co;
+    int64_t j = b0 % W, i = (b0 / W) % H, n = b0 / (W * H);
+    for (int64_t b = b0; b < b1; ++b, j = j + 1 == W ? (i = i + 1 == H ? (++n, 0) : i + 1, 0) : j + 1) {
+      const bool right = j + 1 < W, down = i + 1 < H;
+      scalar_t *y00 = y + ((n * g.Ho + 2 * i) * Wo + 2 * j) * Co;
+      for (int64_t c0 = 0; c0 < Co; c0 += CB) {
+        vec a00[NV], a01[NV], a10[NV], a11[NV];
+        for (int v = 0; v < NV; ++v) a00[v] = a01[v] = a10[v] = a11[v] = vec{};
+        const scalar_t *w = wt + c0;
+        {
+          const int16_t *ix = idx + b * Ci;
+          for (int32_t e = 0, m = cnt[b]; e < m; ++e) {
+            const scalar_t *r = w + static_cast<int64_t>(ix[e]) * Co;
+            const vec *t4 = reinterpret_cast<const vec *>(r + 4 * TS), *t5 = reinterpret_cast<const vec *>(r + 5 * TS),
+                      *t7 = reinterpret_cast<const vec *>(r + 7 * TS), *t8 = reinterpret_cast<const vec *>(r + 8 * TS);
+            for (int v = 0; v < NV; ++v) {
+              a00[v] += t4[v];
+              a01[v] += t5[v];
+              a10[v] += t7[v];
+              a11[v] += t8[v];
+            }
+          }
+        }
+        if (right) {
+          const int16_t *ix = idx + (b + 1) * Ci;
+          for (int32_t e = 0, m = cnt[b + 1]; e < m; ++e) {
+            const scalar_t *r = w + static_cast<int64_t>(ix[e]) * Co;
+            const vec *t3 = reinterpret_cast<const vec *>(r + 3 * TS), *t6 = reinterpret_cast<const vec *>(r + 6 * TS);
+            for (int v = 0; v < NV; ++v) {
+              a01[v] += t3[v];
+              a11[v] += t6[v];
+            }
+          }
+        }
+        if (down) {
+          const int16_t *ix = idx + (b + W) * Ci;
+          for (int32_t e = 0, m = cnt[b + W]; e < m; ++e) {
+            const scalar_t *r = w + static_cast<int64_t>(ix[e]) * Co;
+            const vec *t1 = reinterpret_cast<const vec *>(r + 1 * TS), *t2 = reinterpret_cast<const vec *>(r + 2 * TS);
+            for (int v = 0; v < NV; ++v) {
+              a10[v] += t1[v];
+              a11[v] += t2[v];
+            }
+          }
+        }
+        if (right && down) {
+          const int16_t *ix = idx + (b + W + 1) * Ci;
+          for (int32_t e = 0, m = cnt[b + W + 1]; e < m; ++e) {
+            const vec *t0 = reinterpret_cast<const vec *>(w + static_cast<int64_t>(ix[e]) * Co);
+            for (int v = 0; v < NV; ++v) a11[v] += t0[v];
+          }
+        }
+        vec *o00 = reinterpret_cast<vec *>(y00 + c0), *o01 = reinterpret_cast<vec *>(y00 + Co + c0),
+            *o10 = reinterpret_cast<vec *>(y00 + Wo * Co + c0), *o11 = reinterpret_cast<vec *>(y00 + (Wo + 1) * Co + c0);
+        for (int v = 0; v < NV; ++v) {
+          o00[v] = a00[v];
+          o01[v] = a01[v];
+          o10[v] = a10[v];
+          o11[v] = a11[v];
+        }
+      }
+    }
+  }
+
+  static void weight_grad(const SpikeGeom &g, const scalar_t *gy, const int16_t *idx, const int32_t *cnt,
+                          scalar_t *dw, int64_t b0, int64_t b1) {
+    const int64_t Co = g.Co, Ci = g.Ci, H = g.H, W = g.W, Wo = g.Wo, TS = Ci * Co;
+    int64_t j = b0 % W, i = (b0 / W) % H, n = b0 / (W * H);
+    for (int64_t b = b0; b < b1; ++b, j = j + 1 == W ? (i = i + 1 == H ? (++n, 0) : i + 1, 0) : j + 1) {
+      const bool right = j + 1 < W, down = i + 1 < H;
+      const scalar_t *g00 = gy + ((n * g.Ho + 2 * i) * Wo + 2 * j) * Co;
+      for (int64_t c0 = 0; c0 < Co; c0 += CB) {
+        vec v00[NV], v01[NV], v10[NV], v11[NV];
+        for (int v = 0; v < NV; ++v) {
+          v00[v] = reinterpret_cast<const vec *>(g00 + c0)[v];
+          v01[v] = reinterpret_cast<const vec *>(g00 + Co + c0)[v];
+          v10[v] = reinterpret_cast<const vec *>(g00 + Wo * Co + c0)[v];
+          v11[v] = reinterpret_cast<const vec *>(g00 + (Wo + 1) * Co + c0)[v];
+        }
+        scalar_t *d = dw + c0;
+        {
+          const int16_t *ix = idx + b * Ci;
+          for (int32_t e = 0, m = cnt[b]; e < m; ++e) {
+            scalar_t *r = d + static_cast<int64_t>(ix[e]) * Co;
+            vec *t4 = reinterpret_cast<vec *>(r + 4 * TS), *t5 = reinterpret_cast<vec *>(r + 5 * TS),
+                *t7 = reinterpret_cast<vec *>(r + 7 * TS), *t8 = reinterpret_cast<vec *>(r + 8 * TS);
+            for (int v = 0; v < NV; ++v) {
+              t4[v] += v00[v];
+              t5[v] += v01[v];
+              t7[v] += v10[v];
+              t8[v] += v11[v];
+            }
+          }
+        }
+        if (right) {
+          const int16_t *ix = idx + (b + 1) * Ci;
+          for (int32_t e = 0, m = cnt[b + 1]; e < m; ++e) {
+            scalar_t *r = d + static_cast<int64_t>(ix[e]) * Co;
+            vec *t3 = reinterpret_cast<vec *>(r + 3 * TS), *t6 = reinterpret_cast<vec *>(r + 6 * TS);
+            for (int v = 0; v < NV; ++v) {
+              t3[v] += v01[v];
+              t6[v] += v11[v];
+            }
+          }
+        }
+        if (down) {
+          const int16_t *ix = idx + (b + W) * Ci;
+          for (int32_t e = 0, m = cnt[b + W]; e < m; ++e) {
+            scalar_t *r = d + static_cast<int64_t>(ix[e]) * Co;
+            vec *t1 = reinterpret_cast<vec *>(r + 1 * TS), *t2 = reinterpret_cast<vec *>(r + 2 * TS);
+            for (int v = 0; v < NV; ++v) {
+              t1[v] += v10[v];
+              t2[v] += v11[v];
+            }
+          }
+        }
+        if (right && down) {
+          const int16_t *ix = idx + (b + W + 1) * Ci;
+          for (int32_t e = 0, m = cnt[b + W + 1]; e < m; ++e) {
+            vec *t0 = reinterpret_cast<vec *>(d + static_cast<int64_t>(ix[e]) * Co);
+            for (int v = 0; v < NV; ++v) t0[v] += v11[v];
+          }
+        }
+      }
+    }
+  }
+};
+
+// up2_block: the channel block of the 2x2 path (at most 4 vectors: four sums of it in registers),
+// or 0 where Co is below one vector or no multiple of it (the general loops then).
+template <typename scalar_t>
+int up2_block(int64_t Co) {
+  const int b = block_of<scalar_t>(Co);
+  return b <= 0 ? 0 : b > 4 * Vec<scalar_t>::n ? 4 * Vec<scalar_t>::n : b;
+}
+
+template <typename scalar_t>
+void forward_up2(const SpikeGeom &g, const scalar_t *wt, const int16_t *idx, const int32_t *cnt, scalar_t *y,
+                 int64_t b0, int64_t b1) {
+  constexpr int L = Vec<scalar_t>::n;
+  switch (up2_block<scalar_t>(g.Co)) {
+    case 4 * L: Up2<scalar_t, 4 * L>::forward(g, wt, idx, cnt, y, b0, b1); break;
+    case 2 * L: Up2<scalar_t, 2 * L>::forward(g, wt, idx, cnt, y, b0, b1); break;
+    case L: Up2<scalar_t, L>::forward(g, wt, idx, cnt, y, b0, b1); break;
+    default: break;
+  }
+}
+
+template <typename scalar_t>
+void weight_grad_up2(const SpikeGeom &g, const scalar_t *gy, const int16_t *idx, const int32_t *cnt, scalar_t *dw,
+                     int64_t b0, int64_t b1) {
+  constexpr int L = Vec<scalar_t>::n;
+  switch (up2_block<scalar_t>(g.Co)) {
+    case 4 * L: Up2<scalar_t, 4 * L>::weight_grad(g, gy, idx, cnt, dw, b0, b1); break;
+    case 2 * L: Up2<scalar_t, 2 * L>::weight_grad(g, gy, idx, cnt, dw, b0, b1); break;
+    case L: Up2<scalar_t, L>::weight_grad(g, gy, idx, cnt, dw, b0, b1); break;
+    default: break;
+  }
+}

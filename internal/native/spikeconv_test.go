@@ -14,7 +14,8 @@ import (
 // convolution: the output and the gradients of x and of the weight within 1e-12 relative in float64
 // and 1e-5 in float32 (the same sums in another order), for strides 1 and 2, with and without
 // padding and output padding, output channels below one vector (scalar loop), one to eight vectors
-// (the blocked loops), and a count the blocks do not divide (dense fallback). The path taken is
+// (the blocked loops; the 2x2 output blocks of the decoder's transposed convolution, K 3, stride 2,
+// padding 1, output padding 1), on inputs with H != W. The path taken is
 // checked with SpikeConvCount: the index path for binary inputs it handles, the dense op for a
 // non-binary input and when turned off (SetSpikeConv).
 func TestSpikeConvMatchesDense(t *testing.T) {
@@ -40,6 +41,8 @@ func TestSpikeConvMatchesDense(t *testing.T) {
 		{"conv s1 p0, 128 out", OpConv, 2, 24, 6, 128, 3, 1, 0, 0, true, true, true},
 		{"conv s2 p1 k4, 16 out", OpConv, 3, 8, 9, 16, 4, 2, 1, 0, true, true, true},
 		{"transposed s2 p1 op1, 32 out", OpConvTranspose, 4, 16, 5, 32, 3, 2, 1, 1, true, true, true},
+		{"transposed s2 p1 op1, 16 out (2x2 blocks)", OpConvTranspose, 3, 12, 4, 16, 3, 2, 1, 1, true, true, true},
+		{"transposed s2 p1 op1, 64 out (2x2 blocks)", OpConvTranspose, 2, 20, 3, 64, 3, 2, 1, 1, true, true, true},
 		{"transposed s2 p1 op1, 6 out (scalar)", OpConvTranspose, 4, 7, 4, 6, 3, 2, 1, 1, true, true, true},
 		{"transposed s1 p1, 256 out", OpConvTranspose, 2, 12, 3, 256, 3, 1, 1, 0, true, true, true},
 		{"transposed s2 p0, 48 out", OpConvTranspose, 3, 9, 4, 48, 3, 2, 0, 0, true, true, true},
@@ -59,7 +62,7 @@ func TestSpikeConvMatchesDense(t *testing.T) {
 				if err := ManualSeed(uint64(10 + i)); err != nil {
 					t.Fatal(err)
 				}
-				x := ok(ts.Rand([]int64{c.n, c.ci, c.h, c.h}, kind, gotch.CPU))
+				x := ok(ts.Rand([]int64{c.n, c.ci, c.h, c.h + 1}, kind, gotch.CPU)) // H != W
 				if c.binary { // spikes: 1 with probability 0.2
 					x = ok(ok(x.Less(ts.FloatScalar(0.2), true)).Totype(kind, true))
 				}
