@@ -63,7 +63,7 @@ func TestSpikeConvMatchesDense(t *testing.T) {
 					t.Fatal(err)
 				}
 				x := ok(ts.Rand([]int64{c.n, c.ci, c.h, c.h + 1}, kind, gotch.CPU)) // H != W
-				if c.binary { // spikes: 1 with probability 0.2
+				if c.binary {                                                       // spikes: 1 with probability 0.2
 					x = ok(ok(x.Less(ts.FloatScalar(0.2), true)).Totype(kind, true))
 				}
 				wshape := []int64{c.co, c.ci, c.k, c.k}
