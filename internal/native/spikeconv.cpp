@@ -29,6 +29,11 @@
 #include "parallel_internal.h"
 #include "spikeconv_internal.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#include <type_traits>
+
 namespace {
 
 using torch::Tensor;

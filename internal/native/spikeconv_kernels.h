@@ -120,8 +120,40 @@ void weight_grad_pixels(const SpikeGeom &g, const scalar_t *gy, const int16_t *i
 
 // index_pixels writes the index of the pixels [p0, p1) of x (N*H*W pixels of Ci channels) and
 // returns false if some value is neither 0 nor 1.
+#ifdef __AVX512F__
+// index_pixels_avx512: index_pixels for float32 and Ci a multiple of 16, 16 channels at a time: a
+// compare gives the mask of the channels that fired, a compress packs their numbers. Each store
+// writes 16 numbers from the pixel's count on: at most up to the pixel's Ci-th slot.
+inline bool index_pixels_avx512(const float *x, int64_t Ci, int16_t *idx, int32_t *cnt, int64_t p0, int64_t p1) {
+  const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+  const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  unsigned bad = 0;
+  for (int64_t p = p0; p < p1; ++p) {
+    const float *xr = x + p * Ci;
+    int16_t *ix = idx + p * Ci;
+    int32_t m = 0;
+    for (int64_t c = 0; c < Ci; c += 16) {
+      const __m512 v = _mm512_loadu_ps(xr + c);
+      const __mmask16 nz = _mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ);  // NaN: nonzero, not binary
+      const __mmask16 on = _mm512_cmp_ps_mask(v, one, _CMP_EQ_OQ);
+      bad |= static_cast<unsigned>(nz & ~on);
+      const __m512i ch = _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int>(c)));
+      const __m512i packed = _mm512_maskz_compress_epi32(nz, ch);
+      _mm256_storeu_si256(reinterpret_cast<__m256i *>(ix + m), _mm512_cvtepi32_epi16(packed));
+      m += __builtin_popcount(static_cast<unsigned>(nz));
+    }
+    cnt[p] = m;
+  }
+  return bad == 0;
+}
+#endif
+
 template <typename scalar_t>
 bool index_pixels(const scalar_t *x, int64_t Ci, int16_t *idx, int32_t *cnt, int64_t p0, int64_t p1) {
+#ifdef __AVX512F__
+  if (std::is_same<scalar_t, float>::value && Ci % 16 == 0)
+    return index_pixels_avx512(reinterpret_cast<const float *>(x), Ci, idx, cnt, p0, p1);
+#endif
   bool binary = true;
   for (int64_t p = p0; p < p1; ++p) {
     const scalar_t *xr = x + p * Ci;
