@@ -586,6 +586,10 @@ Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int
     default:
       TORCH_CHECK(false, "td layer: op must be 0 (conv), 1 (transposed conv) or 2 (linear), got ", op);
   }
+  // oneDNN gives an N, C, H, W output for a one-channel input (the image: its layout is both), and
+  // the spikes would follow it: the next layer then copied them (T*N images) to channels last, and
+  // this layer's backward copied their gradient back. One copy of the op's output here instead.
+  if (cl && y.dim() == 4 && !y.is_contiguous(at::MemoryFormat::ChannelsLast)) y = y.contiguous(at::MemoryFormat::ChannelsLast);
   // repeat == T: the op's output stands for all T steps (Geometry::rep), never copied T times.
   const bool rep = repeat > 1 && repeat == T;
   if (repeat > 1 && !rep) {
