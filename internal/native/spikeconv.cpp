@@ -239,8 +239,11 @@ struct SpikeConvFunction : public torch::autograd::Function<SpikeConvFunction> {
         blocks = up2(op, K, stride, padding, output_padding) && b > 0 && Co <= 32 * 4 / int(sizeof(scalar_t));
       });
       const int64_t P = blocks ? N * H * W : N * Ho * Wo, WS = K * K * Ci * Co;
-      // Fixed chunks of output pixels, a gradient buffer each, added in chunk order.
-      const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(8, P / 64));
+      // Fixed chunks of output pixels, a gradient buffer each, added in chunk order: 8, fewer for
+      // large weights (each chunk's buffer is zeroed and added), none smaller than 64 pixels. The
+      // count depends on the shapes only (results the same whatever the number of threads).
+      const int64_t chunks =
+          std::max<int64_t>(1, std::min<int64_t>({8, P / 64, std::max<int64_t>(2, (int64_t{1} << 20) / WS)}));
       Tensor buf = at::zeros({chunks, WS}, gy.options().memory_format(at::MemoryFormat::Contiguous));
       const Tensor gyn = nhwc(gy);
       AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "esv_spike_conv_wgrad", [&] {
