@@ -53,9 +53,11 @@ struct SpikeGeom {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,prefer-vector-width=512")
 #pragma GCC optimize("O3")
+#define ESV_SPIKECONV_AVX512 1  // the kernels' AVX-512 intrinsics (the pragma defines no __AVX512F__)
 namespace k512 {
 #include "spikeconv_kernels.h"
 }
+#undef ESV_SPIKECONV_AVX512
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx2")

@@ -120,7 +120,7 @@ void weight_grad_pixels(const SpikeGeom &g, const scalar_t *gy, const int16_t *i
 
 // index_pixels writes the index of the pixels [p0, p1) of x (N*H*W pixels of Ci channels) and
 // returns false if some value is neither 0 nor 1.
-#ifdef __AVX512F__
+#ifdef ESV_SPIKECONV_AVX512
 // index_pixels_avx512: index_pixels for float32 and Ci a multiple of 16, 16 channels at a time: a
 // compare gives the mask of the channels that fired, a compress packs their numbers. Each store
 // writes 16 numbers from the pixel's count on: at most up to the pixel's Ci-th slot.
@@ -150,7 +150,7 @@ inline bool index_pixels_avx512(const float *x, int64_t Ci, int16_t *idx, int32_
 
 template <typename scalar_t>
 bool index_pixels(const scalar_t *x, int64_t Ci, int16_t *idx, int32_t *cnt, int64_t p0, int64_t p1) {
-#ifdef __AVX512F__
+#ifdef ESV_SPIKECONV_AVX512
   if (std::is_same<scalar_t, float>::value && Ci % 16 == 0)
     return index_pixels_avx512(reinterpret_cast<const float *>(x), Ci, idx, cnt, p0, p1);
 #endif
@@ -454,7 +454,7 @@ template <typename scalar_t>
 void weight_grad_up2(const SpikeGeom &g, const scalar_t *gy, const int16_t *idx, const int32_t *cnt, scalar_t *dw,
                      int64_t b0, int64_t b1) {
   constexpr int L = Vec<scalar_t>::n;
-#ifdef __AVX512F__
+#ifdef ESV_SPIKECONV_AVX512
   // 9 taps x 2 vectors of sums fit the 32 registers of AVX-512 (not AVX2's 16)
   // (the lists hold output pixel numbers times 4 in int32)
   if ((up2_block<scalar_t>(g.Co) == 2 * L || up2_block<scalar_t>(g.Co) == L) && g.N * g.Ho * g.Wo < (int64_t{1} << 29)) {
