@@ -122,3 +122,75 @@ func TestSpikeConvMatchesDense(t *testing.T) {
 		}
 	}
 }
+
+// SpikeConv gives the same bits with 1 and with 3 intra-op threads (forward, x and weight
+// gradients): output pixels are independent and the weight gradient is summed over chunks fixed by
+// the shapes, in chunk order. The sizes give several chunks (and tiles of the gathering).
+func TestSpikeConvSameBitsAnyThreads(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	SetGradEnabled(true)
+	ok := func(v *ts.Tensor, err error) *ts.Tensor {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	prevThreads := NumThreads()
+	defer SetNumThreads(prevThreads)
+	for _, c := range []struct {
+		name             string
+		op               TdLayerOp
+		n, ci, h, co     int64
+		stride, pad, opd int64
+	}{
+		{"conv", OpConv, 8, 32, 16, 64, 2, 1, 0},
+		{"transposed conv, gathered weight gradient", OpConvTranspose, 8, 32, 16, 32, 2, 1, 1},
+		{"transposed conv, 2x2 blocks", OpConvTranspose, 8, 64, 8, 64, 2, 1, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			SetGradEnabled(true)
+			if err := ManualSeed(7); err != nil {
+				t.Fatal(err)
+			}
+			x := ok(ok(ok(ts.Rand([]int64{c.n, c.ci, c.h, c.h}, gotch.Float, gotch.CPU)).Less(ts.FloatScalar(0.15), true)).Totype(gotch.Float, true))
+			wshape := []int64{c.co, c.ci, 3, 3}
+			if c.op == OpConvTranspose {
+				wshape = []int64{c.ci, c.co, 3, 3}
+			}
+			w := ok(ts.Randn(wshape, gotch.Float, gotch.CPU))
+			run := func(threads int) [3][]float64 {
+				if err := SetNumThreads(threads); err != nil {
+					t.Fatal(err)
+				}
+				xl := ok(ok(x.Detach(false)).SetRequiresGrad(true, true))
+				wl := ok(ok(w.Detach(false)).SetRequiresGrad(true, true))
+				before := SpikeConvCount()
+				o := ok(SpikeConv(c.op, xl, wl, c.stride, c.pad, c.opd))
+				if SpikeConvCount() == before {
+					t.Fatal("the index path was not taken")
+				}
+				if err := ManualSeed(8); err != nil {
+					t.Fatal(err)
+				}
+				gout := ok(ts.Randn(o.MustSize(), gotch.Float, gotch.CPU))
+				loss := ok(ok(o.Mul(gout, false)).Sum(gotch.Float, true))
+				if err := loss.Backward(); err != nil {
+					t.Fatal(err)
+				}
+				return [3][]float64{o.Float64Values(), ok(xl.Grad(false)).Float64Values(), ok(wl.Grad(false)).Float64Values()}
+			}
+			one, three := run(1), run(3)
+			for k, name := range []string{"output", "x gradient", "weight gradient"} {
+				for j := range one[k] {
+					if one[k][j] != three[k][j] {
+						t.Fatalf("%s [%d]: %v with 1 thread, %v with 3", name, j, one[k][j], three[k][j])
+					}
+				}
+			}
+		})
+	}
+}
