@@ -18,13 +18,7 @@ func TestTimeWeightedSum(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	const T, N, C, H, W = 5, 3, 4, 7, 6
-	ok := func(v *ts.Tensor, err error) *ts.Tensor {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	ok := tensorOK(t)
 	for _, kind := range []gotch.DType{gotch.Double, gotch.Float} {
 		tol := 1e-12
 		if kind == gotch.Float {
@@ -33,6 +27,7 @@ func TestTimeWeightedSum(t *testing.T) {
 		coef := ok(ts.Rand([]int64{1, 1, 1, 1, T}, kind, gotch.CPU))
 		for _, layout := range []string{"nchw", "channels last", "not dense"} {
 			t.Run(fmt.Sprintf("%v %s", kind, layout), func(t *testing.T) {
+				ok := tensorOK(t)
 				if err := ManualSeed(3); err != nil {
 					t.Fatal(err)
 				}

@@ -172,18 +172,6 @@ bool index_pixels(const scalar_t *x, int64_t Ci, int16_t *idx, int32_t *cnt, int
   return binary;
 }
 
-template <typename scalar_t, int CB>
-struct Blocked {
-  static void forward(const SpikeGeom &g, const scalar_t *wt, const int16_t *idx, const int32_t *cnt, scalar_t *y,
-                      int64_t p0, int64_t p1) {
-    forward_pixels<scalar_t, CB>(g, wt, idx, cnt, y, p0, p1);
-  }
-  static void weight_grad(const SpikeGeom &g, const scalar_t *gy, const int16_t *idx, const int32_t *cnt,
-                          scalar_t *dw, int64_t p0, int64_t p1) {
-    weight_grad_pixels<scalar_t, CB>(g, gy, idx, cnt, dw, p0, p1);
-  }
-};
-
 // block_of: the channel block for Co output channels: the largest of 8, 4, 2, 1 vectors that divides
 // Co, else 0 (Co below one vector, one block) or -1 (not handled: no multiple of the vector length).
 template <typename scalar_t>
@@ -194,32 +182,35 @@ int block_of(int64_t Co) {
   return Co < L ? 0 : -1;
 }
 
-template <typename scalar_t>
-void forward(const SpikeGeom &g, const scalar_t *wt, const int16_t *idx, const int32_t *cnt, scalar_t *y, int64_t p0,
-             int64_t p1) {
+// with_block calls f(std::integral_constant<int, b>) for a block b returned by block_of (the loops
+// take the block as a template argument: its vectors stay in registers).
+template <typename scalar_t, typename F>
+void with_block(int b, const F &f) {
   constexpr int L = Vec<scalar_t>::n;
-  switch (block_of<scalar_t>(g.Co)) {
-    case 8 * L: Blocked<scalar_t, 8 * L>::forward(g, wt, idx, cnt, y, p0, p1); break;
-    case 4 * L: Blocked<scalar_t, 4 * L>::forward(g, wt, idx, cnt, y, p0, p1); break;
-    case 2 * L: Blocked<scalar_t, 2 * L>::forward(g, wt, idx, cnt, y, p0, p1); break;
-    case L: Blocked<scalar_t, L>::forward(g, wt, idx, cnt, y, p0, p1); break;
-    case 0: Blocked<scalar_t, 0>::forward(g, wt, idx, cnt, y, p0, p1); break;
+  switch (b) {
+    case 8 * L: f(std::integral_constant<int, 8 * L>{}); break;
+    case 4 * L: f(std::integral_constant<int, 4 * L>{}); break;
+    case 2 * L: f(std::integral_constant<int, 2 * L>{}); break;
+    case L: f(std::integral_constant<int, L>{}); break;
+    case 0: f(std::integral_constant<int, 0>{}); break;
     default: break;
   }
 }
 
 template <typename scalar_t>
+void forward(const SpikeGeom &g, const scalar_t *wt, const int16_t *idx, const int32_t *cnt, scalar_t *y, int64_t p0,
+             int64_t p1) {
+  with_block<scalar_t>(block_of<scalar_t>(g.Co), [&](auto cb) {
+    forward_pixels<scalar_t, decltype(cb)::value>(g, wt, idx, cnt, y, p0, p1);
+  });
+}
+
+template <typename scalar_t>
 void weight_grad(const SpikeGeom &g, const scalar_t *gy, const int16_t *idx, const int32_t *cnt, scalar_t *dw,
                  int64_t p0, int64_t p1) {
-  constexpr int L = Vec<scalar_t>::n;
-  switch (block_of<scalar_t>(g.Co)) {
-    case 8 * L: Blocked<scalar_t, 8 * L>::weight_grad(g, gy, idx, cnt, dw, p0, p1); break;
-    case 4 * L: Blocked<scalar_t, 4 * L>::weight_grad(g, gy, idx, cnt, dw, p0, p1); break;
-    case 2 * L: Blocked<scalar_t, 2 * L>::weight_grad(g, gy, idx, cnt, dw, p0, p1); break;
-    case L: Blocked<scalar_t, L>::weight_grad(g, gy, idx, cnt, dw, p0, p1); break;
-    case 0: Blocked<scalar_t, 0>::weight_grad(g, gy, idx, cnt, dw, p0, p1); break;
-    default: break;
-  }
+  with_block<scalar_t>(block_of<scalar_t>(g.Co), [&](auto cb) {
+    weight_grad_pixels<scalar_t, decltype(cb)::value>(g, gy, idx, cnt, dw, p0, p1);
+  });
 }
 
 // The transposed convolution with K 3, stride 2, padding 1 and output padding 1 (every decoder
@@ -374,13 +365,10 @@ int up2_block(int64_t Co) {
 template <typename scalar_t>
 void forward_up2(const SpikeGeom &g, const scalar_t *wt, const int16_t *idx, const int32_t *cnt, scalar_t *y,
                  int64_t b0, int64_t b1) {
-  constexpr int L = Vec<scalar_t>::n;
-  switch (up2_block<scalar_t>(g.Co)) {
-    case 4 * L: Up2<scalar_t, 4 * L>::forward(g, wt, idx, cnt, y, b0, b1); break;
-    case 2 * L: Up2<scalar_t, 2 * L>::forward(g, wt, idx, cnt, y, b0, b1); break;
-    case L: Up2<scalar_t, L>::forward(g, wt, idx, cnt, y, b0, b1); break;
-    default: break;
-  }
+  with_block<scalar_t>(up2_block<scalar_t>(g.Co), [&](auto cb) {
+    constexpr int B = decltype(cb)::value;
+    if constexpr (B > 0 && B <= 4 * Vec<scalar_t>::n) Up2<scalar_t, B>::forward(g, wt, idx, cnt, y, b0, b1);
+  });
 }
 
 // Up2Gather: the weight gradient of the Up2 transposed convolution by gathering, for the input
@@ -473,10 +461,8 @@ void weight_grad_up2(const SpikeGeom &g, const scalar_t *gy, const int16_t *idx,
     return;
   }
 #endif
-  switch (up2_block<scalar_t>(g.Co)) {
-    case 4 * L: Up2<scalar_t, 4 * L>::weight_grad(g, gy, idx, cnt, dw, b0, b1); break;
-    case 2 * L: Up2<scalar_t, 2 * L>::weight_grad(g, gy, idx, cnt, dw, b0, b1); break;
-    case L: Up2<scalar_t, L>::weight_grad(g, gy, idx, cnt, dw, b0, b1); break;
-    default: break;
-  }
+  with_block<scalar_t>(up2_block<scalar_t>(g.Co), [&](auto cb) {
+    constexpr int B = decltype(cb)::value;
+    if constexpr (B > 0 && B <= 4 * L) Up2<scalar_t, B>::weight_grad(g, gy, idx, cnt, dw, b0, b1);
+  });
 }

@@ -22,13 +22,6 @@ func TestSpikeConvMatchesDense(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	SetGradEnabled(true)
-	ok := func(v *ts.Tensor, err error) *ts.Tensor {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
 	cases := []struct {
 		name                 string
 		op                   TdLayerOp
@@ -56,6 +49,7 @@ func TestSpikeConvMatchesDense(t *testing.T) {
 		}
 		for i, c := range cases {
 			t.Run(fmt.Sprintf("%v %s", kind, c.name), func(t *testing.T) {
+				ok := tensorOK(t)
 				runtime.LockOSThread() // a subtest runs on a goroutine of its own
 				defer runtime.UnlockOSThread()
 				SetGradEnabled(true)
@@ -130,13 +124,6 @@ func TestSpikeConvSameBitsAnyThreads(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	SetGradEnabled(true)
-	ok := func(v *ts.Tensor, err error) *ts.Tensor {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
 	prevThreads := NumThreads()
 	defer SetNumThreads(prevThreads)
 	for _, c := range []struct {
@@ -150,6 +137,7 @@ func TestSpikeConvSameBitsAnyThreads(t *testing.T) {
 		{"transposed conv, 2x2 blocks", OpConvTranspose, 8, 64, 8, 64, 2, 1, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			ok := tensorOK(t)
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			SetGradEnabled(true)

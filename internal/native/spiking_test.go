@@ -14,13 +14,7 @@ import (
 // lifGrad runs f on a leaf copy of x and returns the spikes and d sum(out * gout) / dx.
 func lifGrad(t *testing.T, f func(*ts.Tensor) (*ts.Tensor, error), x, gout *ts.Tensor) (out, grad []float64) {
 	t.Helper()
-	ok := func(v *ts.Tensor, err error) *ts.Tensor {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	ok := tensorOK(t)
 	leaf := ok(ok(x.Detach(false)).SetRequiresGrad(true, true))
 	o := ok(f(leaf))
 	loss := ok(ok(o.Mul(gout, false)).Sum(x.DType(), true))

@@ -568,10 +568,11 @@ Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int
   // they are.
   const bool cl = op != 2 && xt.dim() == 4 && use_channels_last();
   const Tensor x = cl ? xt.contiguous(at::MemoryFormat::ChannelsLast) : xt;
-  const Tensor wc = cl ? w.contiguous(at::MemoryFormat::ChannelsLast) : w;
   // Spikes in (every layer but the first, whose input is the image, repeated): the convolution from
   // their index (spikeconv.cpp); y stays undefined where that path does not apply.
   if (cl && repeat <= 1) y = esv::spike_conv(op, x, w, stride, padding, output_padding);
+  // The dense op (the image, or where the index path does not apply); channels last, the weight too.
+  const Tensor wc = !y.defined() && cl ? w.contiguous(at::MemoryFormat::ChannelsLast) : w;
   if (!y.defined()) switch (op) {
     case 0:
       y = at::conv2d(x, wc, {}, {stride, stride}, {padding, padding});
