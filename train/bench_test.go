@@ -2,6 +2,7 @@ package train
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,8 +26,9 @@ func TestBenchSmall(t *testing.T) {
 	if len(res) != 3 || !(res[0].ImagesPerSec > 0) || len(res[0].StepSecs) != 2 || res[0].MinSecPerStep > res[0].SecPerStep || res[0].SecPerStep > res[0].MaxSecPerStep {
 		t.Fatalf("results %+v, want three (fused, unfused, per-step), each with 2 step times around a positive median", res)
 	}
-	if rep.Sampling == nil || rep.Sampling.Images != 4 || !(rep.Sampling.ImagesPerSec > 0) {
-		t.Fatalf("sampling %+v, want 4 images at a positive rate", rep.Sampling)
+	if rep.Sampling == nil || rep.Sampling.Images != 4 || !(rep.Sampling.ImagesPerSec > 0) || !(rep.Sampling.FirstSec > 0) ||
+		math.Abs(rep.Sampling.ImagesPerSec*rep.Sampling.Sec-4) > 1e-9 {
+		t.Fatalf("sampling %+v, want 4 images at a positive rate (rate x seconds = 4) and the first call's time", rep.Sampling)
 	}
 	if rep.Machine.Libtorch == "" || rep.Machine.Threads < 1 || !strings.HasPrefix(out.String(), "machine: ") {
 		t.Fatalf("machine %+v; output does not start with the machine line:\n%s", rep.Machine, out.String())
