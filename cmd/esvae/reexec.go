@@ -64,7 +64,8 @@ func reexecWithLibtorchDir() error {
 // transparent huge pages for the heap (glibc.malloc.hugetlb=1: madvise(MADV_HUGEPAGE) on what malloc
 // takes from the kernel, for kernels whose THP setting is "madvise"; older glibc ignores the name).
 // The fused layers read T rows of each tensor a few MiB apart, a new 4 KiB page every 2 KiB:
-// with 2 MiB pages `esvae bench` measured 1.04-1.06x at batch 32 (alternating runs).
+// with 2 MiB pages `esvae bench` measured 1.0-1.1x at batch 32 and 1.09x for the CelebA-size model
+// (alternating runs; README, "Speed").
 const mallocTunables = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824:glibc.malloc.top_pad=67108864:glibc.malloc.hugetlb=1"
 
 // speedEnv returns the variables to add to the environment for CPU speed, "" each where the

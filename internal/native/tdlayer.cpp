@@ -101,11 +101,11 @@ constexpr int64_t kChunk = 512;  // columns per chunk of the column-parallel loo
 // prefetch_rows asks for the chunk's columns [b0, b0 + n) of the time steps t + 2 * dir (and, at
 // the first step, t + dir) of x (T, M): a chunk reads T short runs of columns M apart, too short
 // for the hardware prefetcher to follow, and the loops stalled on these loads.
-// The forward's rows of spikes get the same for writing (prefetch_rows_w): the first layer's forward
-// 1.9 -> 0.9 ms at batch 32 (in-situ profile, four runs). The backward's first pass gained in a
-// one-thread microbenchmark from prefetching the rows of dy it writes, but lost in the two-thread
-// step (final_layer.0's backward 19-21 -> 24-26 ms): it has none.
-template <typename scalar_t>
+// The forward's rows of spikes get the same for writing (kWrite): the first layer's forward 1.9 ->
+// 0.9 ms at batch 32 (in-situ profile, four runs). The backward's first pass gained in a one-thread
+// microbenchmark from prefetching the rows of dy it writes, but lost in the two-thread step
+// (final_layer.0's backward 19-21 -> 24-26 ms): it has none.
+template <bool kWrite = false, typename scalar_t>
 inline void prefetch_rows(const scalar_t *x, int64_t M, int64_t b0, int64_t n, int64_t t, int64_t T, int64_t dir) {
   constexpr int64_t line = 64 / sizeof(scalar_t);
   const int64_t first = (dir > 0 ? t == 0 : t == T - 1) ? 1 : 2;
@@ -113,19 +113,7 @@ inline void prefetch_rows(const scalar_t *x, int64_t M, int64_t b0, int64_t n, i
     const int64_t u = t + d * dir;
     if (u < 0 || u >= T) continue;
     const scalar_t *p = x + u * M + b0;
-    for (int64_t j = 0; j < n; j += line) __builtin_prefetch(p + j);
-  }
-}
-
-template <typename scalar_t>
-inline void prefetch_rows_w(scalar_t *x, int64_t M, int64_t b0, int64_t n, int64_t t, int64_t T, int64_t dir) {
-  constexpr int64_t line = 64 / sizeof(scalar_t);
-  const int64_t first = (dir > 0 ? t == 0 : t == T - 1) ? 1 : 2;
-  for (int64_t d = first; d <= 2; ++d) {
-    const int64_t u = t + d * dir;
-    if (u < 0 || u >= T) continue;
-    scalar_t *p = x + u * M + b0;
-    for (int64_t j = 0; j < n; j += line) __builtin_prefetch(p + j, 1);
+    for (int64_t j = 0; j < n; j += line) __builtin_prefetch(p + j, kWrite ? 1 : 0);
   }
 }
 
@@ -311,7 +299,7 @@ void forward_cpu(const Tensor &y, const Tensor &cb, const Tensor &gamma, const T
         const scalar_t ct = rc[t];
         for (int64_t j = 0; j < n; ++j) acc[j] += ct * ob[j];
       } else {
-        prefetch_rows_w(op, M, b0, n, t, T, 1);
+        prefetch_rows<true>(op, M, b0, n, t, T, 1);
         scalar_t *__restrict__ ot = op + t * M + b0;
         for (int64_t j = 0; j < n; ++j) ot[j] = ob[j];
       }
