@@ -80,6 +80,13 @@ func uniformParam(p *gnn.Path, name string, dims []int64, bound float64, dtype g
 	return v
 }
 
+// UniformParam adds a trainable parameter drawn from uniform(-1/sqrt(fanIn), 1/sqrt(fanIn)) with
+// libtorch's RNG: PyTorch's default initialisation of a weight without a bias (kaiming-uniform with
+// a = sqrt(5)), for layers that are not Conv, ConvTranspose or Linear.
+func UniformParam(p *gnn.Path, name string, dims []int64, fanIn int64, dtype gotch.DType) *ts.Tensor {
+	return uniformParam(p, name, dims, fanInBound(fanIn), dtype)
+}
+
 // Buffer adds a non-trainable tensor (a running statistic or constant) under name.
 func Buffer(p *gnn.Path, name string, t *ts.Tensor) *ts.Tensor {
 	v, err := p.Add(name, t, false, gnn.WithVarType("buffer"))

@@ -253,8 +253,27 @@ func (t *trainer) averageGrads() error {
 	if bucket <= 0 {
 		bucket = DefaultBucketBytes
 	}
+	// A parameter the forward never uses (TAID's conv_c, ATTENTION-SPEC) has no gradient on any rank;
+	// the all-reduce fills it with zeros, which AdamW would then decay. Set it back to none, as in a
+	// single process, where AdamW skips it.
+	var unused []*ts.Tensor
+	for _, p := range t.opt.params {
+		g, err := p.Grad(false)
+		if err != nil {
+			return fmt.Errorf("step %d: reading a gradient: %w", t.meta.Step+1, err)
+		}
+		if !g.MustDefined() {
+			unused = append(unused, p)
+		}
+		nn.Drop(g)
+	}
 	if _, err := t.group.pg.AverageGrads(t.opt.params, bucket); err != nil {
 		return t.group.diagnose(fmt.Sprintf("step %d: gradient all-reduce", t.meta.Step+1), err)
+	}
+	if len(unused) > 0 {
+		if err := native.ZeroGrad(unused, true); err != nil {
+			return fmt.Errorf("step %d: %w", t.meta.Step+1, err)
+		}
 	}
 	return nil
 }

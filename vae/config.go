@@ -28,6 +28,18 @@ const (
 // Kinds lists the model kinds.
 func Kinds() []string { return []string{KindESVAE, KindFSVAE, KindANNVAE} }
 
+// Readouts (model.readout) and input attentions (model.input_attention): the two spiking attention
+// modules of the paper's Table V, on either spiking backbone (ATTENTION-SPEC).
+const (
+	ReadoutMembrane = "membrane" // sum_t 0.8^(T-1-t) x_t, then tanh (the backbones' own)
+	ReadoutTAID     = "taid"     // temporal-attention image decoding (Qiu et al., ICLR 2023 Tiny Paper)
+	AttentionNone   = "none"     // the encoder sees the direct-encoded image
+	AttentionPFA    = "pfa"      // projected-full attention on the encoder's input (Deng et al., KBS 2024)
+)
+
+// DefaultPFARank is the rank R of the authors' PFA (TCSAModule(..., rank=64)).
+const DefaultPFARank = 64
+
 // FSVAEConfig holds FSVAE's own settings (BASELINES-SPEC 1).
 type FSVAEConfig struct {
 	// K is the number of output copies per latent of the autoregressive nets (the Bernoulli
@@ -71,6 +83,14 @@ type Config struct {
 	FSVAE FSVAEConfig `mapstructure:"fsvae" json:"fsvae"`
 	// ANNVAE is used by kind annvae only.
 	ANNVAE ANNVAEConfig `mapstructure:"annvae" json:"annvae"`
+	// Readout is membrane (the default; "" reads as membrane) or taid, which replaces the membrane
+	// readout by TAID's temporal attention (esvae and fsvae only).
+	Readout string `mapstructure:"readout" json:"readout,omitempty"`
+	// InputAttention is none (the default; "" reads as none) or pfa, PFA's rank-R attention map on
+	// the encoder's input (esvae and fsvae, 32x32 only).
+	InputAttention string `mapstructure:"input_attention" json:"input_attention,omitempty"`
+	// PFARank is PFA's rank R (used with input_attention pfa). Default 64.
+	PFARank int64 `mapstructure:"pfa_rank" json:"pfa_rank,omitempty"`
 }
 
 // Relevant returns c with the settings of the other kinds zeroed (FSVAE's for a non-FSVAE model, the
@@ -84,7 +104,55 @@ func (c Config) Relevant() Config {
 	if c.Kind != KindANNVAE {
 		c.ANNVAE = ANNVAEConfig{}
 	}
+	c.Readout, c.InputAttention = c.ReadoutName(), c.InputAttentionName()
+	if c.InputAttention != AttentionPFA {
+		c.PFARank = 0
+	}
 	return c
+}
+
+// ReadoutName is c.Readout, with "" read as membrane (checkpoints from before the option).
+func (c Config) ReadoutName() string {
+	if c.Readout == "" {
+		return ReadoutMembrane
+	}
+	return c.Readout
+}
+
+// InputAttentionName is c.InputAttention, with "" read as none.
+func (c Config) InputAttentionName() string {
+	if c.InputAttention == "" {
+		return AttentionNone
+	}
+	return c.InputAttention
+}
+
+// Variant names the model with its attention modules: esvae, fsvae+taid, esvae+pfa, ...
+func (c Config) Variant() string {
+	v := c.KindName()
+	if c.ReadoutName() != ReadoutMembrane {
+		v += "+" + c.ReadoutName()
+	}
+	if c.InputAttentionName() != AttentionNone {
+		v += "+" + c.InputAttentionName()
+	}
+	return v
+}
+
+// CheckAttention returns an error naming both values when a file whose model has the attention
+// modules of got is used where want's are asked for (resume, --init): the modules change the
+// model's parameters.
+func CheckAttention(what string, got, want Config) error {
+	var errs []error
+	if a, b := got.ReadoutName(), want.ReadoutName(); a != b {
+		errs = append(errs, fmt.Errorf("%s has model.readout %s but the configuration asks for %s: set model.readout: %s, or start a new run", what, a, b, a))
+	}
+	if a, b := got.InputAttentionName(), want.InputAttentionName(); a != b {
+		errs = append(errs, fmt.Errorf("%s has model.input_attention %s but the configuration asks for %s: set model.input_attention: %s, or start a new run", what, a, b, a))
+	} else if a == AttentionPFA && got.PFARank != want.PFARank {
+		errs = append(errs, fmt.Errorf("%s has model.pfa_rank %d but the configuration asks for %d: set model.pfa_rank: %d", what, got.PFARank, want.PFARank, got.PFARank))
+	}
+	return errors.Join(errs...)
 }
 
 // KindName is c.Kind, with "" read as esvae.
@@ -98,14 +166,17 @@ func (c Config) KindName() string {
 // DefaultConfig returns the paper's ESVAE for 1-channel 32x32 images.
 func DefaultConfig() Config {
 	return Config{
-		Kind:         KindESVAE,
-		InChannels:   1,
-		LatentDim:    128,
-		T:            16,
-		LIF:          spiking.DefaultLIFConfig(),
-		MMDWeight:    0.001,
-		ReadoutDecay: 0.8,
-		FSVAE:        FSVAEConfig{K: 20, Scheduled: true, TauS: 2},
+		Kind:           KindESVAE,
+		InChannels:     1,
+		LatentDim:      128,
+		T:              16,
+		LIF:            spiking.DefaultLIFConfig(),
+		MMDWeight:      0.001,
+		ReadoutDecay:   0.8,
+		FSVAE:          FSVAEConfig{K: 20, Scheduled: true, TauS: 2},
+		Readout:        ReadoutMembrane,
+		InputAttention: AttentionNone,
+		PFARank:        DefaultPFARank,
 	}
 }
 
@@ -143,6 +214,30 @@ func (c Config) Validate() error {
 		if !(c.FSVAE.TauS >= 1) || math.IsInf(c.FSVAE.TauS, 0) {
 			errs = append(errs, fmt.Errorf("model.fsvae.tau_s = %g: must be >= 1 and finite (reference 2)", c.FSVAE.TauS))
 		}
+	}
+	switch c.ReadoutName() {
+	case ReadoutMembrane:
+	case ReadoutTAID:
+		if c.KindName() == KindANNVAE {
+			errs = append(errs, fmt.Errorf("model.readout taid needs a spiking model (model.kind esvae or fsvae), not annvae"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("model.readout %q is not one of membrane, taid", c.Readout))
+	}
+	switch c.InputAttentionName() {
+	case AttentionNone:
+	case AttentionPFA:
+		if c.KindName() == KindANNVAE {
+			errs = append(errs, fmt.Errorf("model.input_attention pfa needs a spiking model (model.kind esvae or fsvae), not annvae"))
+		}
+		if c.Large {
+			errs = append(errs, fmt.Errorf("model.input_attention pfa is defined for the 32x32 model only (the authors build none for the 64x64 one): use model.large: false or model.input_attention: none"))
+		}
+		if c.PFARank < 1 {
+			errs = append(errs, fmt.Errorf("model.pfa_rank = %d: must be >= 1 (the authors' 64)", c.PFARank))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("model.input_attention %q is not one of none, pfa", c.InputAttention))
 	}
 	if !(c.ANNVAE.KLDWeight >= 0) || math.IsInf(c.ANNVAE.KLDWeight, 0) {
 		errs = append(errs, fmt.Errorf("model.annvae.kld_weight = %g: must be >= 0 and finite (0: 1 / batches per epoch)", c.ANNVAE.KLDWeight))

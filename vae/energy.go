@@ -33,7 +33,8 @@ type LayerOps struct {
 
 // GenerationOps draws count images from the prior like Generate (evaluation mode) and counts every
 // decoder layer's operations, layer by layer: sample_layer, decoder_input, decoder.*, final_layer.0,
-// final_layer.1 and the membrane readout. z is drawn with libtorch's generator.
+// final_layer.1 and the membrane readout (or TAID, which replaces it). z is drawn with libtorch's
+// generator. PFA acts on the encoder's input only and is not part of generation: it adds nothing here.
 func (m *Model) GenerationOps(count int64) (ops []LayerOps, err error) {
 	if m.sample == nil {
 		return nil, fmt.Errorf("GenerationOps: the model has no sample_layer (not ESVAE)")
@@ -106,8 +107,19 @@ func (m *Model) generationOps(count int64) []LayerOps {
 	op.FloatOps = float64(nn.Numel(out)) // bias adds
 	op.DenseMACs += float64(nn.Numel(out)) / float64(T)
 	ops = append(ops, op)
-	// The readout: sum_t 0.8^(T-1-t) y_t, one multiply-accumulate per output pixel and step.
-	ops = append(ops, LayerOps{Name: "membrane_output_layer", FloatOps: float64(nn.Numel(out)), Neurons: per(out)})
+	if m.taid != nil {
+		// TAID (ATTENTION-SPEC) in place of the readout, all on real values: the spatial mean of
+		// every output channel and step (one add per pixel and step), the T x T mixing of the T means
+		// (T multiply-accumulates per channel and step), one sigmoid per channel and step (counted as
+		// one operation), and the weighted sum over time (one multiply-accumulate per pixel and step).
+		s := nn.Size(out) // (T*N, C, S, S)
+		means := float64(T * count * s[1])
+		ops = append(ops, LayerOps{Name: "taid (membrane_output_layer)",
+			FloatOps: 2*float64(nn.Numel(out)) + means*float64(T) + means, Neurons: per(out)})
+	} else {
+		// The readout: sum_t 0.8^(T-1-t) y_t, one multiply-accumulate per output pixel and step.
+		ops = append(ops, LayerOps{Name: "membrane_output_layer", FloatOps: float64(nn.Numel(out)), Neurons: per(out)})
+	}
 	nn.Drop(out)
 	return ops
 }

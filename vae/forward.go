@@ -60,6 +60,11 @@ func (m *Model) Encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor, err error) {
 func (m *Model) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
 	T, L, lif := m.Cfg.T, m.Cfg.LatentDim, m.Cfg.LIF
 	n := nn.Size(x)[0]
+	if m.pfa != nil {
+		// PFA on the direct-encoded input: the attended image, the same at every step (pfa).
+		x = m.pfa.forward(x)
+		defer nn.Drop(x)
+	}
 	// The first conv sees the same image at every step: convolve once, then repeat over time
 	// (identical values; tdBN then sees the full (T*N) batch as in the reference).
 	first := m.encoder[0]
@@ -121,6 +126,15 @@ func (m *Model) decode(z *ts.Tensor, train bool) *ts.Tensor {
 	h = drop(h, nn.M(h.View([]int64{T * n, hid[len(hid)-1], 2, 2}, false))) // (T*N, C_last, 2, 2)
 	for _, l := range m.decoder {
 		h = m.layer(l, h, train, true) // doubles H, W; halves channels
+	}
+	if m.taid != nil {
+		// TAID needs final_layer.1's output at every step: its attention weights come from the
+		// spatial means of each step's output.
+		h = m.layer(m.final0, h, train, true) // (T*N, 32, S, S)
+		y := m.final1.Forward(h)              // (T*N, C, S, S)
+		nn.Drop(h)
+		y = drop(y, m.taid.forward(y)) // (N, C, S, S)
+		return drop(y, nn.M(y.Tanh(false)))
 	}
 	// final_layer.1 (no spike) and the readout tanh(sum_t 0.8^(T-1-t) y_t), y_t = W * h_t + b:
 	// the weighted sum commutes with the linear layer, sum_t c_t (W * h_t + b) = W * (sum_t c_t h_t)

@@ -38,7 +38,7 @@ type arNet struct {
 // NewFSVAE builds FSVAE in vs with PyTorch's default initialisation.
 func NewFSVAE(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (*FSVAE, error) {
 	cfg.Kind = KindFSVAE
-	bb, err := New(vs, cfg, dtype)
+	bb, err := newBackbone(vs, cfg, dtype)
 	if err != nil {
 		return nil, err
 	}
@@ -50,6 +50,9 @@ func NewFSVAE(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (*FSVAE, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building FSVAE: %w", err)
+	}
+	if err := bb.buildAttention(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

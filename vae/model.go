@@ -33,8 +33,10 @@ type Model struct {
 	decoder      []*layer
 	final0       *layer
 	final1       *nn.ConvTranspose
-	readout      *spiking.Readout
+	readout      *spiking.Readout // the membrane readout; nil with model.readout taid
 	sample       *nn.Linear
+	taid         *taid // model.readout taid: replaces readout
+	pfa          *pfa  // model.input_attention pfa: on the encoder's input
 
 	// lif is the neuron implementation: the fused kernel, or the per-step baseline (benchmarks).
 	lif func(x *ts.Tensor, T int64, cfg spiking.LIFConfig) (*ts.Tensor, error)
@@ -77,12 +79,47 @@ func New(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (m *Model, err error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	m, err = newBackbone(vs, cfg, dtype)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.buildAttention(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// newBackbone builds the network without its attention modules (FSVAE adds them after its own nets,
+// so that a seed gives the same backbone and nets with and without them).
+func newBackbone(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (m *Model, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	m = &Model{Cfg: cfg, VS: vs, DType: dtype, lif: spiking.LIF}
 	err = nn.Catch(func() { m.build() })
 	if err != nil {
 		return nil, fmt.Errorf("building ESVAE: %w", err)
 	}
 	return m, nil
+}
+
+// buildAttention adds the configuration's attention modules (ATTENTION-SPEC) after every other
+// parameter, so that their initial values are drawn last: with the same seed, the rest of the model
+// starts from the plain model's values.
+func (m *Model) buildAttention() error {
+	c, root, dt := m.Cfg, m.VS.Root(), m.DType
+	err := nn.Catch(func() {
+		if c.ReadoutName() == ReadoutTAID {
+			m.taid = newTAID(nn.At(root, "membrane_output_layer"), c.T, dt)
+		}
+		if c.InputAttentionName() == AttentionPFA {
+			m.pfa = newPFA(nn.At(root, "PFA"), c.T, c.InChannels, c.PFARank, dt)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("building the attention modules: %w", err)
+	}
+	return nil
 }
 
 func (m *Model) build() {
@@ -110,11 +147,13 @@ func (m *Model) build() {
 	}
 	m.final0 = &layer{convT: nn.NewConvTranspose(nn.At(root, "final_layer.0"), h[0], h[0], 3, 2, 1, 1, dt), bn: bn("final_layer.0", h[0]), spike: true}
 	m.final1 = nn.NewConvTranspose(nn.At(root, "final_layer.1"), h[0], c.InChannels, 3, 1, 1, 0, dt)
-	r, err := spiking.NewReadout(nn.At(root, "membrane_output_layer"), c.T, c.ReadoutDecay, dt)
-	if err != nil {
-		panic(&nn.OpError{Err: err})
+	if c.ReadoutName() == ReadoutMembrane { // TAID replaces it (buildAttention)
+		r, err := spiking.NewReadout(nn.At(root, "membrane_output_layer"), c.T, c.ReadoutDecay, dt)
+		if err != nil {
+			panic(&nn.OpError{Err: err})
+		}
+		m.readout = r
 	}
-	m.readout = r
 	if c.KindName() == KindESVAE { // FSVAE shares the backbone but has no bottleneck
 		m.sample = nn.NewLinear(nn.At(root, "sample_layer.0"), c.LatentDim, c.LatentDim, dt)
 	}

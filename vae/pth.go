@@ -197,7 +197,8 @@ func storageToTensor(st *pickle.StorageTensor) (*ts.Tensor, error) {
 }
 
 // InferConfig reads the architecture of a reference state_dict: input channels, latent length,
-// time steps and network size. Other fields keep the defaults.
+// time steps, network size and the attention modules (TAID's membrane_output_layer.conv.weight,
+// PFA.*). Other fields keep the defaults.
 func InferConfig(sd map[string]*ts.Tensor) (Config, error) {
 	cfg := DefaultConfig()
 	cfg.Kind = InferKind(sd)
@@ -233,10 +234,31 @@ func InferConfig(sd map[string]*ts.Tensor) (Config, error) {
 	default:
 		return cfg, fmt.Errorf("before_latent_layer.weight has shape %v: the input must be 1024 (ESVAE) or 2048 (ESVAE-Large) features", s)
 	}
-	if s, err = need("membrane_output_layer.coef", 5); err != nil {
-		return cfg, err
+	// The time steps: from the membrane readout's coefficients (1, 1, 1, 1, T), or TAID's T x T
+	// mixing weight (T, T, 1), which replaces it (ATTENTION-SPEC).
+	if _, ok := sd["membrane_output_layer.conv.weight"]; ok {
+		if s, err = need("membrane_output_layer.conv.weight", 3); err != nil {
+			return cfg, err
+		}
+		if s[0] != s[1] || s[2] != 1 {
+			return cfg, fmt.Errorf("membrane_output_layer.conv.weight has shape %v: TAID's is (T, T, 1)", s)
+		}
+		cfg.T, cfg.Readout = s[0], ReadoutTAID
+	} else {
+		if s, err = need("membrane_output_layer.coef", 5); err != nil {
+			return cfg, err
+		}
+		cfg.T = s[4]
 	}
-	cfg.T = s[4]
+	if _, ok := sd["PFA.TS_conv.weight"]; ok {
+		if s, err = need("PFA.TS_conv.weight", 4); err != nil {
+			return cfg, err
+		}
+		if s[1] != cfg.T {
+			return cfg, fmt.Errorf("PFA.TS_conv.weight has shape %v: PFA's is (rank, T = %d, 3, 3)", s, cfg.T)
+		}
+		cfg.InputAttention, cfg.PFARank = AttentionPFA, s[0]
+	}
 	if cfg.Kind == KindFSVAE {
 		if s, err = need("prior.layers.2.weight", 2); err != nil {
 			return cfg, err

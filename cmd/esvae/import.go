@@ -19,7 +19,8 @@ func newImportCommand(a *app) *cobra.Command {
 		Short: "Convert a PyTorch .pth state_dict of the authors' ESVAE, FSVAE or ANN VAE into an esvae checkpoint",
 		Long: `Reads a torch.save state_dict (zip format, torch >= 1.6) of the reference implementation,
 infers the kind (fc_mu.* = ANN VAE; posterior.* without sample_layer.* = FSVAE; else ESVAE) and the
-architecture (channels, latent length, time steps, k, 32x32 or Large), ignores ESVAE's unused
+architecture (channels, latent length, time steps, k, 32x32 or Large) and the attention modules
+(TAID: membrane_output_layer.conv.weight; PFA: PFA.TS_conv.*, PFA.TC_FC.*, PFA.SC_FC.*), ignores ESVAE's unused
 prior.* / posterior.* entries, checks every key and shape, and writes a checkpoint that
 esvae sample, reconstruct and eval read.`,
 		Args: cobra.NoArgs,
@@ -51,7 +52,7 @@ esvae sample, reconstruct and eval read.`,
 			if err := train.SaveCheckpoint(out, m, nil, meta); err != nil {
 				return err
 			}
-			a.log.Info().Str("checkpoint", out).Str("kind", mc.KindName()).Int64("in_channels", mc.InChannels).Int64("latent_dim", mc.LatentDim).
+			a.log.Info().Str("checkpoint", out).Str("kind", mc.KindName()).Str("readout", mc.ReadoutName()).Str("input_attention", mc.InputAttentionName()).Int64("in_channels", mc.InChannels).Int64("latent_dim", mc.LatentDim).
 				Int64("timesteps", mc.T).Bool("large", mc.Large).Strs("ignored", ignored).Msg("imported")
 			return nil
 		},
