@@ -183,6 +183,8 @@ func checkAttentionParity(t *testing.T, c attnCase) {
 	}
 	expectEqual(t, "eval.gen.z", genZ, timeFirst(fx.T("eval.gen.z")))
 	expectClose(t, "eval.gen.x_hat", gen, fx.T("eval.gen.x_hat"), tolValue)
+	gd, _ := maxRel(gen, fx.T("eval.gen.x_hat"))
+	t.Logf("eval: generation x_hat max rel diff %.2g", gd)
 
 	// The modules alone.
 	if bb.pfa != nil {
@@ -191,6 +193,8 @@ func checkAttentionParity(t *testing.T, c attnCase) {
 			t.Fatal(err)
 		}
 		expectClose(t, "pfa.out0", out, fx.T("pfa.out0"), tolValue)
+		pd, _ := maxRel(out, fx.T("pfa.out0"))
+		t.Logf("PFA alone: max rel diff %.2g", pd)
 		if s := fx.F("pfa.tspread"); s != 0 {
 			t.Logf("the reference's PFA output differs between time steps by %g", s)
 		}
@@ -236,6 +240,8 @@ func checkAttentionParity(t *testing.T, c attnCase) {
 			t.Fatal(err)
 		}
 		expectClose(t, "taid.y", y, fx.T("taid.y"), tolValue)
+		yd, _ := maxRel(y, fx.T("taid.y"))
+		t.Logf("TAID alone: max rel diff %.2g", yd)
 	}
 }
 
@@ -341,5 +347,49 @@ func TestAttentionConfig(t *testing.T) {
 	l.Large, l.InChannels, l.Readout = true, 3, ReadoutTAID
 	if err := l.Validate(); err != nil {
 		t.Errorf("TAID on the 64x64 model: %v", err)
+	}
+}
+
+// The energy count of generation (Table III) includes TAID's operations as floating-point
+// operations, counted by hand from the shapes: per image, a spatial mean (one add per pixel and
+// step), the T x T mixing (T MACs per channel and step), one sigmoid per channel and step, and the
+// weighted sum (one MAC per pixel and step). PFA, which generation does not run, adds nothing.
+func TestAttentionEnergyCounts(t *testing.T) {
+	if err := nn.LockThread(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ readout, attention, last string }{
+		{ReadoutTAID, AttentionNone, "taid (membrane_output_layer)"},
+		{ReadoutMembrane, AttentionPFA, "membrane_output_layer"},
+	} {
+		cfg := DefaultConfig()
+		cfg.InChannels, cfg.LatentDim, cfg.T = 3, 16, 4
+		cfg.Readout, cfg.InputAttention = c.readout, c.attention
+		m, err := New(gnn.NewVarStore(gotch.CPU), cfg, gotch.Float)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ops []LayerOps
+		nn.NoGrad(func() { ops, err = m.GenerationOps(5) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := []string{}
+		for _, o := range ops {
+			names = append(names, o.Name)
+		}
+		want := []string{"sample_layer", "decoder_input", "decoder.0", "decoder.1", "decoder.2", "final_layer.0", "final_layer.1", c.last}
+		if strings.Join(names, ",") != strings.Join(want, ",") {
+			t.Fatalf("%s: layers %v, want %v", cfg.Variant(), names, want)
+		}
+		last := ops[len(ops)-1]
+		T, C, S := float64(cfg.T), float64(cfg.InChannels), float64(32)
+		wantOps := C * S * S * T // the membrane readout: one MAC per pixel and step
+		if c.readout == ReadoutTAID {
+			wantOps = 2*C*S*S*T + C*T*T + C*T
+		}
+		if got := last.FloatOps / 5; math.Abs(got-wantOps) > 1e-9*wantOps || math.IsNaN(got) {
+			t.Errorf("%s: %s float ops per image %v, want %v", cfg.Variant(), last.Name, got, wantOps)
+		}
 	}
 }
