@@ -52,6 +52,10 @@ type BenchResult struct {
 	MaxSecPerStep  float64   `json:"max_sec_per_step,omitempty"`
 	MeanSecPerStep float64   `json:"mean_sec_per_step,omitempty"`
 	StepSecs       []float64 `json:"step_secs,omitempty"`
+	// PeakTensorBytes is the most memory held by libtorch CPU tensor storages during the timed
+	// steps, above what was live before the model was built (measured for an attention variant and
+	// its plain backbone, on the CPU; 0 otherwise).
+	PeakTensorBytes int64 `json:"peak_tensor_bytes,omitempty"`
 }
 
 // BenchReport is everything one benchmark run measured.
@@ -97,6 +101,14 @@ func Bench(w io.Writer, c BenchConfig) (rep *BenchReport, err error) {
 
 func bench(w io.Writer, c BenchConfig) (*BenchReport, error) {
 	kind := c.Model.KindName()
+	// An attention variant (TAID, PFA) is timed against its plain backbone in the same run, time and
+	// tensor memory: libtorch's CPU storages are counted from here on (before any model exists).
+	variant := c.Model.Variant() != kind
+	if variant && !c.Device.IsCuda() {
+		if err := native.CountCPUAllocations(); err != nil {
+			return nil, err
+		}
+	}
 	rep := &BenchReport{Machine: DescribeMachine(c.Device)}
 	fmt.Fprintln(w, rep.Machine.String())
 	size := "MNIST-size (32x32)"
@@ -108,7 +120,7 @@ func bench(w io.Writer, c BenchConfig) (*BenchReport, error) {
 		prec = "float32 weights, amp " + c.AMP.String()
 	}
 	fmt.Fprintf(w, "%s %s training step (forward, loss, backward, AdamW), %s: batch %d, T %d, latent %d; median of %d timed steps after %d warm-up\n",
-		kind, size, prec, c.Batch, c.Model.T, c.Model.LatentDim, c.Steps, c.Warmup)
+		c.Model.Variant(), size, prec, c.Batch, c.Model.T, c.Model.LatentDim, c.Steps, c.Warmup)
 	r, m, err := benchSteps(w, c, benchFused, c.Reference, rep)
 	if err != nil {
 		return nil, err
@@ -128,6 +140,18 @@ func bench(w io.Writer, c BenchConfig) (*BenchReport, error) {
 	}
 	if rep.Reference != nil {
 		rep.Reference.print(w, r, rep.PeakRSS)
+	}
+	if variant {
+		b, _, err := benchSteps(w, c, benchPlain, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		rep.Results = append(rep.Results, b)
+		fmt.Fprintf(w, "  %s / %s: time %.2fx", r.Name, b.Name, r.SecPerStep/b.SecPerStep)
+		if r.PeakTensorBytes > 0 && b.PeakTensorBytes > 0 {
+			fmt.Fprintf(w, ", peak tensor memory %.2fx", float64(r.PeakTensorBytes)/float64(b.PeakTensorBytes))
+		}
+		fmt.Fprintln(w)
 	}
 	var others []benchImpl
 	if c.AMP != nn.AMPOff {
@@ -172,6 +196,7 @@ const (
 	benchUnfused                  // op with bias, tdBN and LIF as separate calls
 	benchPerStep                  // the per-step LIF (the authors' design)
 	benchFP32                     // the model without AMP, when the main row runs with it
+	benchPlain                    // an attention variant's plain backbone (membrane readout, no input attention)
 )
 
 // benchSteps times c.Warmup + c.Steps training steps of a fresh model; with ref it runs the
@@ -179,7 +204,13 @@ const (
 // It returns the model for the sampling benchmark.
 func benchSteps(w io.Writer, c BenchConfig, impl benchImpl, ref *RefBench, rep *BenchReport) (BenchResult, vae.Net, error) {
 	res := BenchResult{Name: "esvae"}
+	mc := c.Model
 	switch {
+	case impl == benchPlain:
+		mc.Readout, mc.InputAttention = vae.ReadoutMembrane, vae.AttentionNone
+		res.Name = "plain " + mc.KindName()
+	case mc.Variant() != mc.KindName():
+		res.Name = mc.Variant()
 	case impl == benchPerStep:
 		res.Name = "per-step LIF (baseline)"
 	case impl == benchUnfused:
@@ -189,10 +220,17 @@ func benchSteps(w io.Writer, c BenchConfig, impl benchImpl, ref *RefBench, rep *
 	case c.Model.KindName() == vae.KindANNVAE:
 		res.Name = "ANN VAE"
 	}
+	counting := c.Model.Variant() != c.Model.KindName() // an attention variant and its plain backbone
+	var live int64
+	if counting && !c.Device.IsCuda() {
+		runtime.GC() // let the finalizers free the previous run's tensors before the peak restarts
+		live = native.CPUMemStats().LiveBytes
+		native.ResetCPUPeak()
+	}
 	if err := native.ManualSeed(0); err != nil {
 		return res, nil, err
 	}
-	m, err := vae.NewNet(newVarStore(c.Device), c.Model, gotch.Float)
+	m, err := vae.NewNet(newVarStore(c.Device), mc, gotch.Float)
 	if err != nil {
 		return res, nil, err
 	}
@@ -237,7 +275,12 @@ func benchSteps(w io.Writer, c BenchConfig, impl benchImpl, ref *RefBench, rep *
 		}
 	}
 	res.summarize(c.Batch)
-	fmt.Fprintf(w, "  %-24s median %7.3f s/step (min %.3f, max %.3f) %8.1f images/s\n", res.Name, res.SecPerStep, res.MinSecPerStep, res.MaxSecPerStep, res.ImagesPerSec)
+	mem := ""
+	if counting && !c.Device.IsCuda() {
+		res.PeakTensorBytes = native.CPUMemStats().PeakBytes - live
+		mem = fmt.Sprintf(", peak tensor memory %s", mib(res.PeakTensorBytes))
+	}
+	fmt.Fprintf(w, "  %-24s median %7.3f s/step (min %.3f, max %.3f) %8.1f images/s%s\n", res.Name, res.SecPerStep, res.MinSecPerStep, res.MaxSecPerStep, res.ImagesPerSec, mem)
 	if c.Profile != "" && impl == benchFused {
 		if err := profileSteps(w, c, m, opt, x); err != nil {
 			return res, nil, err

@@ -49,3 +49,31 @@ func TestBenchSmall(t *testing.T) {
 		t.Fatalf("steps 0: error %v", err)
 	}
 }
+
+// An attention variant is timed against its plain backbone in the same run: two results, the
+// variant's and the backbone's, each with its peak tensor memory, and the ratio printed. The
+// variant's memory is the larger: TAID keeps final_layer.1's output at every step for its backward.
+func TestBenchAttentionVariant(t *testing.T) {
+	m := DefaultConfig().Model
+	m.T, m.LatentDim, m.Readout = 3, 8, "taid"
+	var out bytes.Buffer
+	rep, err := Bench(&out, BenchConfig{Batch: 4, Steps: 2, Model: m, Device: gotch.CPU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := rep.Results
+	if len(res) != 2 || res[0].Name != "esvae+taid" || res[1].Name != "plain esvae" {
+		t.Fatalf("results %+v, want esvae+taid and plain esvae", res)
+	}
+	for _, r := range res {
+		if !(r.ImagesPerSec > 0) || r.PeakTensorBytes <= 0 {
+			t.Fatalf("%s: %v images/s, peak tensor bytes %d", r.Name, r.ImagesPerSec, r.PeakTensorBytes)
+		}
+	}
+	if res[0].PeakTensorBytes <= res[1].PeakTensorBytes {
+		t.Errorf("TAID's peak tensor memory %d <= the plain model's %d", res[0].PeakTensorBytes, res[1].PeakTensorBytes)
+	}
+	if !strings.Contains(out.String(), "esvae+taid / plain esvae: time ") || !strings.Contains(out.String(), "peak tensor memory") {
+		t.Fatalf("output lacks the ratio line:\n%s", out.String())
+	}
+}
