@@ -82,9 +82,6 @@ func (t *trainer) initFrom(path string) error {
 	if err := vae.CheckKind("--init "+path, src, t.cfg.Model); err != nil {
 		return err
 	}
-	if err := vae.CheckAttention("--init "+path, src, t.cfg.Model); err != nil {
-		return err
-	}
 	if a, b := architecture(src), architecture(t.cfg.Model); a != b {
 		return fmt.Errorf("--init %s holds %s, the configuration asks for %s: set model.in_channels, model.latent_dim, model.timesteps and model.large to the file's", path, a, b)
 	}

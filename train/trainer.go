@@ -232,10 +232,6 @@ func (t *trainer) resumePoint() (*Checkpoint, error) {
 		ckpt.Drop()
 		return nil, err
 	}
-	if err := vae.CheckAttention("resuming: checkpoint "+path, ckpt.Meta.Config.Model, t.cfg.Model); err != nil {
-		ckpt.Drop()
-		return nil, err
-	}
 	if !reflect.DeepEqual(ckpt.Meta.Config.Model.Relevant(), t.cfg.Model.Relevant()) {
 		return nil, fmt.Errorf("resuming from %s: the configuration's model %+v contradicts the checkpoint's %+v; the architecture comes from the checkpoint: drop the model settings or use the checkpoint's", path, t.cfg.Model, ckpt.Meta.Config.Model)
 	}

@@ -112,11 +112,12 @@ func meanDetached(t *ts.Tensor) *ts.Tensor {
 	return drop(d, nn.M(d.Mean(d.DType(), false)))
 }
 
-// CheckKind returns an error naming both kinds when a file of kind got is used where want is asked for.
+// CheckKind returns an error naming both kinds when a file of kind got is used where want is asked
+// for, and both values of each attention option that differs (CheckAttention).
 func CheckKind(what string, got, want Config) error {
 	if got.KindName() != want.KindName() {
 		return fmt.Errorf("%s holds a %s model but %s is asked for (model.kind): use a %s checkpoint or set model.kind: %s",
 			what, got.KindName(), want.KindName(), want.KindName(), got.KindName())
 	}
-	return nil
+	return CheckAttention(what, got, want)
 }
