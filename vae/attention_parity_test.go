@@ -393,3 +393,31 @@ func TestAttentionEnergyCounts(t *testing.T) {
 		}
 	}
 }
+
+// Model names: Variant and ParseVariant agree, and bad names are errors that say why.
+func TestVariantNames(t *testing.T) {
+	for _, name := range []string{"esvae", "fsvae", "annvae", "esvae+taid", "fsvae+pfa", "esvae+taid+pfa"} {
+		c := DefaultConfig()
+		if err := ParseVariant(name, &c); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c.Variant() != name {
+			t.Errorf("ParseVariant(%q).Variant() = %q", name, c.Variant())
+		}
+	}
+	c := DefaultConfig()
+	if err := ParseVariant("fsvae+pfa+taid", &c); err != nil || c.Variant() != "fsvae+taid+pfa" {
+		t.Errorf("fsvae+pfa+taid: %v, %q", err, c.Variant())
+	}
+	for _, bad := range []string{"gan", "esvae+taid+taid", "esvae+attn", ""} {
+		if err := ParseVariant(bad, &c); err == nil {
+			t.Errorf("ParseVariant(%q) accepted", bad)
+		}
+	}
+	if n, src := PaperNumbers("cifar10", "fsvae+taid"); n[1] != 3.53 || n[2] != 171.1 || n[3] != 120.5 || n[0] != 0 || src == "" {
+		t.Errorf("paper numbers of FSVAE + TAID on CIFAR-10: %v (%q)", n, src)
+	}
+	if n, src := PaperNumbers("cifar10", "esvae+pfa"); n != [4]float64{} || src != "" {
+		t.Errorf("paper numbers of ESVAE + PFA: %v (%q)", n, src)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/esvae-go/esvae/spiking"
 )
@@ -137,6 +138,29 @@ func (c Config) Variant() string {
 		v += "+" + c.InputAttentionName()
 	}
 	return v
+}
+
+// ParseVariant reads a model name as Variant writes it (esvae, fsvae+taid, esvae+taid+pfa, ...) into
+// c: the kind, then the modules in any order. Other fields are left as they are.
+func ParseVariant(name string, c *Config) error {
+	parts := strings.Split(strings.ToLower(strings.TrimSpace(name)), "+")
+	switch parts[0] {
+	case KindESVAE, KindFSVAE, KindANNVAE:
+	default:
+		return fmt.Errorf("model %q: %q is not a kind (%s)", name, parts[0], strings.Join(Kinds(), ", "))
+	}
+	c.Kind, c.Readout, c.InputAttention = parts[0], ReadoutMembrane, AttentionNone
+	for _, p := range parts[1:] {
+		switch {
+		case p == ReadoutTAID && c.Readout != ReadoutTAID:
+			c.Readout = ReadoutTAID
+		case p == AttentionPFA && c.InputAttention != AttentionPFA:
+			c.InputAttention = AttentionPFA
+		default:
+			return fmt.Errorf("model %q: %q is not an attention module (taid, pfa), or is given twice", name, p)
+		}
+	}
+	return nil
 }
 
 // CheckAttention returns an error naming both values when a file whose model has the attention
