@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include <ATen/Version.h>
@@ -42,13 +43,15 @@ std::string lib_path(const char *soname) {
 }
 
 void *libcuda() {
-  static void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  static bool inited = false;
-  if (h != nullptr && !inited) {
-    inited = true;
-    auto init = reinterpret_cast<cuInit_t>(dlsym(h, "cuInit"));
-    if (init == nullptr || init(0) != 0) h = nullptr;
-  }
+  // Opened and initialised once, whichever thread asks first (the data loader's, the trainer's).
+  static std::once_flag once;
+  static void *h = nullptr;
+  std::call_once(once, [] {
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) return;
+    auto init = reinterpret_cast<cuInit_t>(dlsym(lib, "cuInit"));
+    if (init != nullptr && init(0) == 0) h = lib;
+  });
   return h;
 }
 
