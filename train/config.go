@@ -77,6 +77,11 @@ type Config struct {
 	// CudnnBenchmark lets cuDNN time its convolution algorithms on the first steps and keep the
 	// fastest (CUDA only; the shapes never change, so it pays). Default true.
 	CudnnBenchmark bool `mapstructure:"cudnn_benchmark" json:"cudnn_benchmark"`
+	// Deterministic makes CUDA runs reproducible bit for bit on the same GPU and libtorch (cuDNN
+	// deterministic, its autotuner off, libtorch's deterministic algorithms, cuBLAS's workspace
+	// setting): an interrupted and resumed run then equals an uninterrupted one exactly, as on the
+	// CPU, where every op is deterministic anyway. Slower on a GPU; default false.
+	Deterministic bool `mapstructure:"deterministic" json:"deterministic"`
 	// Eval computes FAD during training (metrics.jsonl, fad.png).
 	Eval EvalConfig `mapstructure:"eval" json:"eval"`
 }

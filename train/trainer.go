@@ -188,7 +188,12 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (res
 		return nil, err
 	}
 	if dev.IsCuda() {
-		native.SetCudnnBenchmark(cfg.CudnnBenchmark)
+		native.SetCudnnBenchmark(cfg.CudnnBenchmark && !cfg.Deterministic)
+	}
+	if cfg.Deterministic {
+		if err := native.SetDeterministic(true); err != nil {
+			return nil, err
+		}
 	}
 	if t.group != nil {
 		if err := t.broadcastModel(); err != nil {

@@ -3,6 +3,15 @@
 // (values and gradients), that a model's forward and backward on the device agree with the CPU, that
 // checkpoints saved on the device load back and resume exactly, and that training runs. It is what
 // `esvae check --device cuda` runs on a new GPU set-up; with the CPU it runs anywhere (and in tests).
+//
+// The checks cannot pass by accident on a GPU:
+//   - every check that is about the fused CUDA kernels reads the kernels' launch and fallback
+//     counters (native.CUDAKernels) around what it runs and fails unless the kernels ran and nothing
+//     fell back to the per-step ATen ops; the per-step side of each comparison is forced explicitly;
+//   - every kernel launch synchronises and checks for errors while the checks run;
+//   - resume is compared for exact equality, with libtorch's deterministic mode on (cuDNN
+//     deterministic, autotuner off, CUBLAS_WORKSPACE_CONFIG set), in which a resumed run is
+//     reproducible bit for bit on a GPU as it is on the CPU.
 package devcheck
 
 import (
@@ -57,6 +66,11 @@ type Report struct {
 	Failed   int      `json:"failed"`
 	Skipped  int      `json:"skipped"`
 	Seconds  float64  `json:"seconds"`
+	// Deterministic says that the checks ran in libtorch's deterministic mode (resume compared exactly).
+	Deterministic bool `json:"deterministic"`
+	// CUDAKernels is the fused kernels' state after the checks (CUDA devices only): NVRTC, CUBIN or
+	// PTX, target, launches and fallbacks, from the runtime's counters.
+	CUDAKernels *native.CUDAKernelInfo `json:"cuda_kernels,omitempty"`
 }
 
 // OK reports whether no check failed.
@@ -70,6 +84,8 @@ func (e errSkip) Error() string { return e.why }
 type check struct {
 	name string
 	run  func(*env) (string, error)
+	// fused: the check is about the fused CUDA kernels, so on CUDA it fails unless they ran.
+	fused bool
 }
 
 // env is what the checks share: the device, a CPU reference, a scratch folder.
@@ -77,21 +93,53 @@ type env struct {
 	dev     gotch.Device
 	opts    Options
 	scratch string
+	// requireKernels: the fused CUDA kernels must run in the checks about them (true on CUDA; the
+	// tests set it on the CPU to show that such a check fails when the kernels do not run).
+	requireKernels bool
+}
+
+// fused runs f, which must run the fused CUDA kernels when e.requireKernels: it fails unless the
+// kernels' launch counter moved and no call on a CUDA tensor fell back to the per-step ATen ops.
+func (e *env) fused(what string, f func() error) error {
+	before := native.CUDAKernels()
+	if err := f(); err != nil {
+		return err
+	}
+	if !e.requireKernels {
+		return nil
+	}
+	after := native.CUDAKernels()
+	if after.Launches == before.Launches {
+		return fmt.Errorf("%s: the fused CUDA kernels did not run (0 launches): %s", what, after.Status)
+	}
+	if n := after.Fallbacks - before.Fallbacks; n != 0 {
+		return fmt.Errorf("%s: %d calls fell back to the per-step ATen ops: %s", what, n, after.LastFallback)
+	}
+	return nil
+}
+
+// kernelNote says which binary of the kernels ran (CUDA), for a check's detail.
+func (e *env) kernelNote() string {
+	if !e.dev.IsCuda() {
+		return ""
+	}
+	k := native.CUDAKernels()
+	return fmt.Sprintf("; fused kernels: %d launches, %s %s, NVRTC %s", k.Launches, k.Binary, k.Target, k.NVRTC)
 }
 
 var checks = []check{
-	{"device available", checkDevice},
-	{"tensor round trip host <-> device", checkRoundTrip},
-	{"matmul on device = CPU", checkMatmul},
-	{"fused LIF forward = per-step ATen", checkLIFForward},
-	{"fused LIF gradient = per-step ATen", checkLIFGradient},
-	{"Poisson sampler forward = ATen", checkPoissonForward},
-	{"Poisson sampler gradient = ATen", checkPoissonGradient},
-	{"seeded sampling reproducible", checkSeeded},
-	{"model forward/backward: device = CPU", checkModelVsCPU},
-	{"checkpoint saved on device loads back", checkCheckpoint},
-	{"resume from checkpoint = uninterrupted", checkResume},
-	{"training run with resume (MNIST)", checkTraining},
+	{"device available", checkDevice, false},
+	{"tensor round trip host <-> device", checkRoundTrip, false},
+	{"matmul on device = CPU", checkMatmul, false},
+	{"fused LIF forward = per-step ATen", checkLIFForward, true},
+	{"fused LIF gradient = per-step ATen", checkLIFGradient, true},
+	{"Poisson sampler forward = ATen", checkPoissonForward, true},
+	{"Poisson sampler gradient = ATen", checkPoissonGradient, true},
+	{"seeded sampling reproducible", checkSeeded, false},
+	{"model forward/backward: device = CPU", checkModelVsCPU, true},
+	{"checkpoint saved on device loads back", checkCheckpoint, false},
+	{"resume from checkpoint = uninterrupted", checkResume, false},
+	{"training run with resume (MNIST)", checkTraining, false},
 }
 
 // Run runs every check on the device and returns the report; progress lines go to progress (may be
@@ -117,6 +165,20 @@ func Run(opts Options, progress io.Writer) (*Report, error) {
 	start := time.Now()
 	dev, devErr := train.ParseDevice(opts.Device)
 	e.dev = dev
+	e.requireKernels = devErr == nil && dev.IsCuda()
+	if e.requireKernels {
+		// A fault in a kernel is reported by that kernel's launch, not by a later op.
+		native.SetCUDASyncCheck(true)
+		defer native.SetCUDASyncCheck(false)
+	}
+	// Exact resume on every device: deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG, which
+	// must be set before the first CUDA matmul, i.e. before the checks).
+	wasDet := native.Deterministic()
+	if err := native.SetDeterministic(true); err != nil {
+		return nil, err
+	}
+	defer native.SetDeterministic(wasDet)
+	rep.Deterministic = true
 	for i, c := range checks {
 		t0 := time.Now()
 		var detail string
@@ -149,6 +211,10 @@ func Run(opts Options, progress io.Writer) (*Report, error) {
 		fmt.Fprintf(progress, "%-42s %-4s %6.2fs  %s\n", r.Name, strings.ToUpper(r.Status), r.Seconds, r.Detail)
 	}
 	rep.Seconds = time.Since(start).Seconds()
+	if e.requireKernels {
+		k := native.CUDAKernels()
+		rep.CUDAKernels = &k
+	}
 	return rep, nil
 }
 
@@ -238,10 +304,15 @@ func maxRelErr(a, b []float64) float64 {
 	return e / scale
 }
 
+// countDiff counts the positions where a and b differ (NaN differs from everything); a length
+// mismatch counts every position of the longer one.
 func countDiff(a, b []float64) int {
+	if len(a) != len(b) {
+		return max(len(a), len(b))
+	}
 	n := 0
 	for i := range a {
-		if a[i] != b[i] {
+		if a[i] != b[i] || math.IsNaN(a[i]) {
 			n++
 		}
 	}
@@ -320,8 +391,15 @@ func checkLIFForward(e *env) (string, error) {
 	for _, centered := range []bool{false, true} {
 		x, gout, T := lifInputs(e, gotch.Float)
 		cfg := spiking.LIFConfig{Centered: centered}
-		fo, _ := fwdBwd(func(x *ts.Tensor) (*ts.Tensor, error) { return spiking.LIF(x, T, cfg) }, x, gout)
-		po, _ := fwdBwd(func(x *ts.Tensor) (*ts.Tensor, error) { return spiking.LIFPerStep(x, T, cfg) }, x, gout)
+		var fo, po []float64
+		err := e.fused("LIF", func() error {
+			fo, _ = fwdBwd(func(x *ts.Tensor) (*ts.Tensor, error) { return spiking.LIF(x, T, cfg) }, x, gout)
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+		po, _ = fwdBwd(func(x *ts.Tensor) (*ts.Tensor, error) { return spiking.LIFPerStep(x, T, cfg) }, x, gout)
 		nn.Drop(x, gout)
 		if n := countDiff(fo, po); n != 0 {
 			return "", fmt.Errorf("centered=%v: %d of %d spikes differ", centered, n, len(fo))
@@ -332,11 +410,7 @@ func checkLIFForward(e *env) (string, error) {
 		}
 		msgs = append(msgs, fmt.Sprintf("%.2f", rate/float64(len(fo))))
 	}
-	msg := "float32 spikes equal (firing rates " + strings.Join(msgs, ", ") + ")"
-	if e.dev.IsCuda() {
-		msg += "; fused CUDA kernels: " + native.CUDAKernelsStatus()
-	}
-	return msg, nil
+	return "float32 spikes equal (firing rates " + strings.Join(msgs, ", ") + ")" + e.kernelNote(), nil
 }
 
 func checkLIFGradient(e *env) (string, error) {
@@ -344,20 +418,27 @@ func checkLIFGradient(e *env) (string, error) {
 	for _, kind := range []gotch.DType{gotch.Float, gotch.Double} {
 		x, gout, T := lifInputs(e, kind)
 		cfg := spiking.LIFConfig{}
-		_, fg := fwdBwd(func(x *ts.Tensor) (*ts.Tensor, error) { return spiking.LIF(x, T, cfg) }, x, gout)
+		var fg []float64
+		err := e.fused(fmt.Sprintf("LIF %v", kind), func() error {
+			_, fg = fwdBwd(func(x *ts.Tensor) (*ts.Tensor, error) { return spiking.LIF(x, T, cfg) }, x, gout)
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
 		_, pg := fwdBwd(func(x *ts.Tensor) (*ts.Tensor, error) { return spiking.LIFPerStep(x, T, cfg) }, x, gout)
 		nn.Drop(x, gout)
 		tol := 1e-5
 		if kind == gotch.Double {
 			tol = 1e-12
 		}
-		if err := maxRelErr(fg, pg); err > tol {
+		if err := maxRelErr(fg, pg); !(err <= tol) {
 			return "", fmt.Errorf("%v: gradient differs by %.3g (tolerance %g)", kind, err, tol)
 		} else {
 			msgs = append(msgs, fmt.Sprintf("%v %.2g", kind, err))
 		}
 	}
-	return "max relative difference " + strings.Join(msgs, ", "), nil
+	return "max relative difference " + strings.Join(msgs, ", ") + e.kernelNote(), nil
 }
 
 // poissonATen is the sampler in plain ATen ops on the device: z = H(r - u), and the straight-through
@@ -389,20 +470,32 @@ func poissonInputs(e *env, kind gotch.DType) (r, u, gout *ts.Tensor, a float64) 
 
 func checkPoissonForward(e *env) (string, error) {
 	r, u, gout, a := poissonInputs(e, gotch.Float)
-	fz, _ := fwdBwd(func(r *ts.Tensor) (*ts.Tensor, error) { return spiking.Poisson(r, u, a) }, r, gout)
+	var fz []float64
+	if err := e.fused("Poisson sampler", func() error {
+		fz, _ = fwdBwd(func(r *ts.Tensor) (*ts.Tensor, error) { return spiking.Poisson(r, u, a) }, r, gout)
+		return nil
+	}); err != nil {
+		return "", err
+	}
 	az, _ := fwdBwd(func(r *ts.Tensor) (*ts.Tensor, error) { return poissonATen(r, u, a) }, r, gout)
 	nn.Drop(r, u, gout)
 	if n := countDiff(fz, az); n != 0 {
 		return "", fmt.Errorf("%d of %d spikes differ", n, len(fz))
 	}
-	return fmt.Sprintf("%d spikes equal", len(fz)), nil
+	return fmt.Sprintf("%d spikes equal", len(fz)) + e.kernelNote(), nil
 }
 
 func checkPoissonGradient(e *env) (string, error) {
 	var msgs []string
 	for _, kind := range []gotch.DType{gotch.Float, gotch.Double} {
 		r, u, gout, a := poissonInputs(e, kind)
-		_, fg := fwdBwd(func(r *ts.Tensor) (*ts.Tensor, error) { return spiking.Poisson(r, u, a) }, r, gout)
+		var fg []float64
+		if err := e.fused(fmt.Sprintf("Poisson sampler %v", kind), func() error {
+			_, fg = fwdBwd(func(r *ts.Tensor) (*ts.Tensor, error) { return spiking.Poisson(r, u, a) }, r, gout)
+			return nil
+		}); err != nil {
+			return "", err
+		}
 		_, ag := fwdBwd(func(r *ts.Tensor) (*ts.Tensor, error) { return poissonATen(r, u, a) }, r, gout)
 		nn.Drop(r, u, gout)
 		tol := 1e-5
@@ -410,12 +503,12 @@ func checkPoissonGradient(e *env) (string, error) {
 			tol = 1e-12
 		}
 		err := maxRelErr(fg, ag)
-		if err > tol {
+		if !(err <= tol) {
 			return "", fmt.Errorf("%v: gradient differs by %.3g (tolerance %g)", kind, err, tol)
 		}
 		msgs = append(msgs, fmt.Sprintf("%v %.2g", kind, err))
 	}
-	return "max relative difference " + strings.Join(msgs, ", "), nil
+	return "max relative difference " + strings.Join(msgs, ", ") + e.kernelNote(), nil
 }
 
 func checkSeeded(e *env) (string, error) {
@@ -508,7 +601,14 @@ func checkModelVsCPU(e *env) (string, error) {
 	n := normal(33, []int64{N, cfg.LatentDim}, kind, gotch.CPU)
 	lc, gc := lossAndGrads(cpu, x, &vae.Noise{UPost: u, N: n})
 	xd, ud, nd := nn.M(x.To(e.dev, false)), nn.M(u.To(e.dev, false)), nn.M(n.To(e.dev, false))
-	ld, gd := lossAndGrads(dm, xd, &vae.Noise{UPost: ud, N: nd})
+	var ld []float64
+	var gd map[string][]float64
+	if err := e.fused("model forward/backward", func() error {
+		ld, gd = lossAndGrads(dm, xd, &vae.Noise{UPost: ud, N: nd})
+		return nil
+	}); err != nil {
+		return "", err
+	}
 	nn.Drop(x, u, n, xd, ud, nd)
 	if len(gc) == 0 || len(gc) != len(gd) {
 		return "", fmt.Errorf("%d gradients on the CPU, %d on the device", len(gc), len(gd))
@@ -516,15 +616,15 @@ func checkModelVsCPU(e *env) (string, error) {
 	le := maxRelErr(ld, lc)
 	worst, worstName := 0.0, ""
 	for name, g := range gc {
-		if err := maxRelErr(gd[name], g); err > worst {
+		if err := maxRelErr(gd[name], g); !(err <= worst) {
 			worst, worstName = err, name
 		}
 	}
 	const tol = 1e-9
-	if le > tol || worst > tol {
+	if !(le <= tol && worst <= tol) {
 		return "", fmt.Errorf("float64: loss differs by %.3g, gradient %s by %.3g (tolerance %g)", le, worstName, worst, tol)
 	}
-	return fmt.Sprintf("float64 loss %.6f, loss difference %.2g, gradients (%d) %.2g", lc[0], le, len(gc), worst), nil
+	return fmt.Sprintf("float64 loss %.6f, loss difference %.2g, gradients (%d) %.2g", lc[0], le, len(gc), worst) + e.kernelNote(), nil
 }
 
 // trainSteps runs k training steps on x, returning the losses.
@@ -610,21 +710,17 @@ func checkResume(e *env) (string, error) {
 	nn.Drop(x)
 	runtime.KeepAlive(m)
 	runtime.KeepAlive(m2)
-	// On the CPU every op is deterministic: equal bit for bit. On a GPU some kernels (atomics in
-	// cuDNN's backward) are not, so allow float32 rounding there.
-	tol := 0.0
-	if e.dev.IsCuda() {
-		tol = 1e-4
+	// Deterministic mode (Run): the resumed steps equal the uninterrupted ones bit for bit, on a GPU
+	// as on the CPU.
+	if len(rest) != k || len(resumed) != k {
+		return "", fmt.Errorf("%d losses uninterrupted, %d resumed, want %d each", len(rest), len(resumed), k)
 	}
-	worst := 0.0
 	for i := range rest {
-		d := math.Abs(resumed[i]-rest[i]) / math.Max(1e-12, math.Abs(rest[i]))
-		if math.IsNaN(d) || d > tol {
-			return "", fmt.Errorf("step %d: loss %.9g after resume, %.9g uninterrupted (tolerance %g)", k+i+1, resumed[i], rest[i], tol)
+		if resumed[i] != rest[i] || math.IsNaN(rest[i]) {
+			return "", fmt.Errorf("step %d: loss %.9g after resume, %.9g uninterrupted (want equal bits, deterministic mode)", k+i+1, resumed[i], rest[i])
 		}
-		worst = math.Max(worst, d)
 	}
-	return fmt.Sprintf("losses of steps %d-%d equal (max relative difference %.2g; first %.4f)", k+1, 2*k, worst, first[0]), nil
+	return fmt.Sprintf("losses of steps %d-%d equal bit for bit (deterministic mode; first %.4f)", k+1, 2*k, first[0]), nil
 }
 
 // dataDir finds MNIST for the training check.
@@ -655,6 +751,7 @@ func checkTraining(e *env) (string, error) {
 	cfg.Device = devName(e.dev)
 	cfg.Seed = 3
 	cfg.LogEvery = 0
+	cfg.Deterministic = true
 	runSteps := func(out, resume string, steps int64) (map[int64]float64, *train.Result, error) {
 		c := cfg
 		c.Out = filepath.Join(e.scratch, out)
@@ -675,10 +772,6 @@ func checkTraining(e *env) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tol := 0.0
-	if e.dev.IsCuda() {
-		tol = 1e-4
-	}
 	for s := int64(1); s <= 6; s++ {
 		got, ok := a[s]
 		if !ok {
@@ -687,11 +780,12 @@ func checkTraining(e *env) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("step %d missing after the resume", s)
 		}
-		if d := math.Abs(got-full[s]) / math.Max(1e-12, math.Abs(full[s])); math.IsNaN(d) || d > tol {
-			return "", fmt.Errorf("step %d: loss %.9g resumed, %.9g uninterrupted", s, got, full[s])
+		want, ok := full[s]
+		if !ok || got != want || math.IsNaN(want) {
+			return "", fmt.Errorf("step %d: loss %.9g resumed, %.9g uninterrupted (want equal bits, deterministic mode)", s, got, want)
 		}
 	}
-	return fmt.Sprintf("6 steps of 16 from %s, resume after 3 equal; %.1f images/s, loss %.4f -> %.4f", dir, res.ImagesPerSec, full[1], full[6]), nil
+	return fmt.Sprintf("6 steps of 16 from %s, resume after 3 equal bit for bit; %.1f images/s, loss %.4f -> %.4f", dir, res.ImagesPerSec, full[1], full[6]), nil
 }
 
 func contextBackground() context.Context { return context.Background() }

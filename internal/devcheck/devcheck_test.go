@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/train"
 )
 
 // The self-checks pass on the CPU (the same code runs on a GPU with --device cuda), and the report
@@ -48,5 +52,45 @@ func TestUnavailableDevice(t *testing.T) {
 	}
 	if !strings.Contains(rep.Results[0].Detail, "cuda") && !strings.Contains(rep.Results[0].Detail, "CUDA") {
 		t.Errorf("the failure does not name CUDA: %q", rep.Results[0].Detail)
+	}
+}
+
+// On CUDA a check about the fused kernels fails unless they ran (their launch counter moved, no call
+// fell back to the per-step ATen ops). The CPU never runs them, which is what the checks see on a CUDA
+// machine where NVRTC is missing, the kernels do not compile or their module does not load: with the
+// requirement switched on, every such check must FAIL and say why, rather than compare the per-step
+// path with itself and pass.
+func TestFusedChecksFailWhenKernelsDoNotRun(t *testing.T) {
+	if err := nn.LockThread(); err != nil {
+		t.Fatal(err)
+	}
+	defer runtime.UnlockOSThread()
+	dev, err := train.ParseDevice("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range checks {
+		if !c.fused {
+			continue
+		}
+		n++
+		e := &env{opts: Options{Device: "cpu"}, scratch: t.TempDir(), dev: dev, requireKernels: true}
+		detail, err := c.run(e)
+		if err == nil {
+			t.Errorf("%s passed without the fused kernels (%s)", c.name, detail)
+			continue
+		}
+		if !strings.Contains(err.Error(), "did not run (0 launches)") {
+			t.Errorf("%s: the failure does not say the kernels did not run: %v", c.name, err)
+		}
+		// Without the requirement (the CPU's own checks) the same check passes.
+		e.requireKernels = false
+		if _, err := c.run(e); err != nil {
+			t.Errorf("%s fails on the CPU: %v", c.name, err)
+		}
+	}
+	if n != 5 {
+		t.Errorf("%d checks are about the fused kernels, want 5 (LIF and Poisson forward and gradient, the model)", n)
 	}
 }

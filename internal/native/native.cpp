@@ -61,6 +61,20 @@ void esv_set_cudnn_benchmark(int on) { at::globalContext().setBenchmarkCuDNN(on 
 
 int esv_cudnn_benchmark(void) { return at::globalContext().benchmarkCuDNN() ? 1 : 0; }
 
+void esv_set_deterministic(int on) {
+  auto &ctx = at::globalContext();
+  ctx.setDeterministicCuDNN(on != 0);
+  if (on != 0) ctx.setBenchmarkCuDNN(false);
+  // warn_only: an op without a deterministic implementation warns (naming itself) instead of
+  // throwing, so that a run still finishes and the comparison that follows shows whether it mattered.
+  ctx.setDeterministicAlgorithms(on != 0, /*warn_only=*/true);
+}
+
+int esv_deterministic(void) {
+  auto &ctx = at::globalContext();
+  return ctx.deterministicAlgorithms() && ctx.deterministicCuDNN() ? 1 : 0;
+}
+
 const char *esv_torch_version(void) { return TORCH_VERSION; }
 
 int esv_set_grad_enabled(int enabled) {

@@ -19,6 +19,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"unsafe"
 
@@ -72,6 +73,31 @@ func SetCudnnBenchmark(on bool) {
 
 // CudnnBenchmark reports whether cuDNN autotuning is on.
 func CudnnBenchmark() bool { return C.esv_cudnn_benchmark() != 0 }
+
+// CUBLASWorkspaceConfig is the cuBLAS workspace setting that makes its results reproducible
+// (CUBLAS_WORKSPACE_CONFIG; cuBLAS reads it when libtorch creates its handle, at the first matmul).
+const CUBLASWorkspaceConfig = ":4096:8"
+
+// SetDeterministic makes CUDA runs reproducible bit for bit, run to run, on the same GPU and
+// libtorch: cuDNN deterministic with its autotuner off, libtorch's deterministic algorithms (an op
+// that has none warns, naming itself), and CUBLAS_WORKSPACE_CONFIG set when the user has not set it
+// (call it before the first CUDA matmul). On the CPU every op esvae uses is deterministic anyway.
+func SetDeterministic(on bool) error {
+	if on && os.Getenv("CUBLAS_WORKSPACE_CONFIG") == "" {
+		if err := os.Setenv("CUBLAS_WORKSPACE_CONFIG", CUBLASWorkspaceConfig); err != nil {
+			return err
+		}
+	}
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	C.esv_set_deterministic(v)
+	return nil
+}
+
+// Deterministic reports whether SetDeterministic(true) is in force.
+func Deterministic() bool { return C.esv_deterministic() != 0 }
 
 // TorchVersion is the version of the libtorch headers this package was compiled against.
 func TorchVersion() string { return C.GoString(C.esv_torch_version()) }

@@ -20,6 +20,10 @@ int esv_cudnn_is_available(void);
 // esv_set_cudnn_benchmark turns cuDNN's algorithm autotuning on or off (torch.backends.cudnn.benchmark).
 void esv_set_cudnn_benchmark(int on);
 int esv_cudnn_benchmark(void);
+// esv_set_deterministic: cuDNN deterministic with its autotuner off, and libtorch's deterministic
+// algorithms (warn-only) - torch.use_deterministic_algorithms(True, warn_only=True).
+void esv_set_deterministic(int on);
+int esv_deterministic(void);
 const char *esv_torch_version(void);
 // Grad mode is per OS thread. esv_set_grad_enabled returns the previous state.
 int esv_set_grad_enabled(int enabled);
