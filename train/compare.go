@@ -1,4 +1,5 @@
-// Comparing the model kinds (esvae compare): the paper's Table I on one data set, one budget.
+// Comparing models (esvae compare): the paper's Table I (the three kinds) or Table V (the spiking
+// backbones with the attention modules) on one data set, one budget.
 
 package train
 
@@ -32,8 +33,8 @@ import (
 	"github.com/esvae-go/esvae/vis"
 )
 
-// CompareEntry is one model of a comparison: a training configuration (its Model.Kind says which
-// model), and optionally a checkpoint to take instead of training.
+// CompareEntry is one model of a comparison: a training configuration (its Model.Variant() names the
+// model: the kind and its attention modules), and optionally a checkpoint to take instead of training.
 type CompareEntry struct {
 	Config     Config
 	Checkpoint string
@@ -42,11 +43,12 @@ type CompareEntry struct {
 // CompareConfig sets up a comparison.
 type CompareConfig struct {
 	Entries []CompareEntry
-	// Out is the folder of the report, the picture and (for trained models) one run folder per kind.
+	// Out is the folder of the report, the picture and (for trained models) one run folder per model,
+	// named by its variant (OUT/esvae, OUT/fsvae+taid, ...).
 	Out string
 	// TestLimit evaluates the test MSE on the first N test images (0: all).
 	TestLimit int
-	// Samples is the number of generated images per kind in the picture (default 64).
+	// Samples is the number of generated images per model in the picture (default 64).
 	Samples int
 	// Seed fixes the noise of the evaluation and the samples.
 	Seed uint64
@@ -59,6 +61,8 @@ type CompareConfig struct {
 
 // CompareRow is one model's line of the report.
 type CompareRow struct {
+	// Model is the variant name (vae.Config.Variant: esvae, fsvae+taid, ...); Kind its backbone.
+	Model      string  `json:"model"`
 	Kind       string  `json:"kind"`
 	Source     string  `json:"source"` // "trained here (N steps)" or the checkpoint
 	Steps      int64   `json:"steps"`
@@ -72,8 +76,11 @@ type CompareRow struct {
 	// PeakTensorMB is the most memory held by libtorch CPU tensor storages (MiB) above what was live
 	// when the kind started (native.CountCPUAllocations); 0 where not measured (GPU runs). The
 	// process's resident set is no per-kind measure: malloc keeps what earlier kinds freed.
-	PeakTensorMB float64    `json:"peak_tensor_mib"`
-	Paper        [4]float64 `json:"paper_mse_is_fid_fad"`
+	PeakTensorMB float64 `json:"peak_tensor_mib"`
+	// Paper holds the published MSE, IS, FID and FAD (vae.PaperNumbers), 0 where none is published;
+	// PaperSource says where they come from, "" when nothing is published for this model.
+	Paper       [4]float64 `json:"paper_mse_is_fid_fad"`
+	PaperSource string     `json:"paper_source"`
 }
 
 // CompareReport is what Compare writes to report.json (and, as a table, report.md).
@@ -81,10 +88,14 @@ type CompareReport struct {
 	Data    string       `json:"data"`
 	Rows    []CompareRow `json:"rows"`
 	Picture string       `json:"picture"`
-	// RankingMatches says whether the order of the kinds by test MSE is the paper's.
+	// Ranking and PaperRanking order the models that have a published MSE by our test MSE and by the
+	// paper's; RankingMatches says whether the two orders agree (false with fewer than two such
+	// models). RankingAll orders every model by our test MSE.
 	RankingMatches bool   `json:"ranking_matches_paper"`
 	Ranking        string `json:"ranking"`
 	PaperRanking   string `json:"paper_ranking"`
+	RankingAll     string `json:"ranking_all"`
+	Samples        int    `json:"samples"`
 	Device         string `json:"device"`
 	Threads        int    `json:"threads"`
 	Written        string `json:"written"`
@@ -95,10 +106,23 @@ var PaperTableI = vae.PaperTableI
 
 var kindTitle = map[string]string{vae.KindESVAE: "ESVAE", vae.KindFSVAE: "FSVAE", vae.KindANNVAE: "ANN VAE"}
 
+// VariantTitle is a model's name as the report and the picture write it: ESVAE, FSVAE + TAID, ...
+func VariantTitle(variant string) string {
+	parts := strings.Split(variant, "+")
+	if t, ok := kindTitle[parts[0]]; ok {
+		parts[0] = t
+	}
+	for i := 1; i < len(parts); i++ {
+		parts[i] = strings.ToUpper(parts[i])
+	}
+	return strings.Join(parts, " + ")
+}
+
 // Compare trains (or takes the checkpoints of) every entry on its data set, evaluates the test
 // reconstruction MSE in evaluation mode, draws samples, and writes report.md, report.json and
-// samples.png into cc.Out. All entries must use one data set. IS, FID and FAD are left to `esvae eval`
-// on each kind's checkpoint (they need feature networks and thousands of samples).
+// samples.png into cc.Out. All entries must use one data set, and no model may be given twice. IS,
+// FID and FAD are left to `esvae eval` on each model's checkpoint (they need feature networks and
+// thousands of samples).
 func Compare(ctx context.Context, cc CompareConfig, log zerolog.Logger) (*CompareReport, error) {
 	if len(cc.Entries) == 0 {
 		return nil, errors.New("compare: no models to compare")
@@ -115,9 +139,9 @@ func Compare(ctx context.Context, cc CompareConfig, log zerolog.Logger) (*Compar
 		if e.Config.Data.Name != ds {
 			return nil, fmt.Errorf("compare: one data set for all models: %s and %s given", ds, e.Config.Data.Name)
 		}
-		k := e.Config.Model.KindName()
+		k := e.Config.Model.Variant()
 		if seen[k] {
-			return nil, fmt.Errorf("compare: kind %s given twice", k)
+			return nil, fmt.Errorf("compare: model %s given twice", k)
 		}
 		seen[k] = true
 		if err := e.Config.Validate(); err != nil {
@@ -131,23 +155,22 @@ func Compare(ctx context.Context, cc CompareConfig, log zerolog.Logger) (*Compar
 	if err := native.CountCPUAllocations(); err != nil {
 		return nil, err
 	}
-	rep := &CompareReport{Data: ds, Threads: native.NumThreads()}
+	rep := &CompareReport{Data: ds, Threads: native.NumThreads(), Samples: cc.Samples}
 	var pics []*image.RGBA
 	var titles []string
 	for _, e := range cc.Entries {
 		row, pic, err := compareOne(ctx, cc, e, log)
 		if err != nil {
-			return nil, fmt.Errorf("compare: %s: %w", e.Config.Model.KindName(), err)
+			return nil, fmt.Errorf("compare: %s: %w", e.Config.Model.Variant(), err)
 		}
-		row.Paper = PaperTableI[ds][row.Kind]
 		rep.Rows = append(rep.Rows, row)
-		pics, titles = append(pics, pic), append(titles, kindTitle[row.Kind])
+		pics, titles = append(pics, pic), append(titles, VariantTitle(row.Model))
 		rep.Device = e.Config.Device
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("compare: interrupted (the runs saved their checkpoints; run the same command again to continue)")
 		}
 	}
-	rep.Ranking, rep.PaperRanking, rep.RankingMatches = rankings(rep.Rows)
+	rep.setPaper()
 	rep.Picture = filepath.Join(cc.Out, "samples.png")
 	if err := savePicture(rep.Picture, pics, titles); err != nil {
 		return nil, err
@@ -168,15 +191,15 @@ func Compare(ctx context.Context, cc CompareConfig, log zerolog.Logger) (*Compar
 
 func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerolog.Logger) (CompareRow, *image.RGBA, error) {
 	cfg := e.Config
-	kind := cfg.Model.KindName()
-	row := CompareRow{Kind: kind, Batch: cfg.Data.BatchSize}
-	runtime.GC() // let the finalizers free the previous kind's tensors before the peaks restart
+	name := cfg.Model.Variant()
+	row := CompareRow{Model: name, Kind: cfg.Model.KindName(), Batch: cfg.Data.BatchSize}
+	runtime.GC() // let the finalizers free the previous model's tensors before the peaks restart
 	live := native.CPUMemStats().LiveBytes
 	native.ResetCPUPeak()
 	path := e.Checkpoint
 	if path == "" {
-		cfg.Out = filepath.Join(cc.Out, kind)
-		klog := log.With().Str("kind", kind).Logger()
+		cfg.Out = filepath.Join(cc.Out, name)
+		klog := log.With().Str("model", name).Logger()
 		res, err := Run(ctx, cfg, Options{Resume: "auto", Progress: cc.Progress, Versions: cc.Versions}, klog)
 		if err != nil {
 			return row, nil, err
@@ -248,7 +271,7 @@ func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerol
 		return row, nil, fmt.Errorf("sampling: %w", err)
 	}
 	c, s := int(cfg.Model.InChannels), int(cfg.Model.ImageSize())
-	log.Info().Str("kind", kind).Float64("test_mse", row.TestMSE).Float64("train_images_per_s", row.ImagesPerSec).
+	log.Info().Str("model", name).Float64("test_mse", row.TestMSE).Float64("train_images_per_s", row.ImagesPerSec).
 		Float64("peak_tensor_mib", row.PeakTensorMB).Msg("compared")
 	return row, vis.Grid(imgs, cc.Samples, c, s, s, 8, 2), nil
 }
@@ -305,19 +328,45 @@ func testMSE(ctx context.Context, m vae.Net, cfg Config, cc CompareConfig, dev g
 	return sum / float64(count), count, nil
 }
 
-// rankings orders the kinds by test MSE (ours and the paper's) and says whether the orders agree.
-func rankings(rows []CompareRow) (ours, paper string, same bool) {
-	byOurs := append([]CompareRow(nil), rows...)
-	sort.SliceStable(byOurs, func(i, j int) bool { return byOurs[i].TestMSE < byOurs[j].TestMSE })
-	byPaper := append([]CompareRow(nil), rows...)
-	sort.SliceStable(byPaper, func(i, j int) bool { return byPaper[i].Paper[0] < byPaper[j].Paper[0] })
-	var a, b []string
-	for i := range rows {
-		a = append(a, kindTitle[byOurs[i].Kind])
-		b = append(b, kindTitle[byPaper[i].Kind])
+// setPaper puts the published numbers beside every row (vae.PaperNumbers of the report's data set
+// and the row's model) and ranks the models against the paper.
+func (r *CompareReport) setPaper() {
+	for i := range r.Rows {
+		r.Rows[i].Paper, r.Rows[i].PaperSource = vae.PaperNumbers(r.Data, r.Rows[i].Model)
 	}
-	ours, paper = strings.Join(a, " < "), strings.Join(b, " < ")
-	return ours, paper, ours == paper
+	r.Ranking, r.PaperRanking, r.RankingAll, r.RankingMatches = rankings(r.Rows)
+}
+
+// rankings orders the models that have a published MSE by our test MSE and by the paper's, says
+// whether the orders agree (never with fewer than two such models), and orders all models by ours.
+func rankings(rows []CompareRow) (ours, paper, all string, same bool) {
+	order := func(rs []CompareRow, key func(CompareRow) float64) string {
+		rs = append([]CompareRow(nil), rs...)
+		sort.SliceStable(rs, func(i, j int) bool { return key(rs[i]) < key(rs[j]) })
+		var names []string
+		for _, r := range rs {
+			names = append(names, VariantTitle(r.Model))
+		}
+		return strings.Join(names, " < ")
+	}
+	mse := func(r CompareRow) float64 { return r.TestMSE }
+	var published []CompareRow
+	for _, r := range rows {
+		if r.Paper[0] > 0 {
+			published = append(published, r)
+		}
+	}
+	ours = order(published, mse)
+	paper = order(published, func(r CompareRow) float64 { return r.Paper[0] })
+	return ours, paper, order(rows, mse), len(published) >= 2 && ours == paper
+}
+
+// paperCell writes a published number, or "—" where none is.
+func paperCell(v float64, format string) string {
+	if v == 0 {
+		return "—"
+	}
+	return fmt.Sprintf(format, v)
 }
 
 // Markdown renders the report as a table beside the paper's numbers.
@@ -326,25 +375,39 @@ func (r *CompareReport) Markdown() string {
 	na := "see esvae eval"
 	fmt.Fprintf(&b, "# esvae compare: %s\n\n", r.Data)
 	fmt.Fprintf(&b, "Written %s; device %s, %d libtorch threads. Test MSE in [-1, 1] space, evaluation mode, the latent sampled\n", r.Written, r.Device, r.Threads)
-	fmt.Fprintf(&b, "(as the reference's test pass). Paper: Table I of Zhan et al. (300 or 150 full epochs).\n\n")
-	b.WriteString("| model | steps x batch | MSE | IS | FID | FAD | paper MSE / IS / FID / FAD | train images/s | peak tensor MiB |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	fmt.Fprintf(&b, "(as the reference's test pass). Paper: the numbers published for each model (Zhan et al.'s Table I: 300 or\n")
+	fmt.Fprintf(&b, "150 full epochs; the source column says where each comes from), — where none is published.\n\n")
+	b.WriteString("| model | steps x batch | MSE | IS | FID | FAD | paper MSE / IS / FID / FAD | paper source | train images/s | peak tensor MiB |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, row := range r.Rows {
 		p := row.Paper
-		fmt.Fprintf(&b, "| %s | %d x %d | %.4f | %s | %s | %s | %.3f / %.3f / %.4g / %.4g | %.1f | %.0f |\n",
-			kindTitle[row.Kind], row.Steps, row.Batch, row.TestMSE, na, na, na, p[0], p[1], p[2], p[3], row.ImagesPerSec, row.PeakTensorMB)
+		paper, source := "—", "—"
+		if row.PaperSource != "" {
+			paper = strings.Join([]string{paperCell(p[0], "%.3f"), paperCell(p[1], "%.3f"), paperCell(p[2], "%.4g"), paperCell(p[3], "%.4g")}, " / ")
+			source = row.PaperSource
+		}
+		fmt.Fprintf(&b, "| %s | %d x %d | %.4f | %s | %s | %s | %s | %s | %.1f | %.0f |\n",
+			VariantTitle(row.Model), row.Steps, row.Batch, row.TestMSE, na, na, na, paper, source, row.ImagesPerSec, row.PeakTensorMB)
 	}
-	fmt.Fprintf(&b, "\nRanking by MSE here: %s. In the paper: %s. ", r.Ranking, r.PaperRanking)
-	if r.RankingMatches {
-		b.WriteString("The ranking matches the paper's.\n")
+	b.WriteString("\n")
+	if strings.Count(r.Ranking, " < ") >= 1 {
+		fmt.Fprintf(&b, "Ranking by MSE here (the models with a published MSE): %s. In the paper: %s. ", r.Ranking, r.PaperRanking)
+		if r.RankingMatches {
+			b.WriteString("The ranking matches the paper's.\n")
+		} else {
+			b.WriteString("The ranking does not match the paper's.\n")
+		}
 	} else {
-		b.WriteString("The ranking does not match the paper's.\n")
+		b.WriteString("Fewer than two of these models have a published MSE: no ranking to compare with the paper's.\n")
+	}
+	if r.RankingAll != r.Ranking {
+		fmt.Fprintf(&b, "All models by MSE here: %s.\n", r.RankingAll)
 	}
 	b.WriteString("\nSources and measurements:\n\n")
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "- %s: %s; MSE over %d test images; speed from the %s.\n", kindTitle[row.Kind], row.Source, row.TestImages, row.SpeedFrom)
+		fmt.Fprintf(&b, "- %s: %s; MSE over %d test images; speed from the %s.\n", VariantTitle(row.Model), row.Source, row.TestImages, row.SpeedFrom)
 	}
-	fmt.Fprintf(&b, "\n![samples](%s): %d samples of each model, left to right in the table's order.\n", filepath.Base(r.Picture), 64)
+	fmt.Fprintf(&b, "\n![samples](%s): %d samples of each model, left to right in the table's order.\n", filepath.Base(r.Picture), r.Samples)
 	return b.String()
 }
 

@@ -14,44 +14,62 @@ import (
 )
 
 func newCompareCommand(a *app) *cobra.Command {
-	var dataName, dataDir, kinds, configs, out string
+	var dataName, dataDir, kinds, models, configs, out string
 	var steps int64
 	var batch, trainLimit, testLimit, samples, speedSteps int
 	var latent, timesteps int64
 	var seed uint64
+	var named []string
 	ckpts := map[string]*string{}
 	cmd := &cobra.Command{
 		Use:   "compare",
-		Short: "Train (or take checkpoints of) ESVAE, FSVAE and the ANN VAE on one data set with one budget; write Table I beside the paper's",
-		Long: `For every kind in --kinds, reads its reference settings (configs/DATA.yaml for esvae,
-configs/DATA-fsvae.yaml and configs/DATA-annvae.yaml for the baselines), sets the common budget
-(--steps optimizer steps at --batch images), trains it into OUT/KIND (continuing a run already
-there), or takes --checkpoint-KIND instead, then measures the test reconstruction MSE, the training
-speed and peak memory, and draws samples. Writes OUT/report.md, OUT/report.json and OUT/samples.png
-(the kinds' sample grids side by side). IS, FID and FAD are reported as not available until the
-evaluation package exists.`,
+		Short: "Train (or take checkpoints of) several models on one data set with one budget; write Table I or Table V beside the paper's",
+		Long: `For every model in --models (names such as esvae, fsvae, annvae, fsvae+taid, esvae+pfa), or
+every kind in --kinds (the default: Table I's esvae, fsvae, annvae), reads its reference settings
+(configs/DATA.yaml for esvae, configs/DATA-KIND.yaml for the other kinds; a model with attention
+modules takes configs/DATA-KIND-MODULE.yaml when it exists, e.g. cifar10-esvae-taid.yaml, else its
+backbone's file with the modules set), sets the common budget (--steps optimizer steps at --batch
+images), trains it into OUT/MODEL (continuing a run already there), or takes a checkpoint instead
+(--checkpoint MODEL=FILE, repeatable, or --checkpoint-KIND for a plain kind), then measures the test
+reconstruction MSE, the training speed and peak memory, and draws samples. Writes OUT/report.md,
+OUT/report.json and OUT/samples.png (the models' sample grids side by side), with the paper's numbers
+beside ours where they are published. IS, FID and FAD are left to esvae eval on each checkpoint.
+
+Table V on CIFAR-10:
+  esvae compare --data cifar10 --models esvae,fsvae,esvae+taid,fsvae+taid,esvae+pfa,fsvae+pfa`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			if f.Changed("models") && f.Changed("kinds") {
+				return fmt.Errorf("--models and --kinds are two ways to give the list: use one (--models takes every name --kinds does)")
+			}
+			var names []string
+			if f.Changed("models") {
+				for _, m := range strings.Split(models, ",") {
+					var mc vae.Config
+					if err := vae.ParseVariant(m, &mc); err != nil {
+						return fmt.Errorf("--models: %w", err)
+					}
+					names = append(names, mc.Variant())
+				}
+			} else {
+				for _, kind := range strings.Split(kinds, ",") {
+					kind = strings.TrimSpace(kind)
+					if _, ok := ckpts[kind]; !ok {
+						return fmt.Errorf("--kinds: %q is not one of %s (models with attention modules: --models)", kind, strings.Join(vae.Kinds(), ", "))
+					}
+					names = append(names, kind)
+				}
+			}
+			given, err := modelCheckpoints(named, ckpts, names)
+			if err != nil {
+				return err
+			}
 			var entries []train.CompareEntry
-			for _, kind := range strings.Split(kinds, ",") {
-				kind = strings.TrimSpace(kind)
-				if _, ok := ckpts[kind]; !ok {
-					return fmt.Errorf("--kinds: %q is not one of %s", kind, strings.Join(vae.Kinds(), ", "))
-				}
-				file := filepath.Join(configs, dataName+".yaml")
-				if kind != vae.KindESVAE {
-					file = filepath.Join(configs, dataName+"-"+kind+".yaml")
-				}
-				if _, err := os.Stat(file); err != nil {
-					return fmt.Errorf("%s settings: %w (give the folder of the config files with --configs)", kind, err)
-				}
-				c, err := loadConfig(pflag.NewFlagSet("compare", pflag.ContinueOnError), file)
+			for _, name := range names {
+				cfg, err := compareSettings(configs, dataName, name)
 				if err != nil {
 					return err
-				}
-				cfg := c.Config
-				if cfg.Model.KindName() != kind {
-					return fmt.Errorf("%s sets model.kind %s, expected %s", file, cfg.Model.KindName(), kind)
 				}
 				cfg.Device = a.cfg.Device
 				cfg.Seed = seed
@@ -71,9 +89,9 @@ evaluation package exists.`,
 					cfg.Model.T = timesteps
 				}
 				if err := cfg.Validate(); err != nil {
-					return fmt.Errorf("%s: %w", kind, err)
+					return fmt.Errorf("%s: %w", name, err)
 				}
-				entries = append(entries, train.CompareEntry{Config: cfg, Checkpoint: *ckpts[kind]})
+				entries = append(entries, train.CompareEntry{Config: cfg, Checkpoint: given[name]})
 			}
 			log := a.log.With().Str("component", "compare").Logger()
 			rep, err := train.Compare(cmd.Context(), train.CompareConfig{
@@ -90,7 +108,8 @@ evaluation package exists.`,
 	f := cmd.Flags()
 	f.StringVar(&dataName, "data", "mnist", "data set: mnist, fashion, cifar10, celeba")
 	f.StringVar(&dataDir, "data-dir", "", "folder with the data set's files (default: the configs')")
-	f.StringVar(&kinds, "kinds", "esvae,fsvae,annvae", "kinds to compare, in the report's order")
+	f.StringVar(&models, "models", "", "models to compare, in the report's order: kinds with attention modules, e.g. esvae,fsvae,esvae+taid,fsvae+taid,esvae+pfa,fsvae+pfa (Table V)")
+	f.StringVar(&kinds, "kinds", "esvae,fsvae,annvae", "kinds to compare, in the report's order (Table I; not with --models)")
 	f.StringVar(&configs, "configs", "configs", "folder of the config files")
 	f.StringVar(&out, "out", "runs/compare", "folder of the report, the picture and the runs")
 	f.Int64Var(&steps, "steps", 600, "optimizer steps of each model (the common budget)")
@@ -102,9 +121,94 @@ evaluation package exists.`,
 	f.IntVar(&samples, "samples", 64, "samples of each model in the picture")
 	f.IntVar(&speedSteps, "speed-steps", 5, "timed training steps for a model taken from a checkpoint")
 	f.Uint64Var(&seed, "seed", 0, "seed of the weights, data order and noise")
+	f.StringArrayVar(&named, "checkpoint", nil, "MODEL=FILE: take this checkpoint of MODEL (a name of the list, e.g. fsvae+taid) instead of training one; repeatable")
 	for _, k := range vae.Kinds() {
-		ckpts[k] = f.String("checkpoint-"+k, "", "take this "+k+" checkpoint instead of training one")
+		ckpts[k] = f.String("checkpoint-"+k, "", "take this "+k+" checkpoint instead of training one (same as --checkpoint "+k+"=FILE)")
 	}
 	deviceFlag(f)
 	return cmd
+}
+
+// modelCheckpoints gathers the checkpoints given for the models of names (canonical variant names):
+// --checkpoint MODEL=FILE and --checkpoint-KIND FILE. A checkpoint of a model not compared, or two
+// for one model, is an error.
+func modelCheckpoints(named []string, perKind map[string]*string, names []string) (map[string]string, error) {
+	listed := map[string]bool{}
+	for _, n := range names {
+		listed[n] = true
+	}
+	given := map[string]string{}
+	add := func(flag, model, file string) error {
+		if !listed[model] {
+			return fmt.Errorf("%s: %s is not among the models compared (%s)", flag, model, strings.Join(names, ", "))
+		}
+		if _, ok := given[model]; ok {
+			return fmt.Errorf("%s: a second checkpoint of %s", flag, model)
+		}
+		given[model] = file
+		return nil
+	}
+	for _, kv := range named {
+		name, file, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(file) == "" {
+			return nil, fmt.Errorf("--checkpoint %q: write MODEL=FILE, e.g. fsvae+taid=runs/t5/last.ckpt", kv)
+		}
+		var mc vae.Config
+		if err := vae.ParseVariant(name, &mc); err != nil {
+			return nil, fmt.Errorf("--checkpoint: %w", err)
+		}
+		if err := add("--checkpoint", mc.Variant(), file); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range vae.Kinds() {
+		if file := *perKind[k]; file != "" {
+			if err := add("--checkpoint-"+k, k, file); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return given, nil
+}
+
+// compareSettings reads the reference settings of a model (a canonical variant name) on a data set:
+// configs/DATA-KIND-MODULES.yaml when it exists (MODULES: taid, pfa or taid-pfa), else the backbone's
+// file (configs/DATA.yaml for esvae, configs/DATA-KIND.yaml for the others) with the modules set.
+func compareSettings(configs, dataName, name string) (train.Config, error) {
+	var want vae.Config
+	if err := vae.ParseVariant(name, &want); err != nil {
+		return train.Config{}, err
+	}
+	kind := want.KindName()
+	base := filepath.Join(configs, dataName+".yaml")
+	if kind != vae.KindESVAE {
+		base = filepath.Join(configs, dataName+"-"+kind+".yaml")
+	}
+	file, own := base, false
+	if name != kind {
+		modules := strings.ReplaceAll(strings.TrimPrefix(name, kind+"+"), "+", "-")
+		variantFile := filepath.Join(configs, dataName+"-"+kind+"-"+modules+".yaml")
+		if _, err := os.Stat(variantFile); err == nil {
+			file, own = variantFile, true
+		}
+	}
+	if _, err := os.Stat(file); err != nil {
+		return train.Config{}, fmt.Errorf("%s settings: %w (give the folder of the config files with --configs)", name, err)
+	}
+	c, err := loadConfig(pflag.NewFlagSet("compare", pflag.ContinueOnError), file)
+	if err != nil {
+		return train.Config{}, err
+	}
+	cfg := c.Config
+	if cfg.Model.KindName() != kind {
+		return train.Config{}, fmt.Errorf("%s sets model.kind %s, expected %s", file, cfg.Model.KindName(), kind)
+	}
+	if own {
+		if v := cfg.Model.Variant(); v != name {
+			return train.Config{}, fmt.Errorf("%s describes the model %s, expected %s", file, v, name)
+		}
+	} else if err := vae.ParseVariant(name, &cfg.Model); err != nil {
+		return train.Config{}, err
+	}
+	return cfg, nil
 }
