@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/esvae
 DEMO_FLAGS ?=
 
-.PHONY: setup build test vet demo bench clean docker-test
+.PHONY: setup build test vet demo bench clean docker-test gpu-bundle kernel-report
 
 setup:
 	@bash scripts/setup.sh
@@ -15,7 +15,10 @@ build: setup
 vet: setup
 	$(GO) vet ./...
 
+# The tests also compile the fused CUDA kernels to CUBIN with the NVRTC of both pinned torch versions
+# (no GPU needed): scripts/nvrtc-wheels.sh installs them into the set-up's cache.
 test: setup
+	@bash scripts/nvrtc-wheels.sh >/dev/null
 	$(GO) vet ./...
 	$(GO) test -timeout 45m ./...
 
@@ -32,6 +35,16 @@ docker-test:
 BENCH_FLAGS ?=
 bench: build
 	./$(BIN) bench --config configs/mnist.yaml --reference --steps 8 --ref-steps 3 $(BENCH_FLAGS)
+
+# What a GPU machine lent for minutes needs (docs/gpu.md): esvae built against torch 2.11.0, stripped and
+# packed, and the full MNIST, into .gpu-bundle/; checks that it fits the 64 MiB a device command carries.
+gpu-bundle:
+	bash scripts/gpu-bundle.sh
+
+# Registers and spills of the fused CUDA kernels compiled to CUBIN by both pinned NVRTC versions (no GPU).
+kernel-report: setup
+	@bash scripts/nvrtc-wheels.sh >/dev/null
+	@$(GO) test ./internal/native -run 'TestCUDAKernelsCompileToCUBIN$$' -count=1 -v | sed -n 's/^ *cudakernels_compile_test.go:[0-9]*: //p; /^ *[|]/p'
 
 clean:
 	rm -rf bin .gotch go.work go.work.sum internal/native/zz_cgo_flags.go

@@ -1,25 +1,39 @@
 #!/usr/bin/env bash
-# The one command a GPU machine runs to show that esvae trains there, with nothing but the files sent:
-# the repository's working tree with a stripped bin/esvae built here against libtorch 2.11.0 (CPU
-# libraries; see the README, "GPU check"), and the machine's python3 with PyTorch of the same version.
-# No Go, no network.
+# The one command a GPU machine runs: it checks that esvae is right there, measures it, and trains a
+# paper-quality MNIST model, with nothing but the files sent (the working tree and .gpu-bundle/, made
+# here by `make gpu-bundle`) and the machine's python3 with PyTorch 2.11.0. No Go, no network.
 #
-#   scripts/gpu-check.sh [OUT_DIR]        (default: $OUT if set, else runs/gpu-check)
+#   bash scripts/gpu-check.sh [OUT_DIR]      (default: $OUT if set, else runs/gpu-check)
 #
-# It runs, writing everything into OUT_DIR and one summary, OUT_DIR/gpu-check.json:
-#   1. esvae info                            (libtorch, CUDA, GPUs)
-#   2. esvae check --device cuda             (12 self-checks, check.json)
-#   3. training on MNIST (testdata/mnist-small): STEPS steps uninterrupted, and STEPS/2 + resume +
-#      STEPS/2 in another folder; the per-epoch test losses of the two must agree
-#   4. esvae bench --json, fp32, and with --amp bf16 (which also times fp32 for the ratio)
-#   5. tools/reference/bench_ref.py on the same device with the machine's python3 (same batch, T,
-#      latent), for the speed ratio
-# Without a GPU it says so, runs the same parts on the CPU with fewer steps (so the script itself is
-# tested on any machine), and marks the GPU figures as skipped.
+# Phases (each bounded in time; a phase that fails or runs out of time is recorded, the others go on):
+#   1. esvae info, nvidia-smi                      device, driver, libtorch, CUDA
+#   2. esvae check --device cuda                   the self-checks; on CUDA each launch of the fused
+#                                                  kernels is synchronised and checked, and a check about
+#                                                  them fails unless they ran (launches > 0, no fallback)
+#   3. resume exactness                            RESUME_STEPS steps in one process against half + resume +
+#                                                  half in two, deterministic mode (cuDNN deterministic,
+#                                                  benchmark off, CUBLAS_WORKSPACE_CONFIG): per-step losses
+#                                                  and per-epoch test losses must be EQUAL (tolerance 0)
+#   4. esvae bench at batch 32, 64, 256            fp32 and bf16 with the PyTorch reference
+#                                                  (tools/reference/bench_ref.py, same process, interleaved)
+#                                                  and fp16; peak GPU memory from nvidia-smi
+#   5. the FAD feature autoencoder                 esvae fad train on MNIST (runs beside phases 2-3)
+#   6. paper-quality training                      ESVAE, configs/mnist.yaml as it is (batch 256, the paper's
+#                                                  optimizer), the full MNIST, FAD every epoch, for
+#                                                  GPU_CHECK_TRAIN_MIN minutes, stopped by SIGINT (which saves)
+#   7. evaluation                                  test MSE on all 10,000 test images and FAD (5,120 samples,
+#                                                  the authors' protocol) of the final model; grids
+# Everything goes to OUT_DIR/gpu-check.json (rewritten after every phase, so a run cut short still tells
+# what it did) and at most 8 files in OUT_DIR: gpu-check.json, gpu-check.log, esvae-mnist.ckpt, samples.png,
+# reconstructions.png, losses.png, fad_mnist_64.pt, details.tar.xz (every log and JSON).
 #
-# Environment: ESVAE_BIN (default bin/esvae), GPU_CHECK_STEPS (training steps; default 300 on a GPU,
-# 16 on the CPU), GPU_CHECK_BATCH (default 64 on a GPU, 16 on the CPU), PYTHON (default python3),
-# ESVAE_LIBTORCH_DIR (default: python3's torch/ folder, when its version is esvae's).
+# Without a GPU it says so, runs the same phases on the CPU with small sizes (so the script is tested
+# on any machine), and marks the GPU parts SKIPPED in the JSON; `ok` is then about the CPU stand-in.
+#
+# Environment: ESVAE_BIN (default bin/esvae, unpacked from .gpu-bundle/esvae.xz when that is newer),
+# GPU_CHECK_DEADLINE_S (the whole command's budget, default 540 on a GPU), GPU_CHECK_TRAIN_MIN (the
+# training phase; default what the budget leaves after the other phases, at least 4 minutes on a GPU),
+# GPU_CHECK_BENCH_BATCHES (default "32 64 256"), GPU_CHECK_WORK (default runs/gpu-check-work), PYTHON.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,65 +41,110 @@ cd "$ROOT"
 OUTDIR=${1:-${OUT:-runs/gpu-check}}
 mkdir -p "$OUTDIR"
 OUTDIR=$(cd "$OUTDIR" && pwd)
-BIN=${ESVAE_BIN:-bin/esvae}
+WORK=${GPU_CHECK_WORK:-$ROOT/runs/gpu-check-work}  # not under $OUT: only the 8 files below go back
+rm -rf "$WORK"
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
 PY=${PYTHON:-python3}
-say() { printf 'gpu-check: %s\n' "$*" | tee -a "$OUTDIR/gpu-check.log" >&2; }
+LOG="$WORK/gpu-check.log"
 START=$(date +%s)
+elapsed() { echo $(( $(date +%s) - START )); }
+say() { printf 'gpu-check [%4ss]: %s\n' "$(elapsed)" "$*" | tee -a "$LOG" >&2; }
+# phase NAME RC SECONDS [NOTE]: one line per phase into phases.tsv, read by the summary.
+phase() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >> "$WORK/phases.tsv"; }
+summary() { "$PY" "$ROOT/scripts/gpu_check_summary.py" "$WORK" "$OUTDIR/gpu-check.json" "$@"; }
+: > "$WORK/phases.tsv"
 
-[ -x "$BIN" ] || { say "error: $BIN is missing: build it first (see the README, GPU check)"; exit 1; }
+# --- the binary ------------------------------------------------------------------------------------
+BIN=${ESVAE_BIN:-bin/esvae}
+if [ -z "${ESVAE_BIN:-}" ] && [ -f .gpu-bundle/esvae.xz ] && { [ ! -x "$BIN" ] || [ .gpu-bundle/esvae.xz -nt "$BIN" ]; }; then
+  mkdir -p bin
+  "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+    .gpu-bundle/esvae.xz "$BIN.partial" && chmod +x "$BIN.partial" && mv "$BIN.partial" "$BIN"
+  say "unpacked .gpu-bundle/esvae.xz into $BIN ($(head -1 .gpu-bundle/MANIFEST 2>/dev/null))"
+fi
+[ -x "$BIN" ] || { say "error: $BIN is missing: run 'make gpu-bundle' here and carry .gpu-bundle (docs/gpu.md)"; exit 1; }
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 
-# --- libtorch: the machine's PyTorch, when there is one ---------------------------------------------
-TORCH_DIR="" TORCH_VER=""
+# --- libtorch: the machine's PyTorch, when there is one of esvae's version --------------------------
+TORCH_DIR=""
 if command -v "$PY" >/dev/null && "$PY" -c 'import torch' 2>/dev/null; then
   TORCH_DIR=$("$PY" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
   TORCH_VER=$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')
   say "python3 has PyTorch $TORCH_VER in $TORCH_DIR"
-else
-  say "python3 has no PyTorch: esvae runs against the libtorch it was built with, the reference timing is skipped"
-fi
-if [ -z "${ESVAE_LIBTORCH_DIR:-}" ] && [ -n "$TORCH_DIR" ]; then
-  # The loader needs the folder before esvae starts when the libtorch esvae was built against is not
-  # on this machine; ESVAE_LIBTORCH_DIR then keeps it first should esvae re-execute itself.
-  BUILT=$(LD_LIBRARY_PATH="$TORCH_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$BIN" version 2>/dev/null | sed -n 's/^libtorch //p')
-  if [ "$BUILT" = "$TORCH_VER" ]; then
-    export ESVAE_LIBTORCH_DIR=$TORCH_DIR
-  else
-    say "esvae was built against libtorch ${BUILT:-?}, python3's PyTorch is $TORCH_VER: not using it for esvae"
+  if [ -z "${ESVAE_LIBTORCH_DIR:-}" ]; then
+    # The loader needs the folder before esvae starts when the libtorch esvae was built against is not
+    # on this machine; ESVAE_LIBTORCH_DIR keeps it first when esvae re-executes itself.
+    BUILT=$(LD_LIBRARY_PATH="$TORCH_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$BIN" version 2>/dev/null | sed -n 's/^libtorch //p')
+    if [ "$BUILT" = "$TORCH_VER" ]; then
+      export ESVAE_LIBTORCH_DIR=$TORCH_DIR
+    else
+      say "esvae was built against libtorch ${BUILT:-?}, python3's PyTorch is $TORCH_VER: not using it for esvae"
+    fi
   fi
+else
+  say "python3 has no PyTorch: esvae runs against the libtorch it was built with; the reference is SKIPPED"
 fi
 if [ -n "${ESVAE_LIBTORCH_DIR:-}" ]; then
   export LD_LIBRARY_PATH="$ESVAE_LIBTORCH_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  say "esvae runs against $ESVAE_LIBTORCH_DIR (ESVAE_LIBTORCH_DIR)"
+  say "esvae runs against $ESVAE_LIBTORCH_DIR"
 fi
+export ESVAE_REF_PYTHON=$PY
 
-# --- 1. info ----------------------------------------------------------------------------------------
-if ! "$BIN" info > "$OUTDIR/info.txt" 2>&1; then
-  say "error: esvae info failed:"; cat "$OUTDIR/info.txt" >&2; exit 1
-fi
-cat "$OUTDIR/info.txt" >&2
-if grep -q '^CUDA: available' "$OUTDIR/info.txt"; then
-  DEV=cuda; STEPS=${GPU_CHECK_STEPS:-300}; BATCH=${GPU_CHECK_BATCH:-64}; BSTEPS=20; BWARM=3; PER_EPOCH=8; TEST_LIMIT=256
-  say "GPU found: running the GPU checks on cuda"
+# --- 1. info ---------------------------------------------------------------------------------------------
+t0=$(date +%s)
+timeout 60 "$BIN" info > "$WORK/info.txt" 2>&1; rc=$?
+phase info $rc $(( $(date +%s) - t0 ))
+cat "$WORK/info.txt" >&2
+if [ $rc -ne 0 ]; then say "error: esvae info failed (exit $rc)"; summary; exit 1; fi
+nvidia-smi > "$WORK/nvidia-smi.txt" 2>&1 || echo "nvidia-smi: not available" > "$WORK/nvidia-smi.txt"
+if grep -q '^CUDA: available' "$WORK/info.txt"; then
+  DEV=cuda
+  DEADLINE=${GPU_CHECK_DEADLINE_S:-540}
+  RESUME_STEPS=120; RESUME_BATCH=64; RESUME_PER_EPOCH=16; RESUME_TEST=512
+  BENCH_BATCHES=${GPU_CHECK_BENCH_BATCHES:-"32 64 256"}; BSTEPS=20; BWARM=5
+  AMPS="bf16 fp16"; FAD_ARGS=(--epochs 10); TRAIN_MIN_S=240; MNIST_LIMITS=(); EVAL_ARGS=()
+  say "GPU found: the GPU phases run on cuda"
 else
-  DEV=cpu; STEPS=${GPU_CHECK_STEPS:-16}; BATCH=${GPU_CHECK_BATCH:-16}; BSTEPS=2; BWARM=1; PER_EPOCH=3; TEST_LIMIT=32
-  say "NO GPU: CUDA is not available to esvae here (see info.txt); the GPU parts are SKIPPED, the same"
-  say "checks run on the CPU with $STEPS training steps so that this script is tested"
+  DEV=cpu
+  DEADLINE=${GPU_CHECK_DEADLINE_S:-900}
+  RESUME_STEPS=12; RESUME_BATCH=16; RESUME_PER_EPOCH=4; RESUME_TEST=32
+  BENCH_BATCHES=${GPU_CHECK_BENCH_BATCHES:-"16"}; BSTEPS=2; BWARM=1
+  AMPS="bf16"; FAD_ARGS=(--epochs 1 --max-steps 20 --limit 2560); TRAIN_MIN_S=45
+  MNIST_LIMITS=(ESVAE_DATA_TRAIN_LIMIT=512 ESVAE_DATA_TEST_LIMIT=256 ESVAE_DATA_BATCH_SIZE=32 ESVAE_SAMPLES=16
+    ESVAE_EVAL_FAD_SAMPLES=256)
+  EVAL_ARGS=(--fad-samples 256)
+  say "NO GPU: CUDA is not available to esvae here (info.txt); the GPU parts are SKIPPED and the same phases"
+  say "run on the CPU with small sizes, so that this script is tested"
 fi
+# The full MNIST for the FAD model and the paper-quality phase: the bundle's, else the small test copy.
+MNIST=.gpu-bundle/mnist
+[ -f "$MNIST/train-images-idx3-ubyte.gz" ] || MNIST=testdata/mnist-small
+MNIST=$(cd "$MNIST" && pwd)
+echo "$DEV" > "$WORK/device"
+echo "$MNIST" > "$WORK/mnist"
+summary --partial
 
-# --- 2. self-checks ---------------------------------------------------------------------------------
+# --- 5 (in the background). the FAD feature autoencoder --------------------------------------------------
+say "FAD feature autoencoder: esvae fad train on $MNIST (in the background)"
+( t0=$(date +%s)
+  timeout 240 "$BIN" fad train --data mnist --data-dir "$MNIST" --out "$WORK/fad" --device "$DEV" --seed 0 "${FAD_ARGS[@]}" \
+    > "$WORK/fad.log" 2>&1
+  phase fad_train $? $(( $(date +%s) - t0 )) ) &
+FAD_PID=$!
+
+# --- 2. self-checks ----------------------------------------------------------------------------------------
 say "esvae check --device $DEV"
 t0=$(date +%s)
-"$BIN" check --device "$DEV" --json "$OUTDIR/check.json" > "$OUTDIR/check.txt" 2>"$OUTDIR/check.err"
-CHECK_RC=$?
-CHECK_S=$(( $(date +%s) - t0 ))
-cat "$OUTDIR/check.txt" >&2
+timeout 240 "$BIN" check --device "$DEV" --json "$WORK/check.json" > "$WORK/check.txt" 2> "$WORK/check.err"
+phase check $? $(( $(date +%s) - t0 ))
+cat "$WORK/check.txt" >&2
+summary --partial
 
-# --- 3. training with resume in the middle ------------------------------------------------------------
-# PER_EPOCH steps an epoch, so that the test MSE of every epoch end can be compared, and the resume
-# (after STEPS/2 steps) falls inside an epoch.
-HALF=$((STEPS / 2))
-cat > "$OUTDIR/train.yaml" <<YAML
-data: {name: mnist, dir: "$ROOT/testdata/mnist-small", batch_size: $BATCH, workers: 2, train_limit: $((PER_EPOCH * BATCH)), test_limit: $TEST_LIMIT}
+# --- 3. resume exactness -----------------------------------------------------------------------------------
+HALF=$((RESUME_STEPS / 2))
+cat > "$WORK/resume.yaml" <<YAML
+data: {name: mnist, dir: "$ROOT/testdata/mnist-small", batch_size: $RESUME_BATCH, workers: 2, train_limit: $((RESUME_PER_EPOCH * RESUME_BATCH)), test_limit: $RESUME_TEST}
 model: {kind: esvae, in_channels: 1, latent_dim: 128, timesteps: 16}
 epochs: 100000
 seed: 1
@@ -94,111 +153,115 @@ save_every: 0
 samples: 16
 log_every: 30
 device: $DEV
+deterministic: true
+cudnn_benchmark: false
 YAML
-train() { # $1 = folder, $2 = max steps, $3 = resume
-  "$BIN" train --config "$OUTDIR/train.yaml" --out "$OUTDIR/$1" --max-steps "$2" ${3:+--resume "$3"} >>"$OUTDIR/train.log" 2>&1
+resume_run() { # $1 = folder, $2 = max steps, $3 = resume
+  timeout 120 "$BIN" train --config "$WORK/resume.yaml" --out "$WORK/$1" --max-steps "$2" ${3:+--resume "$3"} >> "$WORK/resume.log" 2>&1
 }
-say "training $STEPS steps of $BATCH on $DEV (uninterrupted), then $HALF + resume + $((STEPS - HALF))"
-rm -rf "$OUTDIR/train-a" "$OUTDIR/train-b"
-t0=$(date +%s); train train-a "$STEPS"; TRAIN_A_RC=$?; TRAIN_A_S=$(( $(date +%s) - t0 ))
-t0=$(date +%s); train train-b "$HALF"; TRAIN_B1_RC=$?; train train-b "$STEPS" auto; TRAIN_B2_RC=$?; TRAIN_B_S=$(( $(date +%s) - t0 ))
+say "resume: $RESUME_STEPS steps of $RESUME_BATCH in one process, then $HALF + resume + $((RESUME_STEPS - HALF)) (deterministic mode)"
+t0=$(date +%s); resume_run resume-a "$RESUME_STEPS"; a=$?
+resume_run resume-b "$HALF"; b1=$?; resume_run resume-b "$RESUME_STEPS" auto; b2=$?
+phase resume "$a,$b1,$b2" $(( $(date +%s) - t0 )) "steps=$RESUME_STEPS half=$HALF batch=$RESUME_BATCH"
+wait "$FAD_PID"
+summary --partial
 
-# --- 4. bench ------------------------------------------------------------------------------------------
-say "esvae bench fp32 on $DEV (batch 32, T 16, latent 128)"
-"$BIN" bench --config configs/mnist.yaml --device "$DEV" --batch 32 --steps "$BSTEPS" --warmup "$BWARM" \
-  --baseline=false --json "$OUTDIR/bench-fp32.json" > "$OUTDIR/bench.txt" 2>&1
-BENCH_RC=$?
-cat "$OUTDIR/bench.txt" >&2
-say "esvae bench amp bf16 on $DEV"
-"$BIN" bench --config configs/mnist.yaml --device "$DEV" --batch 32 --steps "$BSTEPS" --warmup "$BWARM" \
-  --samples 0 --amp bf16 --json "$OUTDIR/bench-amp.json" > "$OUTDIR/bench-amp.txt" 2>&1
-BENCH_AMP_RC=$?
-cat "$OUTDIR/bench-amp.txt" >&2
+# --- 4. bench ------------------------------------------------------------------------------------------------
+SMI_PID=""
+smi_start() { # $1 = file: the GPU memory of every process, sampled every 100 ms
+  SMI_PID=""
+  if [ "$DEV" = cuda ] && command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 100 > "$1" 2>/dev/null &
+    SMI_PID=$!
+  fi
+}
+smi_stop() { [ -n "$SMI_PID" ] && kill "$SMI_PID" 2>/dev/null; wait "$SMI_PID" 2>/dev/null; SMI_PID=""; }
+BENCH_BUDGET=$(( DEADLINE - TRAIN_MIN_S - 90 ))
+for B in $BENCH_BATCHES; do
+  for AMP in $AMPS; do
+    name="bench-b$B-$AMP"
+    if [ "$(elapsed)" -ge "$BENCH_BUDGET" ]; then
+      phase "$name" skipped 0 "no time left before the training phase (budget ${BENCH_BUDGET}s)"; continue
+    fi
+    [ "$AMP" = fp16 ] && [ "$DEV" != cuda ] && { phase "$name" skipped 0 "fp16 runs on CUDA only"; continue; }
+    ref=(); [ "$AMP" = bf16 ] && [ -n "$TORCH_DIR" ] && ref=(--reference)
+    say "esvae bench batch $B, fp32 and amp $AMP${ref:+, with the PyTorch reference}"
+    t0=$(date +%s)
+    smi_start "$WORK/$name.smi"
+    timeout 150 "$BIN" bench --config configs/mnist.yaml --device "$DEV" --batch "$B" --steps "$BSTEPS" --warmup "$BWARM" \
+      --samples $([ "$AMP" = bf16 ] && echo 256 || echo 0) --amp "$AMP" "${ref[@]}" --json "$WORK/$name.json" \
+      > "$WORK/$name.txt" 2>&1 &
+    bpid=$!
+    echo "$bpid" > "$WORK/$name.pid"
+    wait "$bpid"; rc=$?
+    smi_stop
+    phase "$name" $rc $(( $(date +%s) - t0 ))
+    cat "$WORK/$name.txt" >&2
+  done
+done
+summary --partial
 
-# --- 5. the PyTorch reference on the same device ------------------------------------------------------
-REF_RC=skip
-if [ -n "$TORCH_DIR" ]; then
-  say "PyTorch reference (tools/reference/bench_ref.py) on $DEV"
-  (cd tools/reference && "$PY" bench_ref.py --device "$DEV" --batch 32 --T 16 --latent 128 --steps "$BSTEPS" \
-    --warmup "$BWARM" --threads "$(nproc)" --json "$OUTDIR/ref.json") > "$OUTDIR/ref.txt" 2>&1
-  REF_RC=$?
-  cat "$OUTDIR/ref.txt" >&2
+# --- 6. paper-quality training -----------------------------------------------------------------------------
+FAD_MODEL="$WORK/fad/fad_mnist_64.pt"
+FAD_STATS="$WORK/fad/mnist_test_64.npz"
+fad_env=()
+if [ -f "$FAD_MODEL" ] && [ -f "$FAD_STATS" ]; then
+  fad_env=(ESVAE_EVAL_EVERY=1 "ESVAE_EVAL_FAD_MODEL=$FAD_MODEL" "ESVAE_EVAL_FAD_STATS=$FAD_STATS")
 else
-  say "reference timing SKIPPED: python3 has no PyTorch"
+  say "no FAD feature model (fad.log): training without the per-epoch FAD"
+fi
+if [ -n "${GPU_CHECK_TRAIN_MIN:-}" ]; then
+  TRAIN_S=$("$PY" -c "print(max(1, int(float('$GPU_CHECK_TRAIN_MIN') * 60)))")
+elif [ "$DEV" = cuda ]; then
+  TRAIN_S=$(( DEADLINE - $(elapsed) - 90 ))  # 90 s: the save on SIGINT, evaluation, grids
+  [ "$TRAIN_S" -lt "$TRAIN_MIN_S" ] && TRAIN_S=$TRAIN_MIN_S
+else
+  TRAIN_S=$TRAIN_MIN_S  # the CPU stand-in: long enough for an epoch of its small set, a save and a resume point
+fi
+echo "$TRAIN_S" > "$WORK/train_seconds"
+say "paper-quality training: ESVAE on MNIST ($MNIST), configs/mnist.yaml, device $DEV, for ${TRAIN_S}s"
+t0=$(date +%s)
+smi_start "$WORK/paper.smi"
+env ESVAE_DATA_DIR="$MNIST" ESVAE_KEEP=0 "${MNIST_LIMITS[@]}" "${fad_env[@]}" \
+  timeout -s INT -k 90 "$TRAIN_S" "$BIN" train --config configs/mnist.yaml --device "$DEV" --out "$WORK/paper" \
+  > "$WORK/paper.log" 2>&1
+rc=$?
+smi_stop
+# 124: stopped by the time budget (SIGINT, which saves last.ckpt): the expected end.
+phase paper_train $rc $(( $(date +%s) - t0 )) "stopped by SIGINT after ${TRAIN_S}s when rc is 124"
+tail -n 5 "$WORK/paper.log" >&2
+summary --partial
+
+# --- 7. evaluation of the final model -----------------------------------------------------------------------
+CKPT="$WORK/paper/last.ckpt"
+if [ -f "$CKPT" ]; then
+  say "evaluation: test MSE on every test image, FAD (5,120 samples, the authors' protocol)"
+  t0=$(date +%s)
+  metrics=mse; fad_args=()
+  [ -f "$FAD_MODEL" ] && { metrics=mse,fad; fad_args=(--fad-model "$FAD_MODEL" --fad-stats "$FAD_STATS"); }
+  timeout 150 "$BIN" eval --checkpoint "$CKPT" --data-dir "$MNIST" --metrics "$metrics" "${fad_args[@]}" "${EVAL_ARGS[@]}" \
+    --device "$DEV" --out "$WORK/eval" > "$WORK/eval.log" 2>&1
+  phase eval $? $(( $(date +%s) - t0 ))
+  t0=$(date +%s)
+  timeout 60 "$BIN" sample --checkpoint "$CKPT" --n 128 --device "$DEV" --out "$WORK/samples.png" > "$WORK/grids.log" 2>&1 \
+    && timeout 60 "$BIN" reconstruct --checkpoint "$CKPT" --data-dir "$MNIST" --n 64 --device "$DEV" \
+      --out "$WORK/reconstructions.png" >> "$WORK/grids.log" 2>&1
+  phase grids $? $(( $(date +%s) - t0 ))
+else
+  phase eval skipped 0 "no checkpoint: the training phase saved none (paper.log)"
 fi
 
-# --- summary -------------------------------------------------------------------------------------------
-"$PY" - "$OUTDIR" "$DEV" "$STEPS" "$HALF" "$BATCH" "$CHECK_RC" "$CHECK_S" "$TRAIN_A_RC" "$TRAIN_B1_RC" "$TRAIN_B2_RC" \
-  "$TRAIN_A_S" "$TRAIN_B_S" "$BENCH_RC" "$REF_RC" "$(( $(date +%s) - START ))" "${ESVAE_LIBTORCH_DIR:-}" "$BENCH_AMP_RC" <<'PY'
-import json, os, sys
-(out, dev, steps, half, batch, check_rc, check_s, a_rc, b1_rc, b2_rc, a_s, b_s, bench_rc, ref_rc, total_s,
- ltdir, bench_amp_rc) = sys.argv[1:]
-def load(p):
-    try:
-        with open(os.path.join(out, p)) as f:
-            return json.load(f)
-    except Exception:
-        return None
-def records(run):
-    recs = []
-    try:
-        with open(os.path.join(out, run, "metrics.jsonl")) as f:
-            for l in f:
-                if l.strip():
-                    recs.append(json.loads(l))
-    except Exception:
-        pass
-    return recs
-info = open(os.path.join(out, "info.txt")).read()
-res = {"device": dev, "gpu_parts": "ran" if dev == "cuda" else "SKIPPED: no GPU (CUDA not available); CPU stand-in with fewer steps",
-       "esvae_libtorch_dir": ltdir, "info": info.splitlines(), "total_seconds": int(total_s)}
-chk = load("check.json")
-res["check"] = {"exit_status": int(check_rc), "seconds": int(check_s),
-                "passed": chk and chk["passed"], "failed": chk and chk["failed"], "skipped": chk and chk["skipped"],
-                "results": chk and [{k: r[k] for k in ("name", "status", "detail")} for r in chk["results"]]}
-# Training: test records per epoch of the uninterrupted run (a) and the resumed one (b).
-ta = [r for r in records("train-a") if r.get("split") == "test"]
-tb = [r for r in records("train-b") if r.get("split") == "test"]
-tra = {r["epoch"]: r for r in records("train-a") if r.get("split") == "train"}
-worst, compared = 0.0, 0
-for x, y in zip(ta, tb):
-    for k in ("loss", "mse"):
-        if x.get(k) is not None and y.get(k) is not None:
-            d = abs(x[k] - y[k]) / max(1e-12, abs(x[k]))
-            worst = max(worst, d)
-            compared += 1
-tol = 1e-4 if dev == "cuda" else 0.0
-train = {"steps": int(steps), "resume_after": int(half), "batch": int(batch), "exit_status": [int(a_rc), int(b1_rc), int(b2_rc)],
-         "uninterrupted_seconds": int(a_s), "interrupted_seconds": int(b_s),
-         "test_epochs_compared": len(ta) if len(ta) == len(tb) else f"{len(ta)} vs {len(tb)}",
-         "max_relative_difference": worst, "tolerance": tol,
-         "resume_equal": bool(len(ta) == len(tb) and len(ta) > 0 and worst <= tol and a_rc == b1_rc == b2_rc == "0"),
-         "test_mse_per_epoch": [round(r["mse"], 6) for r in ta if r.get("mse") is not None],
-         "train_images_per_s_last_epoch": tra[max(tra)]["images_per_s"] if tra else None}
-res["training"] = train
-b = load("bench-fp32.json")
-res["bench_fp32"] = b if b else {"exit_status": int(bench_rc)}
-ba = load("bench-amp.json")
-res["bench_amp_bf16"] = ba if ba else {"exit_status": int(bench_amp_rc)}
-r = load("ref.json")
-res["reference"] = r if r else ("skipped: python3 has no PyTorch" if ref_rc == "skip" else {"exit_status": ref_rc})
-if b and r and b.get("results"):
-    res["esvae_vs_reference_speed"] = b["results"][0]["images_per_sec"] / r["images_per_sec"]
-ok = int(check_rc) == 0 and train["resume_equal"] and b is not None and (r is not None or ref_rc == "skip")
-res["ok"] = ok
-with open(os.path.join(out, "gpu-check.json"), "w") as f:
-    json.dump(res, f, indent=2)
-print(json.dumps({k: res[k] for k in ("device", "gpu_parts", "ok")}, indent=None))
-print("training: resume_equal=%s over %s test epochs (max relative difference %.3g), %s s uninterrupted"
-      % (train["resume_equal"], train["test_epochs_compared"], worst, a_s))
-if b and b.get("results"):
-    print("esvae fp32: %.1f images/s" % b["results"][0]["images_per_sec"])
-if ba and ba.get("results"):
-    print("esvae amp bf16: %.1f images/s" % ba["results"][0]["images_per_sec"])
-if r:
-    print("reference: %.1f images/s; ratio esvae/reference %.2f" % (r["images_per_sec"], res.get("esvae_vs_reference_speed", float("nan"))))
-sys.exit(0 if ok else 1)
-PY
-RC=$?
-say "wrote $OUTDIR/gpu-check.json ($(( $(date +%s) - START )) s in all)"
+# --- what comes back -----------------------------------------------------------------------------------------
+summary; RC=$?
+copy() { [ -f "$1" ] && cp "$1" "$OUTDIR/$2"; }
+copy "$CKPT" esvae-mnist.ckpt
+copy "$WORK/samples.png" samples.png
+copy "$WORK/reconstructions.png" reconstructions.png
+copy "$WORK/paper/losses.png" losses.png
+copy "$FAD_MODEL" fad_mnist_64.pt
+say "wrote $OUTDIR/gpu-check.json ($(elapsed) s in all)"
+cp "$LOG" "$OUTDIR/gpu-check.log"
+# Every log and JSON, without the checkpoints and data (they are large, or returned above).
+(cd "$WORK" && find . -type f ! -name '*.ckpt' ! -name '*.pt' ! -name '*.npz' ! -name '*.pid' -print0 \
+  | tar --null -T - -cJf "$OUTDIR/details.tar.xz")
 exit $RC

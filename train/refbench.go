@@ -33,11 +33,13 @@ type RefResult struct {
 	MaxSecPerStep float64   `json:"max_sec_per_step,omitempty"`
 	StepSecs      []float64 `json:"step_secs,omitempty"`
 	PeakRSS       int64     `json:"peak_rss_bytes"`
-	Threads       int       `json:"threads"`
-	SpeedRatio    float64   `json:"speed_ratio"`              // esvae images/s over the reference's
-	PeakRSSRatio  float64   `json:"peak_rss_ratio,omitempty"` // esvae's peak RSS over the reference's
-	Command       string    `json:"command"`
-	Environment   string    `json:"environment,omitempty"`
+	// PeakGPUMemory is torch.cuda.max_memory_allocated over the timed steps (CUDA runs only).
+	PeakGPUMemory int64   `json:"peak_gpu_memory_bytes,omitempty"`
+	Threads       int     `json:"threads"`
+	SpeedRatio    float64 `json:"speed_ratio"`              // esvae images/s over the reference's
+	PeakRSSRatio  float64 `json:"peak_rss_ratio,omitempty"` // esvae's peak RSS over the reference's
+	Command       string  `json:"command"`
+	Environment   string  `json:"environment,omitempty"`
 }
 
 // Run runs the reference once and reads its JSON result; c gives the sizes.
