@@ -14,7 +14,7 @@
 #                                                  half in two, deterministic mode (cuDNN deterministic,
 #                                                  benchmark off, CUBLAS_WORKSPACE_CONFIG): per-step losses
 #                                                  and per-epoch test losses must be EQUAL (tolerance 0)
-#   4. esvae bench at batch 32, 64, 256            fp32 and bf16 with the PyTorch reference
+#   4. esvae bench at batch 256, 64, 32            fp32 and bf16 with the PyTorch reference
 #                                                  (tools/reference/bench_ref.py, same process, interleaved)
 #                                                  and fp16; peak GPU memory from nvidia-smi
 #   5. the FAD feature autoencoder                 esvae fad train on MNIST (runs beside phases 2-3)
@@ -33,7 +33,7 @@
 # Environment: ESVAE_BIN (default bin/esvae, unpacked from .gpu-bundle/esvae.xz when that is newer),
 # GPU_CHECK_DEADLINE_S (the whole command's budget, default 540 on a GPU), GPU_CHECK_TRAIN_MIN (the
 # training phase; default what the budget leaves after the other phases, at least 4 minutes on a GPU),
-# GPU_CHECK_BENCH_BATCHES (default "32 64 256"), GPU_CHECK_WORK (default runs/gpu-check-work), PYTHON.
+# GPU_CHECK_BENCH_BATCHES (default "256 64 32"), GPU_CHECK_WORK (default runs/gpu-check-work), PYTHON.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -102,7 +102,7 @@ if grep -q '^CUDA: available' "$WORK/info.txt"; then
   DEV=cuda
   DEADLINE=${GPU_CHECK_DEADLINE_S:-540}
   RESUME_STEPS=120; RESUME_BATCH=64; RESUME_PER_EPOCH=16; RESUME_TEST=512
-  BENCH_BATCHES=${GPU_CHECK_BENCH_BATCHES:-"32 64 256"}; BSTEPS=20; BWARM=5
+  BENCH_BATCHES=${GPU_CHECK_BENCH_BATCHES:-"256 64 32"}; BSTEPS=20; BWARM=5  # the paper's batch first
   AMPS="bf16 fp16"; FAD_ARGS=(--epochs 10); TRAIN_MIN_S=240; MNIST_LIMITS=(); EVAL_ARGS=()
   say "GPU found: the GPU phases run on cuda"
 else
@@ -168,10 +168,10 @@ summary --partial
 
 # --- 4. bench ------------------------------------------------------------------------------------------------
 SMI_PID=""
-smi_start() { # $1 = file: the GPU memory of every process, sampled every 100 ms
+smi_start() { # $1 = file: the GPU memory of every process (pid, name, MiB), sampled every 100 ms
   SMI_PID=""
   if [ "$DEV" = cuda ] && command -v nvidia-smi >/dev/null; then
-    nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 100 > "$1" 2>/dev/null &
+    nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader,nounits -lms 100 > "$1" 2>/dev/null &
     SMI_PID=$!
   fi
 }
@@ -190,10 +190,8 @@ for B in $BENCH_BATCHES; do
     smi_start "$WORK/$name.smi"
     timeout 150 "$BIN" bench --config configs/mnist.yaml --device "$DEV" --batch "$B" --steps "$BSTEPS" --warmup "$BWARM" \
       --samples $([ "$AMP" = bf16 ] && echo 256 || echo 0) --amp "$AMP" "${ref[@]}" --json "$WORK/$name.json" \
-      > "$WORK/$name.txt" 2>&1 &
-    bpid=$!
-    echo "$bpid" > "$WORK/$name.pid"
-    wait "$bpid"; rc=$?
+      > "$WORK/$name.txt" 2>&1
+    rc=$?
     smi_stop
     phase "$name" $rc $(( $(date +%s) - t0 ))
     cat "$WORK/$name.txt" >&2
@@ -262,6 +260,6 @@ copy "$FAD_MODEL" fad_mnist_64.pt
 say "wrote $OUTDIR/gpu-check.json ($(elapsed) s in all)"
 cp "$LOG" "$OUTDIR/gpu-check.log"
 # Every log and JSON, without the checkpoints and data (they are large, or returned above).
-(cd "$WORK" && find . -type f ! -name '*.ckpt' ! -name '*.pt' ! -name '*.npz' ! -name '*.pid' -print0 \
+(cd "$WORK" && find . -type f ! -name '*.ckpt' ! -name '*.pt' ! -name '*.npz' -print0 \
   | tar --null -T - -cJf "$OUTDIR/details.tar.xz")
 exit $RC
