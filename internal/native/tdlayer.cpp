@@ -1,7 +1,7 @@
-// A time-distributed layer in training mode on the CPU in one call (ESVAE-SPEC.md, "Layers"): the
-// layer's op without its bias (2-D convolution, transposed convolution or linear map), then one
-// autograd Function that adds the op's bias, applies tdBN with the batch statistics and runs the LIF
-// neuron over T steps.
+// A time-distributed layer in training mode on the CPU in one call (tdConv + tdBatchNorm + LIFSpike
+// of tools/reference/esvae_ref.py): the layer's op without its bias (2-D convolution, transposed
+// convolution or linear map), then one autograd Function that adds the op's bias, applies tdBN with
+// the batch statistics and runs the LIF neuron over T steps.
 //
 // Why fused: the unfused chain writes and reads the batch-norm output and the membrane potentials
 // once more each, saves the potentials for the backward, and leaves the bias of the transposed
