@@ -63,7 +63,7 @@ if [ -z "${ESVAE_BIN:-}" ] && [ -f .gpu-bundle/esvae.xz ] && { [ ! -x "$BIN" ] |
     .gpu-bundle/esvae.xz "$BIN.partial" && chmod +x "$BIN.partial" && mv "$BIN.partial" "$BIN"
   say "unpacked .gpu-bundle/esvae.xz into $BIN ($(head -1 .gpu-bundle/MANIFEST 2>/dev/null))"
 fi
-[ -x "$BIN" ] || { say "error: $BIN is missing: run 'make gpu-bundle' here and carry .gpu-bundle (docs/gpu.md)"; exit 1; }
+[ -x "$BIN" ] || { say "error: $BIN is missing: run 'make gpu-bundle' on a machine with Go and bring .gpu-bundle/ (docs/gpu.md)"; exit 1; }
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 
 # --- libtorch: the machine's PyTorch, when there is one of esvae's version --------------------------
