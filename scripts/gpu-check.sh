@@ -30,7 +30,8 @@
 # Without a GPU it says so, runs the same phases on the CPU with small sizes (so the script is tested
 # on any machine), and marks the GPU parts SKIPPED in the JSON; `ok` is then about the CPU stand-in.
 #
-# Environment: ESVAE_BIN (default bin/esvae, unpacked from .gpu-bundle/esvae.xz when that is newer),
+# Environment: ESVAE_BIN (default: runs/gpu-check-bin/esvae, unpacked from .gpu-bundle/esvae.xz, when there
+# is a bundle, else bin/esvae),
 # GPU_CHECK_DEADLINE_S (the whole command's budget, default 540 on a GPU), GPU_CHECK_TRAIN_MIN (the
 # training phase; default what the budget leaves after the other phases, at least 4 minutes on a GPU),
 # GPU_CHECK_BENCH_BATCHES (default "256 64 32"), GPU_CHECK_WORK (default runs/gpu-check-work), PYTHON.
@@ -57,11 +58,14 @@ summary() { "$PY" "$ROOT/scripts/gpu_check_summary.py" "$WORK" "$OUTDIR/gpu-chec
 
 # --- the binary ------------------------------------------------------------------------------------
 BIN=${ESVAE_BIN:-bin/esvae}
-if [ -z "${ESVAE_BIN:-}" ] && [ -f .gpu-bundle/esvae.xz ] && { [ ! -x "$BIN" ] || [ .gpu-bundle/esvae.xz -nt "$BIN" ]; }; then
-  mkdir -p bin
-  "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
-    .gpu-bundle/esvae.xz "$BIN.partial" && chmod +x "$BIN.partial" && mv "$BIN.partial" "$BIN"
-  say "unpacked .gpu-bundle/esvae.xz into $BIN ($(head -1 .gpu-bundle/MANIFEST 2>/dev/null))"
+if [ -z "${ESVAE_BIN:-}" ] && [ -f .gpu-bundle/esvae.xz ]; then
+  BIN=runs/gpu-check-bin/esvae  # not inside .gpu-bundle/, whose size is what a device command carries
+  mkdir -p runs/gpu-check-bin
+  if [ ! -x "$BIN" ] || [ .gpu-bundle/esvae.xz -nt "$BIN" ]; then
+    "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+      .gpu-bundle/esvae.xz "$BIN.partial" && chmod +x "$BIN.partial" && mv "$BIN.partial" "$BIN"
+    say "unpacked .gpu-bundle/esvae.xz ($(head -1 .gpu-bundle/MANIFEST 2>/dev/null))"
+  fi
 fi
 [ -x "$BIN" ] || { say "error: $BIN is missing: run 'make gpu-bundle' on a machine with Go and bring .gpu-bundle/ (docs/gpu.md)"; exit 1; }
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
