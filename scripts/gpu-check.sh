@@ -117,7 +117,7 @@ else
   AMPS="bf16"; FAD_ARGS=(--epochs 1 --max-steps 20 --limit 2560); TRAIN_MIN_S=45
   MNIST_LIMITS=(ESVAE_DATA_TRAIN_LIMIT=512 ESVAE_DATA_TEST_LIMIT=256 ESVAE_DATA_BATCH_SIZE=32 ESVAE_SAMPLES=16
     ESVAE_EVAL_FAD_SAMPLES=256)
-  EVAL_ARGS=(--fad-samples 256)
+  EVAL_ARGS=(--fad-samples 256 --limit 512)
   say "NO GPU: CUDA is not available to esvae here (info.txt); the GPU parts are SKIPPED and the same phases"
   say "run on the CPU with small sizes, so that this script is tested"
 fi
