@@ -72,6 +72,10 @@ func (r *runDir) keepStep(step int64) error {
 	return nil
 }
 
+// LastCheckpoint is the path of the newest checkpoint of the run folder dir (what --resume auto
+// continues from).
+func LastCheckpoint(dir string) string { return filepath.Join(dir, lastName) }
+
 // DeviceName is "cpu" or "cuda:N".
 func DeviceName(d gotch.Device) string { return deviceName(d) }
 

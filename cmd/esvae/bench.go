@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/esvae-go/esvae/bench"
 	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
@@ -55,14 +56,14 @@ created with pip from tools/reference/requirements.txt when missing (about 2.5 G
 			if err != nil {
 				return err
 			}
-			bc := train.BenchConfig{Batch: batch, Steps: steps, Warmup: warmup, Model: mc, Device: dev,
+			bc := bench.Config{Batch: batch, Steps: steps, Warmup: warmup, Model: mc, Device: dev,
 				PerStep: baseline, Unfused: unfused, Samples: samples, AMP: amp, Profile: profile}
 			if reference {
 				py, err := refInterpreter(a.stdout, refPython)
 				if err != nil {
 					return err
 				}
-				bc.Reference = &train.RefBench{Python: py, Script: refScript, Device: a.cfg.Device, Steps: refSteps, Warmup: refWarmup,
+				bc.Reference = &bench.Reference{Python: py, Script: refScript, Device: a.cfg.Device, Steps: refSteps, Warmup: refWarmup,
 					Env: userEnv(), EnvNote: "the environment esvae was given"}
 				if refTuned {
 					bc.Reference.Env, bc.Reference.EnvNote = nil, "esvae's tuned environment"
@@ -74,14 +75,14 @@ created with pip from tools/reference/requirements.txt when missing (about 2.5 G
 					}
 				}
 			}
-			rep, err := train.Bench(a.stdout, bc)
+			rep, err := bench.Measure(a.stdout, bc)
 			if err != nil || jsonOut == "" {
 				return err
 			}
 			return writeBenchJSON(jsonOut, benchJSON{
 				AMP: amp.String(), Kind: mc.KindName(), Large: mc.Large, Batch: batch, T: mc.T, Latent: mc.LatentDim, Device: a.cfg.Device,
 				Threads: native.NumThreads(), Steps: steps, Warmup: warmup, Libtorch: native.TorchVersion(),
-				CUDA: native.CUDAVersion(), Results: rep.Results, PeakRSS: train.PeakRSS(), PeakRSSBytes: rep.PeakRSS,
+				CUDA: native.CUDAVersion(), Results: rep.Results, PeakRSS: peakRSS(), PeakRSSBytes: rep.PeakRSS,
 				Machine: rep.Machine, Sampling: rep.Sampling, Reference: rep.Reference,
 			})
 		},
@@ -156,12 +157,21 @@ type benchJSON struct {
 	Warmup       int                 `json:"warmup"`
 	Libtorch     string              `json:"libtorch"`
 	CUDA         string              `json:"cuda,omitempty"`
-	Results      []train.BenchResult `json:"results"`
+	Results      []bench.Result      `json:"results"`
 	PeakRSS      string              `json:"peak_rss,omitempty"`
 	PeakRSSBytes int64               `json:"peak_rss_bytes,omitempty"`
-	Machine      train.Machine       `json:"machine"`
-	Sampling     *train.SampleResult `json:"sampling,omitempty"`
-	Reference    *train.RefResult    `json:"reference,omitempty"`
+	Machine      bench.Machine       `json:"machine"`
+	Sampling     *bench.SampleResult `json:"sampling,omitempty"`
+	Reference    *bench.RefResult    `json:"reference,omitempty"`
+}
+
+// peakRSS is the process's peak resident set as /proc/self/status writes it ("1234 kB"; "" where
+// unknown).
+func peakRSS() string {
+	if _, peak, err := native.ProcessMemory(); err == nil && peak > 0 {
+		return fmt.Sprintf("%d kB", peak>>10)
+	}
+	return ""
 }
 
 func writeBenchJSON(path string, b benchJSON) error {

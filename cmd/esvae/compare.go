@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/esvae-go/esvae/compare"
 	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vae"
 )
@@ -65,7 +66,7 @@ Table V on CIFAR-10:
 			if err != nil {
 				return err
 			}
-			var entries []train.CompareEntry
+			var entries []compare.Entry
 			for _, name := range names {
 				cfg, err := compareSettings(configs, dataName, name)
 				if err != nil {
@@ -91,10 +92,10 @@ Table V on CIFAR-10:
 				if err := cfg.Validate(); err != nil {
 					return fmt.Errorf("%s: %w", name, err)
 				}
-				entries = append(entries, train.CompareEntry{Config: cfg, Checkpoint: given[name]})
+				entries = append(entries, compare.Entry{Config: cfg, Checkpoint: given[name]})
 			}
 			log := a.log.With().Str("component", "compare").Logger()
-			rep, err := train.Compare(cmd.Context(), train.CompareConfig{
+			rep, err := compare.Run(cmd.Context(), compare.Config{
 				Entries: entries, Out: out, TestLimit: testLimit, Samples: samples, Seed: seed,
 				SpeedSteps: speedSteps, Versions: versions(), Progress: a.stderr,
 			}, log)
