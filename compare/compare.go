@@ -26,6 +26,7 @@ import (
 
 	"github.com/esvae-go/esvae/bench"
 	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/train"
@@ -311,7 +312,7 @@ func testMSE(ctx context.Context, m vae.Net, cfg train.Config, cc Config, dev go
 			return 0, 0, err
 		}
 		var mse float64
-		nn.NoGrad(func() { mse, _, err = train.ReconstructBatch(m, x, false) })
+		nn.NoGrad(func() { mse, _, err = eval.ReconstructBatch(m, x, false) })
 		nn.Drop(x)
 		if err != nil {
 			return 0, 0, err

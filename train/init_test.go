@@ -48,7 +48,7 @@ func newInitTrainer(t *testing.T, cfg Config, init string, seed uint64) *trainer
 
 func hostValues(t *testing.T, x *ts.Tensor) []float32 {
 	t.Helper()
-	v, err := toFloat32(x)
+	v, err := nn.HostFloat32(x)
 	if err != nil {
 		t.Fatal(err)
 	}

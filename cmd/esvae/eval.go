@@ -111,7 +111,7 @@ Metrics (--metrics, comma-separated; default all):
 			}
 			cfg := m.Config()
 			rep := &eval.Report{Checkpoint: ckptPath, Kind: cfg.KindName(), Data: strings.ToLower(dc.Name), Step: ck.Meta.Step, T: cfg.T,
-				Seed: seed, Device: train.DeviceName(dev), Versions: versions(), Seconds: map[string]float64{}}
+				Seed: seed, Device: nn.DeviceName(dev), Versions: versions(), Seconds: map[string]float64{}}
 			esv, isESVAE := m.(*vae.Model)
 			openSplit := func(sp data.Split, n int) (data.Dataset, error) { return train.OpenData(ctx, dc, sp, n) }
 			timed := func(metric string, f func() error) error {
