@@ -310,8 +310,9 @@ func cudaIndex(s string) (int, error) {
 	return idx, nil
 }
 
-// openData opens a split of the configured data set, limited to the first limit images.
-func openData(ctx context.Context, c DataConfig, split data.Split, limit int) (data.Dataset, error) {
+// OpenData opens a split of the configured data set as the trainer does, limited to the first limit
+// images (0: all).
+func OpenData(ctx context.Context, c DataConfig, split data.Split, limit int) (data.Dataset, error) {
 	dir := c.Dir
 	if dir == "" {
 		if c.Name != "mnist" {
@@ -355,8 +356,5 @@ func batchTensor(imgs []float32, n, c, h, w int, dev gotch.Device) (*ts.Tensor, 
 	}
 	return v.To(dev, true)
 }
-
-// toFloat32 copies a tensor to a CPU []float32.
-func toFloat32(t *ts.Tensor) ([]float32, error) { return nn.HostFloat32(t) }
 
 func elapsed(since time.Time) float64 { return time.Since(since).Seconds() }
