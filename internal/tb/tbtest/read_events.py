@@ -1,0 +1,44 @@
+"""Reads the TensorBoard event files of a folder with TensorBoard's own EventAccumulator and prints
+what it holds as JSON: every scalar, image, histogram and text event with its step. Orphaned data
+is purged as TensorBoard does (purge_orphaned_data, the default): a SessionLog START at step S
+drops the earlier files' events at steps >= S."""
+
+import json
+import sys
+
+from tensorboard.backend.event_processing import event_accumulator as ea
+
+
+def main(folder):
+    acc = ea.EventAccumulator(
+        folder,
+        size_guidance={ea.SCALARS: 0, ea.IMAGES: 0, ea.HISTOGRAMS: 0, ea.TENSORS: 0},
+    )
+    acc.Reload()
+    tags = acc.Tags()
+    try:
+        text_tags = set(acc.PluginTagToContent("text"))
+    except KeyError:  # no event with the text plugin's metadata
+        text_tags = set()
+    out = {
+        "scalars": {t: [[e.step, e.value] for e in acc.Scalars(t)] for t in tags["scalars"]},
+        "images": {
+            t: [[e.step, e.width, e.height, len(e.encoded_image_string)] for e in acc.Images(t)]
+            for t in tags["images"]
+        },
+        "histograms": {
+            t: [[e.step, e.histogram_value.num, e.histogram_value.min, e.histogram_value.max] for e in acc.Histograms(t)]
+            for t in tags["histograms"]
+        },
+        "text": {
+            t: [[e.step, e.tensor_proto.string_val[0].decode("utf-8")] for e in acc.Tensors(t)]
+            for t in tags["tensors"]
+            if t in text_tags
+        },
+        "file_version": acc.file_version,
+    }
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
