@@ -24,6 +24,7 @@ func TestTensorBoardReadsEventsAndPurges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.Start(0, "fresh run") // every session starts with one: the server's reader ignores the first it sees
 	w.Text("config", 0, "# first")
 	for s := int64(1); s <= 9; s++ { // steps 7-9: logged after the checkpoint at 6, then a crash
 		w.Scalar("train/loss", s, float64(s))
@@ -81,5 +82,11 @@ func TestTensorBoardReadsEventsAndPurges(t *testing.T) {
 	}
 	if txt := ev.Text["config"]; len(txt) != 1 || txt[0][1] != "# first" {
 		t.Errorf("text %v: want the config once", txt)
+	}
+	// TensorBoard's server (the plugin accumulator) sees the same steps, text included.
+	for tag, want := range map[string][]int64{"train/loss": {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, "samples": {3, 6, 9, 12}, "rates": {3, 6, 9, 12}, "config": {0}} {
+		if got := ev.PluginSteps[tag]; !slices.Equal(got, want) {
+			t.Errorf("plugin accumulator: %s at steps %v, want %v", tag, got, want)
+		}
 	}
 }

@@ -140,7 +140,9 @@ func (w *Writer) Path() string { return w.path }
 // files of the folder at step >= step (its purge of orphaned data, as PyTorch's
 // SummaryWriter(purge_step=step) asks for). A resumed run calls it with the first step it will
 // write, so steps logged after its checkpoint by the interrupted session show once, from the
-// resumed one.
+// resumed one. Every session, a fresh one too (at step 0), must begin with Start: the reader of
+// TensorBoard's server (plugin_event_accumulator) takes the first START it sees for the start of
+// the run and purges only on later ones.
 func (w *Writer) Start(step int64, msg string) {
 	var sl []byte
 	sl = protowire.AppendTag(sl, sessionLogStatus, protowire.VarintType)

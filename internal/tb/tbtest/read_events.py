@@ -1,12 +1,16 @@
-"""Reads the TensorBoard event files of a folder with TensorBoard's own EventAccumulator and prints
-what it holds as JSON: every scalar, image, histogram and text event with its step. Orphaned data
-is purged as TensorBoard does (purge_orphaned_data, the default): a SessionLog START at step S
-drops the earlier files' events at steps >= S."""
+"""Reads the TensorBoard event files of a folder with TensorBoard's own readers and prints what
+they hold as JSON: every scalar, image and histogram event with its step from the legacy
+event_accumulator.EventAccumulator, and every event by tag (steps) and the text from
+plugin_event_accumulator.EventAccumulator, the one TensorBoard's server uses without its Rust data
+server (the legacy one does not purge tensors, so text comes from the plugin one). Orphaned data is
+purged as TensorBoard does (purge_orphaned_data, the default): a SessionLog START at step S drops
+the earlier files' events at steps >= S."""
 
 import json
 import sys
 
 from tensorboard.backend.event_processing import event_accumulator as ea
+from tensorboard.backend.event_processing import plugin_event_accumulator as pea
 
 
 def main(folder):
@@ -16,8 +20,10 @@ def main(folder):
     )
     acc.Reload()
     tags = acc.Tags()
+    plugin = pea.EventAccumulator(folder, size_guidance={pea.TENSORS: 0})
+    plugin.Reload()
     try:
-        text_tags = set(acc.PluginTagToContent("text"))
+        text_tags = set(plugin.PluginTagToContent("text"))
     except KeyError:  # no event with the text plugin's metadata
         text_tags = set()
     out = {
@@ -31,10 +37,10 @@ def main(folder):
             for t in tags["histograms"]
         },
         "text": {
-            t: [[e.step, e.tensor_proto.string_val[0].decode("utf-8")] for e in acc.Tensors(t)]
-            for t in tags["tensors"]
-            if t in text_tags
+            t: [[e.step, e.tensor_proto.string_val[0].decode("utf-8")] for e in plugin.Tensors(t)]
+            for t in sorted(text_tags)
         },
+        "plugin_steps": {t: [e.step for e in plugin.Tensors(t)] for t in plugin.Tags()["tensors"]},
         "file_version": acc.file_version,
     }
     json.dump(out, sys.stdout)

@@ -1,5 +1,5 @@
-// Package tbtest reads TensorBoard event files with TensorBoard's own reader (the tensorboard
-// package's EventAccumulator) for the tests: it installs the pinned wheels of requirements.txt
+// Package tbtest reads TensorBoard event files with TensorBoard's own readers (the tensorboard
+// package's EventAccumulator and the plugin EventAccumulator of its server) for the tests: it installs the pinned wheels of requirements.txt
 // (hash-checked) into a venv under the project's cache once, then runs read_events.py.
 package tbtest
 
@@ -98,8 +98,11 @@ type Events struct {
 	Images map[string][][4]int64 `json:"images"`
 	// Histograms: [step, count, min, max].
 	Histograms map[string][][4]float64 `json:"histograms"`
-	// Text: [step, text] pairs (JSON arrays of a number and a string).
+	// Text: [step, text] pairs (JSON arrays of a number and a string), from the plugin accumulator.
 	Text map[string][][2]any `json:"text"`
+	// PluginSteps are the steps of every tag as TensorBoard's server reads them (the plugin event
+	// accumulator, which holds scalars, images and histograms as tensors too).
+	PluginSteps map[string][]int64 `json:"plugin_steps"`
 	// FileVersion is the event files' version as TensorBoard parsed it (2 for brain.Event:2).
 	FileVersion float64 `json:"file_version"`
 }
@@ -130,6 +133,15 @@ func Steps[E ~[2]float64 | ~[4]float64](series []E) []int64 {
 	s := make([]int64, len(series))
 	for i, e := range series {
 		s[i] = int64(e[0])
+	}
+	return s
+}
+
+// Steps2 returns the steps of [step, text] entries.
+func Steps2(series [][2]any) []float64 {
+	s := make([]float64, len(series))
+	for i, e := range series {
+		s[i], _ = e[0].(float64)
 	}
 	return s
 }
