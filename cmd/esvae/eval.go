@@ -31,6 +31,7 @@ func newEvalCommand(a *app) *cobra.Command {
 		limit, fadSamples, probeEpochs, probeLimit, energyImages     int
 		fidSamples, isSplits                                         int
 		seed                                                         uint64
+		imgs                                                         imagesEvalFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
@@ -56,9 +57,19 @@ Metrics (--metrics, comma-separated; default all):
   energy      operations and energy per generated image at 4.6 / 0.9 pJ (Table III); ESVAE only
   probe       4-layer MLP on the encoder's rates r_q, SGD lr 0.01 (Table IV); ESVAE, labelled data sets
 
+--images DIR scores a folder of PNG/JPEG files instead (any model's samples, as pytorch-fid and
+clean-fid do): FAD, FID and IS against --ref DIR, --fad-stats / --fid-stats, or the --data set's
+test split (default mnist; CelebA: valid). Grey or RGB files; other sizes are resized like the data
+sets' images (centre crop to a square, Pillow bilinear). With --out: scores.json and scores.md.
 `,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if imgs.images != "" { // a folder of images, no model (eval_images.go)
+				if ckptPath != "" {
+					return fmt.Errorf("--images scores a folder and --checkpoint a model: give one of them")
+				}
+				return evalImages(cmd.Context(), a, imgs, metrics, name, dir, limit, fadModel, fadStats, fadBN, inception, inceptionLogits, isSplits, out)
+			}
 			if ckptPath == "" {
 				return fmt.Errorf("--checkpoint is required (a run folder's best.ckpt or last.ckpt, or an imported .ckpt)")
 			}
@@ -277,6 +288,9 @@ Metrics (--metrics, comma-separated; default all):
 	f.IntVar(&probeLimit, "probe-train-limit", 0, "use only the first N training images for the probe (0: all)")
 	f.IntVar(&energyImages, "energy-images", 256, "generated images the operation counts average over")
 	f.Uint64Var(&seed, "seed", 0, "random seed of every draw (latent sampling, generation, perturbations)")
+	f.StringVar(&imgs.images, "images", "", "score this folder of PNG/JPEG images (FAD, FID, IS) instead of a checkpoint's samples, against --ref, --fad-stats/--fid-stats or the --data set's test split")
+	f.StringVar(&imgs.ref, "ref", "", "with --images: a second folder of images as the reference")
+	f.StringVar(&imgs.fidStats, "fid-stats", "", "with --images: the reference's FID statistics .npz (mu, sigma) instead of --ref or the split")
 	deviceFlag(f)
 	return cmd
 }
