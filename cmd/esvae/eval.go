@@ -262,6 +262,11 @@ sets' images (centre crop to a square, Pillow bilinear). With --out: scores.json
 			if err := vis.WriteFileAtomic(filepath.Join(out, "report.md"), rep.WriteMarkdown); err != nil {
 				return err
 			}
+			if a.cfg.TensorBoard { // the report as TensorBoard summaries too (config key tensorboard)
+				if err := rep.WriteTensorBoard(out); err != nil {
+					a.log.Warn().Err(err).Msg("TensorBoard summary not written")
+				}
+			}
 			if err := rep.WriteMarkdown(a.stdout); err != nil {
 				return err
 			}
