@@ -60,6 +60,9 @@ type Options struct {
 	Versions map[string]string
 	Log      zerolog.Logger
 	Stdout   io.Writer
+	// TensorBoard also writes the report into Out as TensorBoard summaries (scalars at the checkpoint's
+	// step, the pictures as images, report.md as text).
+	TensorBoard bool
 
 	want map[string]bool
 }
@@ -137,6 +140,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if err := vis.WriteFileAtomic(filepath.Join(o.Out, "report.md"), rep.WriteMarkdown); err != nil {
 		return nil, err
+	}
+	if o.TensorBoard {
+		if err := rep.WriteTensorBoard(o.Out); err != nil {
+			o.Log.Warn().Err(err).Msg("TensorBoard summary not written")
+		}
 	}
 	if err := rep.WriteMarkdown(o.Stdout); err != nil {
 		return nil, err

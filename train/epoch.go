@@ -59,6 +59,7 @@ func (t *trainer) endEpoch(testDS data.Dataset, epoch int, s *epochStats) (float
 		return nan(), err
 	}
 	t.hist.add(trainRec, testRec)
+	t.tbEpoch(testDS, epoch, testRec)
 	if err := t.hist.plot(t.run.path("losses.png")); err != nil {
 		t.log.Warn().Err(err).Msg("loss plot not written")
 	}

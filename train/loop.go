@@ -309,6 +309,7 @@ func (t *trainer) flush(stats *epochStats) error {
 	if t.rank() != 0 {
 		return nil
 	}
+	t.tbSteps(first, vals, images, stats.start)
 	if err := t.hist.addSteps(first, losses); err != nil {
 		t.log.Warn().Err(err).Msg("per-step losses not recorded")
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
+	"github.com/esvae-go/esvae/internal/tb"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vae"
 	"github.com/esvae-go/esvae/vis"
@@ -87,6 +88,9 @@ type trainer struct {
 	fadAE   *eval.FeatureAE
 	fadRef  eval.Gaussian
 	fadHist []vis.XY
+	// tb is this session's TensorBoard event file (nil: off); tbLast its last metrics flush.
+	tb     *tb.Writer
+	tbLast time.Time
 }
 
 // rank is this process's rank (0 without a group).
@@ -206,6 +210,8 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (res
 		}
 		defer t.metric.Close()
 	}
+	t.openTB()
+	defer t.closeTB()
 	if t.hist, err = readHistory(t.run.path("metrics.jsonl")); err != nil {
 		return nil, err
 	}

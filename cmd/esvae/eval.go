@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,6 +15,7 @@ import (
 func newEvalCommand(a *app) *cobra.Command {
 	var o eval.Options
 	var name, dir string
+	var imgs imagesEvalFlags
 	cmd := &cobra.Command{
 		Use:   "eval",
 		Short: "Compute the paper's metrics for a checkpoint: reconstruction MSE, FAD, robustness, energy, encoder probe",
@@ -41,6 +43,13 @@ Metrics (--metrics, comma-separated; default all):
 `,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if imgs.images != "" { // a folder of images, no model (eval_images.go)
+				if o.Checkpoint != "" {
+					return fmt.Errorf("--images scores a folder and --checkpoint a model: give one of them")
+				}
+				return evalImages(cmd.Context(), a, imgs, o.Metrics, name, dir, o.Limit, o.FADModel, o.FADStats, o.FADBN,
+					o.Inception, o.InceptionLogits, o.ISSplits, o.Out)
+			}
 			if err := o.Validate(); err != nil {
 				return err
 			}
@@ -61,6 +70,7 @@ Metrics (--metrics, comma-separated; default all):
 				return train.OpenData(ctx, dc, sp, n)
 			}
 			o.Versions, o.Log, o.Stdout = versions(), a.log, a.stdout
+			o.TensorBoard = a.cfg.TensorBoard // the report as TensorBoard summaries too (config key tensorboard)
 			ctx := cmd.Context()
 			if ctx == nil {
 				ctx = context.Background()
@@ -88,6 +98,9 @@ Metrics (--metrics, comma-separated; default all):
 	f.IntVar(&o.ProbeLimit, "probe-train-limit", 0, "use only the first N training images for the probe (0: all)")
 	f.IntVar(&o.EnergyImages, "energy-images", 256, "generated images the operation counts average over")
 	f.Uint64Var(&o.Seed, "seed", 0, "random seed of every draw (latent sampling, generation, perturbations)")
+	f.StringVar(&imgs.images, "images", "", "score this folder of PNG/JPEG images (FAD, FID, IS) instead of a checkpoint's samples, against --ref, --fad-stats/--fid-stats or the --data set's test split")
+	f.StringVar(&imgs.ref, "ref", "", "with --images: a second folder of images as the reference")
+	f.StringVar(&imgs.fidStats, "fid-stats", "", "with --images: the reference's FID statistics .npz (mu, sigma) instead of --ref or the split")
 	deviceFlag(f)
 	return cmd
 }
