@@ -349,6 +349,9 @@ func (t *trainer) saveLast(best bool) error {
 	if t.rank() != 0 {
 		return nil
 	}
+	if err := t.checkWeights(); err != nil {
+		return err
+	}
 	if err := SaveCheckpoint(t.run.path(lastName), t.model, t.opt, t.meta); err != nil {
 		return err
 	}
