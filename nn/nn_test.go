@@ -9,6 +9,8 @@ import (
 	"github.com/sugarme/gotch"
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/approx"
 )
 
 // checkUniform asserts that t holds values in [-bound, bound) spread like a uniform distribution
@@ -24,10 +26,10 @@ func checkUniform(t *testing.T, name string, x *ts.Tensor, bound float64) {
 	}
 	n := float64(len(v))
 	std := math.Sqrt(sq/n - (sum/n)*(sum/n))
-	if mx > bound {
+	if approx.Exceeds(mx, bound) {
 		t.Errorf("%s: |value| up to %g exceeds the bound %g", name, mx, bound)
 	}
-	if want := bound / math.Sqrt(3); math.Abs(std-want) > 0.1*want {
+	if want := bound / math.Sqrt(3); approx.Exceeds(math.Abs(std-want), 0.1*want) {
 		t.Errorf("%s: std %g, a uniform(+-%g) has %g", name, std, bound, want)
 	}
 }
