@@ -13,8 +13,8 @@ import (
 	"github.com/esvae-go/esvae/vae"
 )
 
-// FeatureAE is the conventional autoencoder whose latent vectors FAD compares (ESVAE-SPEC,
-// Evaluation: `AE` for 32x32 images, `AELarge` for 64x64). Encoder: Conv2d 3x3 stride 2 padding 1
+// FeatureAE is the conventional autoencoder whose latent vectors FAD compares (the authors'
+// `AE` for 32x32 images, `AELarge` for 64x64). Encoder: Conv2d 3x3 stride 2 padding 1
 // blocks of 32, 64, 128, 256 (and 512 for AELarge) channels, each followed by BatchNorm2d and
 // LeakyReLU(0.01), then a Linear from the flattened 2x2 map to the feature dimension d. Decoder:
 // Linear back, transposed-conv blocks mirroring the encoder, a last transposed conv to the input

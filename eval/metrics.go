@@ -43,7 +43,7 @@ func ForEachBatch(ctx context.Context, ds data.Dataset, batch, limit int, dev go
 		if limit > 0 && done+n > limit {
 			n = limit - done
 		}
-		x, err := imagesTensor(b.Images[:n*c*h*w], n, c, h, w, dev)
+		x, err := nn.ImagesTensor(b.Images[:n*c*h*w], n, c, h, w, dev)
 		if err != nil {
 			return err
 		}
@@ -55,19 +55,6 @@ func ForEachBatch(ctx context.Context, ds data.Dataset, batch, limit int, dev go
 		done += n
 	}
 	return nil
-}
-
-// imagesTensor copies N*C*H*W float32 values to an (N, C, H, W) tensor on dev.
-func imagesTensor(imgs []float32, n, c, h, w int, dev gotch.Device) (*ts.Tensor, error) {
-	t, err := ts.OfSlice(imgs)
-	if err != nil {
-		return nil, err
-	}
-	v, err := t.View([]int64{int64(n), int64(c), int64(h), int64(w)}, true)
-	if err != nil || dev == gotch.CPU {
-		return v, err
-	}
-	return v.To(dev, true)
 }
 
 // mse is the mean squared difference of two tensors of one shape, as a float64.

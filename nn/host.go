@@ -69,6 +69,20 @@ func HostFloat32(t *ts.Tensor) ([]float32, error) {
 	return out, nil
 }
 
+// ImagesTensor copies a batch of images, n*c*h*w float32 values, to a new (n, c, h, w) tensor on
+// dev (the inverse of HostFloat32 for image batches).
+func ImagesTensor(imgs []float32, n, c, h, w int, dev gotch.Device) (*ts.Tensor, error) {
+	t, err := ts.OfSlice(imgs)
+	if err != nil {
+		return nil, err
+	}
+	v, err := t.View([]int64{int64(n), int64(c), int64(h), int64(w)}, true)
+	if err != nil || dev == gotch.CPU {
+		return v, err
+	}
+	return v.To(dev, true)
+}
+
 // HostFloat64 copies a float tensor of any device and layout to a new []float64 in one transfer
 // (float32 values are widened exactly).
 func HostFloat64(t *ts.Tensor) ([]float64, error) {

@@ -27,6 +27,7 @@ command -v go >/dev/null || die "go is not on the PATH" "install Go (make build 
 command -v xz >/dev/null || die "xz is not installed" "install it (Debian: apt-get install xz-utils)"
 
 # --- 1. esvae against libtorch 2.11.0, from this working tree -----------------------------------------
+FROM="$(cd "$ROOT" && git rev-parse HEAD)$(cd "$ROOT" && git diff --quiet HEAD || echo ' + uncommitted changes')"
 say "copying the working tree (tracked and untracked files git does not ignore) to $SRC"
 mkdir -p "$SRC"
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard) > "$CACHE/gpu-bundle-files"
@@ -59,7 +60,7 @@ done
 
 # --- 3. manifest, then the size the device command may carry --------------------------------------------
 {
-  echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(cd "$ROOT" && git rev-parse HEAD)$(cd "$ROOT" && git diff --quiet HEAD || echo ' + uncommitted changes')"
+  echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) from $FROM"
   echo "esvae: libtorch $VERSION, $(stat -c %s "$CACHE/gpu-bundle-esvae") bytes unpacked"
   (cd "$BUNDLE.partial" && sha256sum esvae.xz mnist/*)
 } > "$BUNDLE.partial/MANIFEST"

@@ -14,7 +14,7 @@
 #                                                  half in two, deterministic mode (cuDNN deterministic,
 #                                                  benchmark off, CUBLAS_WORKSPACE_CONFIG): per-step losses
 #                                                  and per-epoch test losses must be EQUAL (tolerance 0)
-#   4. esvae bench at batch 32, 64, 256            fp32 and bf16 with the PyTorch reference
+#   4. esvae bench at batch 256, 64, 32            fp32 and bf16 with the PyTorch reference
 #                                                  (tools/reference/bench_ref.py, same process, interleaved)
 #                                                  and fp16; peak GPU memory from nvidia-smi
 #   5. the FAD feature autoencoder                 esvae fad train on MNIST (runs beside phases 2-3)
@@ -30,10 +30,11 @@
 # Without a GPU it says so, runs the same phases on the CPU with small sizes (so the script is tested
 # on any machine), and marks the GPU parts SKIPPED in the JSON; `ok` is then about the CPU stand-in.
 #
-# Environment: ESVAE_BIN (default bin/esvae, unpacked from .gpu-bundle/esvae.xz when that is newer),
+# Environment: ESVAE_BIN (default: runs/gpu-check-bin/esvae, unpacked from .gpu-bundle/esvae.xz, when there
+# is a bundle, else bin/esvae),
 # GPU_CHECK_DEADLINE_S (the whole command's budget, default 540 on a GPU), GPU_CHECK_TRAIN_MIN (the
 # training phase; default what the budget leaves after the other phases, at least 4 minutes on a GPU),
-# GPU_CHECK_BENCH_BATCHES (default "32 64 256"), GPU_CHECK_WORK (default runs/gpu-check-work), PYTHON.
+# GPU_CHECK_BENCH_BATCHES (default "256 64 32"), GPU_CHECK_WORK (default runs/gpu-check-work), PYTHON.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,13 +58,16 @@ summary() { "$PY" "$ROOT/scripts/gpu_check_summary.py" "$WORK" "$OUTDIR/gpu-chec
 
 # --- the binary ------------------------------------------------------------------------------------
 BIN=${ESVAE_BIN:-bin/esvae}
-if [ -z "${ESVAE_BIN:-}" ] && [ -f .gpu-bundle/esvae.xz ] && { [ ! -x "$BIN" ] || [ .gpu-bundle/esvae.xz -nt "$BIN" ]; }; then
-  mkdir -p bin
-  "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
-    .gpu-bundle/esvae.xz "$BIN.partial" && chmod +x "$BIN.partial" && mv "$BIN.partial" "$BIN"
-  say "unpacked .gpu-bundle/esvae.xz into $BIN ($(head -1 .gpu-bundle/MANIFEST 2>/dev/null))"
+if [ -z "${ESVAE_BIN:-}" ] && [ -f .gpu-bundle/esvae.xz ]; then
+  BIN=runs/gpu-check-bin/esvae  # not inside .gpu-bundle/, whose size is what a device command carries
+  mkdir -p runs/gpu-check-bin
+  if [ ! -x "$BIN" ] || [ .gpu-bundle/esvae.xz -nt "$BIN" ]; then
+    "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+      .gpu-bundle/esvae.xz "$BIN.partial" && chmod +x "$BIN.partial" && mv "$BIN.partial" "$BIN"
+    say "unpacked .gpu-bundle/esvae.xz ($(head -1 .gpu-bundle/MANIFEST 2>/dev/null))"
+  fi
 fi
-[ -x "$BIN" ] || { say "error: $BIN is missing: run 'make gpu-bundle' here and carry .gpu-bundle (docs/gpu.md)"; exit 1; }
+[ -x "$BIN" ] || { say "error: $BIN is missing: run 'make gpu-bundle' on a machine with Go and bring .gpu-bundle/ (docs/gpu.md)"; exit 1; }
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 
 # --- libtorch: the machine's PyTorch, when there is one of esvae's version --------------------------
@@ -102,7 +106,7 @@ if grep -q '^CUDA: available' "$WORK/info.txt"; then
   DEV=cuda
   DEADLINE=${GPU_CHECK_DEADLINE_S:-540}
   RESUME_STEPS=120; RESUME_BATCH=64; RESUME_PER_EPOCH=16; RESUME_TEST=512
-  BENCH_BATCHES=${GPU_CHECK_BENCH_BATCHES:-"32 64 256"}; BSTEPS=20; BWARM=5
+  BENCH_BATCHES=${GPU_CHECK_BENCH_BATCHES:-"256 64 32"}; BSTEPS=20; BWARM=5  # the paper's batch first
   AMPS="bf16 fp16"; FAD_ARGS=(--epochs 10); TRAIN_MIN_S=240; MNIST_LIMITS=(); EVAL_ARGS=()
   say "GPU found: the GPU phases run on cuda"
 else
@@ -113,7 +117,7 @@ else
   AMPS="bf16"; FAD_ARGS=(--epochs 1 --max-steps 20 --limit 2560); TRAIN_MIN_S=45
   MNIST_LIMITS=(ESVAE_DATA_TRAIN_LIMIT=512 ESVAE_DATA_TEST_LIMIT=256 ESVAE_DATA_BATCH_SIZE=32 ESVAE_SAMPLES=16
     ESVAE_EVAL_FAD_SAMPLES=256)
-  EVAL_ARGS=(--fad-samples 256)
+  EVAL_ARGS=(--fad-samples 256 --limit 512)
   say "NO GPU: CUDA is not available to esvae here (info.txt); the GPU parts are SKIPPED and the same phases"
   say "run on the CPU with small sizes, so that this script is tested"
 fi
@@ -168,10 +172,10 @@ summary --partial
 
 # --- 4. bench ------------------------------------------------------------------------------------------------
 SMI_PID=""
-smi_start() { # $1 = file: the GPU memory of every process, sampled every 100 ms
+smi_start() { # $1 = file: the GPU memory of every process (pid, name, MiB), sampled every 100 ms
   SMI_PID=""
   if [ "$DEV" = cuda ] && command -v nvidia-smi >/dev/null; then
-    nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 100 > "$1" 2>/dev/null &
+    nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader,nounits -lms 100 > "$1" 2>/dev/null &
     SMI_PID=$!
   fi
 }
@@ -190,10 +194,8 @@ for B in $BENCH_BATCHES; do
     smi_start "$WORK/$name.smi"
     timeout 150 "$BIN" bench --config configs/mnist.yaml --device "$DEV" --batch "$B" --steps "$BSTEPS" --warmup "$BWARM" \
       --samples $([ "$AMP" = bf16 ] && echo 256 || echo 0) --amp "$AMP" "${ref[@]}" --json "$WORK/$name.json" \
-      > "$WORK/$name.txt" 2>&1 &
-    bpid=$!
-    echo "$bpid" > "$WORK/$name.pid"
-    wait "$bpid"; rc=$?
+      > "$WORK/$name.txt" 2>&1
+    rc=$?
     smi_stop
     phase "$name" $rc $(( $(date +%s) - t0 ))
     cat "$WORK/$name.txt" >&2
@@ -262,6 +264,6 @@ copy "$FAD_MODEL" fad_mnist_64.pt
 say "wrote $OUTDIR/gpu-check.json ($(elapsed) s in all)"
 cp "$LOG" "$OUTDIR/gpu-check.log"
 # Every log and JSON, without the checkpoints and data (they are large, or returned above).
-(cd "$WORK" && find . -type f ! -name '*.ckpt' ! -name '*.pt' ! -name '*.npz' ! -name '*.pid' -print0 \
+(cd "$WORK" && find . -type f ! -name '*.ckpt' ! -name '*.pt' ! -name '*.npz' -print0 \
   | tar --null -T - -cJf "$OUTDIR/details.tar.xz")
 exit $RC

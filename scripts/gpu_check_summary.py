@@ -72,15 +72,19 @@ def phases(work):
 
 
 def smi_peaks(path):
-    """pid -> the most GPU memory (MiB) nvidia-smi saw that process use."""
+    """program -> the most GPU memory (MiB) nvidia-smi saw one process of it use: "esvae", "python" (the
+    reference) or the program's file name."""
     peaks = {}
     for line in (read(path, "") or "").splitlines():
         parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 2 and parts[0].isdigit():
-            try:
-                peaks[parts[0]] = max(peaks.get(parts[0], 0), int(float(parts[1])))
-            except ValueError:
-                pass
+        if len(parts) != 3 or not parts[0].isdigit():
+            continue
+        prog = os.path.basename(parts[1])
+        prog = "esvae" if prog.startswith("esvae") else "python" if prog.startswith("python") else prog
+        try:
+            peaks[prog] = max(peaks.get(prog, 0), int(float(parts[2])))
+        except ValueError:
+            pass
     return peaks
 
 
@@ -170,13 +174,10 @@ def bench_part(work, dev):
             e["reference_peak_allocated_mib"] = (ref.get("peak_gpu_memory_bytes") or 0) / 2**20 or None
             e["reference_torch"] = ref.get("torch")
         peaks = smi_peaks(os.path.join(work, name + ".smi"))
-        pid = (read(os.path.join(work, name + ".pid"), "") or "").strip()
         if peaks:
-            e["peak_gpu_memory_mib_esvae"] = peaks.get(pid)
-            others = [v for k, v in peaks.items() if k != pid]
-            e["peak_gpu_memory_mib_reference"] = max(others) if others else None
-            e["peak_gpu_memory_source"] = ("nvidia-smi per process, sampled every 100 ms: the CUDA context plus what "
-                                           "the caching allocator reserved (fp32 and amp runs of the one process)")
+            e["peak_gpu_memory_mib"] = peaks
+            e["peak_gpu_memory_source"] = ("nvidia-smi per process (esvae; python: the reference), sampled every 100 ms: "
+                                           "the CUDA context plus what the caching allocator reserved")
         out[name] = e
     if dev != "cuda":
         out["note"] = "SKIPPED: no GPU; CPU stand-in sizes"
@@ -193,7 +194,7 @@ def paper_part(work, phase):
            "data": read(os.path.join(work, "mnist"), "").strip(),
            "train_seconds_budget": read(os.path.join(work, "train_seconds"), "").strip(),
            "exit_status": phase and phase["exit_status"], "seconds": phase and phase["seconds"],
-           "epochs_completed": len(train), "steps": max([r.get("step", 0) for r in recs] or [0]),
+           "epochs_completed": len(train), "steps": max(list(steps_csv(run)) + [r.get("step", 0) for r in recs] or [0]),
            "images_per_s_per_epoch": [round(r["images_per_s"], 1) for r in train if finite(r.get("images_per_s"))],
            "test_mse_per_epoch": [r.get("mse") for r in test],
            "fad_per_epoch": fads}
@@ -214,6 +215,17 @@ def eval_part(work, phase):
             "fad_feature_model": "esvae fad train on MNIST in this run (10 epochs), not the authors' mnist_64.pth: "
                                  "FAD values of different feature models are not comparable",
             "paper": PAPER_MNIST, "seconds": rep.get("seconds")}
+
+
+def strict(x):
+    """x with every non-finite float written as a string ("NaN", "Infinity"): strict JSON that any reader takes."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x).replace("nan", "NaN").replace("inf", "Infinity")
+    if isinstance(x, dict):
+        return {k: strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [strict(v) for v in x]
+    return x
 
 
 def main():
@@ -243,7 +255,7 @@ def main():
                        "run equals the uninterrupted one exactly")
     tmp = out + ".partial"
     with open(tmp, "w") as f:
-        json.dump(res, f, indent=2, allow_nan=True)
+        json.dump(strict(res), f, indent=2, allow_nan=False)
     os.replace(tmp, out)
     if partial:
         return 0

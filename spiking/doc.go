@@ -1,5 +1,5 @@
-// Package spiking holds the spiking building blocks of ESVAE (ESVAE-SPEC.md, sections "Layers" and
-// "Sampling and loss"): the LIF neuron, the reparameterizable Poisson sampler, threshold-dependent
+// Package spiking holds the spiking building blocks of ESVAE (their reference:
+// tools/reference/esvae_ref.py): the LIF neuron, the reparameterizable Poisson sampler, threshold-dependent
 // batch norm and the membrane readout.
 //
 // # Layout
@@ -17,5 +17,5 @@
 // baseline and as a second opinion in the tests.
 //
 // All functions return errors rather than exiting; call them from one OS-thread-locked goroutine
-// (see GOTCH-NOTES.md: grad mode and libtorch's error slot are per thread).
+// (grad mode and libtorch's error slot are per OS thread).
 package spiking

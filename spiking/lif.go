@@ -8,7 +8,7 @@ import (
 	"github.com/esvae-go/esvae/internal/native"
 )
 
-// Constants of the reference implementation (ESVAE-SPEC.md, "Constants").
+// Constants of the reference implementation (tools/reference/esvae_ref.py, "Constants").
 const (
 	DefaultT   = 16   // time steps
 	DefaultTau = 0.25 // membrane decay tau
@@ -49,7 +49,7 @@ func (c LIFConfig) WithDefaults() LIFConfig {
 	return c
 }
 
-// LIF runs the leaky integrate-and-fire neuron (ESVAE-SPEC.md, "LIF neuron") over T steps and
+// LIF runs the leaky integrate-and-fire neuron (LIFSpike in tools/reference/esvae_ref.py) over T steps and
 // returns its spikes.
 //
 // x: (T*N, ...) input currents, time folded into dim 0 t-major (row t*N + n), float32 or float64

@@ -8,7 +8,7 @@ import (
 	"github.com/esvae-go/esvae/internal/native"
 )
 
-// Poisson is the reparameterizable Poisson spike sampler (ESVAE-SPEC.md, "Sampling and loss").
+// Poisson is the reparameterizable Poisson spike sampler (PoissonFn in tools/reference/esvae_ref.py).
 //
 // r: rates of shape (N, L) (any shape S works); u: uniform noise of shape (T, N, L), i.e. (T, S),
 // same dtype and device as r. Returns z of shape (T, N, L), r's dtype, which read as (T*N, L) is the

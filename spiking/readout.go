@@ -11,7 +11,8 @@ import (
 	"github.com/esvae-go/esvae/nn"
 )
 
-// Readout is the membrane readout of the last (non-spiking) layer (ESVAE-SPEC, Layers):
+// Readout is the membrane readout of the last (non-spiking) layer (MembraneOutputLayer in
+// tools/reference/esvae_ref.py):
 //
 //	m = sum_t x_t * decay^(T-1-t),  then tanh
 //

@@ -11,7 +11,7 @@ import (
 	"github.com/esvae-go/esvae/nn"
 )
 
-// TdBN is threshold-dependent batch norm (ESVAE-SPEC, Layers):
+// TdBN is threshold-dependent batch norm (tdBatchNorm in tools/reference/esvae_ref.py):
 //
 //	y = alpha * V_th * (x - mean) / sqrt(var + eps) * gamma + beta        (alpha = 1)
 //

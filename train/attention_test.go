@@ -16,7 +16,7 @@ import (
 	"github.com/esvae-go/esvae/vae"
 )
 
-// attnConfig is kindConfig with both attention modules (TAID and PFA, ATTENTION-SPEC).
+// attnConfig is kindConfig with both attention modules (TAID and PFA, tools/reference/attention_ref.py).
 func attnConfig(t *testing.T, kind, out string) Config {
 	cfg := kindConfig(t, kind, out)
 	cfg.Model.Readout, cfg.Model.InputAttention, cfg.Model.PFARank = vae.ReadoutTAID, vae.AttentionPFA, 8

@@ -84,6 +84,9 @@ type Config struct {
 	Deterministic bool `mapstructure:"deterministic" json:"deterministic"`
 	// Eval computes FAD during training (metrics.jsonl, fad.png).
 	Eval EvalConfig `mapstructure:"eval" json:"eval"`
+	// TensorBoard writes TensorBoard event files into the run folder (docs/tensorboard.md).
+	// Default true.
+	TensorBoard bool `mapstructure:"tensorboard" json:"tensorboard"`
 }
 
 // EvalConfig asks for the Frechet autoencoder distance every Every epochs during training, as the
@@ -113,6 +116,7 @@ func DefaultConfig() Config {
 		LogEvery:       10,
 		Device:         "auto",
 		CudnnBenchmark: true,
+		TensorBoard:    true,
 	}
 }
 

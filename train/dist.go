@@ -253,9 +253,9 @@ func (t *trainer) averageGrads() error {
 	if bucket <= 0 {
 		bucket = DefaultBucketBytes
 	}
-	// A parameter the forward never uses (TAID's conv_c, ATTENTION-SPEC) has no gradient on any rank;
-	// the all-reduce fills it with zeros, which AdamW would then decay. Set it back to none, as in a
-	// single process, where AdamW skips it.
+	// A parameter the forward never uses (TAID's conv_c, kept from the authors' state_dict) has no gradient
+	// on any rank; the all-reduce fills it with zeros, which AdamW would then decay. Set it back to none,
+	// as in a single process, where AdamW skips it.
 	var unused []*ts.Tensor
 	for _, p := range t.opt.params {
 		g, err := p.Grad(false)

@@ -14,7 +14,6 @@ import (
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/nn"
-	"github.com/esvae-go/esvae/vae"
 	"github.com/esvae-go/esvae/vis"
 )
 
@@ -60,6 +59,7 @@ func (t *trainer) endEpoch(testDS data.Dataset, epoch int, s *epochStats) (float
 		return nan(), err
 	}
 	t.hist.add(trainRec, testRec)
+	t.tbEpoch(testDS, epoch, testRec)
 	if err := t.hist.plot(t.run.path("losses.png")); err != nil {
 		t.log.Warn().Err(err).Msg("loss plot not written")
 	}
@@ -109,7 +109,7 @@ func (t *trainer) evaluate(ds data.Dataset, epoch int) (float64, error) {
 			sum += mse * float64(n)
 			count += n
 			if first {
-				gridImgs = interleave(b.Images, recon, min(n, 32), c*h*w, 8)
+				gridImgs = vis.Interleave(b.Images, recon, min(n, 32), c*h*w, 8)
 			}
 		}
 	})
@@ -139,37 +139,7 @@ func (t *trainer) reconstruct(imgs []float32, n, c, h, w int, want bool) (float6
 		return 0, nil, err
 	}
 	defer nn.Drop(x)
-	return ReconstructBatch(t.model, x, want)
-}
-
-// ReconstructBatch encodes, samples and decodes x in evaluation mode; it returns the MSE against x
-// and, when want, the reconstructions as float32.
-func ReconstructBatch(m vae.Net, x *ts.Tensor, want bool) (mse float64, out []float32, err error) {
-	err = nn.Catch(func() {
-		xh, err := m.Reconstruct(x)
-		nn.Check(err)
-		defer nn.Drop(xh)
-		l := nn.M(xh.MseLoss(x, 1, false))
-		defer nn.Drop(l)
-		mse, err = nn.HostScalar(l)
-		nn.Check(err)
-		if want {
-			out, err = nn.HostFloat32(xh)
-			nn.Check(err)
-		}
-	})
-	return mse, out, err
-}
-
-// interleave lays out n inputs and their reconstructions as alternating rows of nrow images.
-func interleave(in, out []float32, n, size, nrow int) []float32 {
-	var g []float32
-	for r := 0; r < n; r += nrow {
-		k := min(nrow, n-r)
-		g = append(g, in[r*size:(r+k)*size]...)
-		g = append(g, out[r*size:(r+k)*size]...)
-	}
-	return g
+	return eval.ReconstructBatch(t.model, x, want)
 }
 
 // sampleGrid draws cfg.Samples images from the prior (eval mode) into samples_epochNNN.png.
@@ -183,7 +153,7 @@ func (t *trainer) sampleGrid(epoch int) error {
 		}
 		defer nn.Drop(xh)
 		var imgs []float32
-		if imgs, err = toFloat32(xh); err != nil {
+		if imgs, err = nn.HostFloat32(xh); err != nil {
 			return
 		}
 		c, s := int(t.cfg.Model.InChannels), int(t.cfg.Model.ImageSize())
@@ -193,41 +163,6 @@ func (t *trainer) sampleGrid(epoch int) error {
 }
 
 func nan() float64 { return math.NaN() }
-
-// HostFloat32 copies a float tensor to a []float32 on the CPU.
-func HostFloat32(t *ts.Tensor) ([]float32, error) { return toFloat32(t) }
-
-// OpenData opens a split of a data set as the trainer does (the first limit images, 0: all).
-func OpenData(ctx context.Context, c DataConfig, split data.Split, limit int) (data.Dataset, error) {
-	return openData(ctx, c, split, limit)
-}
-
-// ReconstructGrid reconstructs the first n images of ds in evaluation mode and returns the mean MSE,
-// a grid of inputs beside reconstructions (alternating rows of 8) and the image count.
-func ReconstructGrid(m vae.Net, ds data.Dataset, dev gotch.Device, n int) (float64, []float32, int, error) {
-	n = min(n, ds.Len())
-	c, h, w := ds.Shape()
-	imgs := make([]float32, 0, n*c*h*w)
-	for i := 0; i < n; i++ {
-		img, _, err := ds.Get(i, nil)
-		if err != nil {
-			return 0, nil, 0, err
-		}
-		imgs = append(imgs, img...)
-	}
-	x, err := batchTensor(imgs, n, c, h, w, dev)
-	if err != nil {
-		return 0, nil, 0, err
-	}
-	defer nn.Drop(x)
-	var mse float64
-	var recon []float32
-	nn.NoGrad(func() { mse, recon, err = ReconstructBatch(m, x, true) })
-	if err != nil {
-		return 0, nil, 0, err
-	}
-	return mse, interleave(imgs, recon, n, c*h*w, 8), n, nil
-}
 
 // fad computes the Frechet autoencoder distance of the model's samples by the authors' protocol,
 // loading the feature model and the reference statistics on first use.

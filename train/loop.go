@@ -45,7 +45,7 @@ func (s *epochStats) mean(v float64) float64 {
 func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	cfg := t.cfg
 	// The loader must not stop on ctx: an interrupt finishes the current step and saves.
-	trainDS, err := openData(ctx, cfg.Data, data.Train, cfg.Data.TrainLimit)
+	trainDS, err := OpenData(ctx, cfg.Data, data.Train, cfg.Data.TrainLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +54,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	if cfg.Data.Name == "celeba" {
 		testSplit = data.Valid // the reference evaluates CelebA on its validation split
 	}
-	testDS, err := openData(ctx, cfg.Data, testSplit, cfg.Data.TestLimit)
+	testDS, err := OpenData(ctx, cfg.Data, testSplit, cfg.Data.TestLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		return res, nil
 	}
 	t.log.Info().Str("data", cfg.Data.Name).Int("train_images", trainDS.Len()).Int("test_images", testDS.Len()).
-		Int("batches_per_epoch", perEpoch).Int64("total_steps", total).Str("device", deviceName(t.dev)).Msg("training")
+		Int("batches_per_epoch", perEpoch).Int64("total_steps", total).Str("device", nn.DeviceName(t.dev)).Msg("training")
 	var prog *vis.Progress
 	if t.opts.Progress != nil {
 		prog = vis.NewProgress(t.opts.Progress, vis.ProgressConfig{Total: int(total), Start: int(t.meta.Step), Every: time.Duration(cfg.LogEvery * float64(time.Second))})
@@ -313,6 +313,7 @@ func (t *trainer) flush(stats *epochStats) error {
 	if t.rank() != 0 {
 		return nil
 	}
+	t.tbSteps(first, vals, images, stats.start)
 	if err := t.hist.addSteps(first, losses); err != nil {
 		t.log.Warn().Err(err).Msg("per-step losses not recorded")
 	}

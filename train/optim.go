@@ -18,7 +18,7 @@ import (
 	"github.com/esvae-go/esvae/internal/native"
 )
 
-// AdamWConfig holds AdamW's hyper-parameters (ESVAE-SPEC, "Training").
+// AdamWConfig holds AdamW's hyper-parameters (the paper's: AdamW, lr 0.0006, the bottleneck at 10x).
 type AdamWConfig struct {
 	// LR is the learning rate of every parameter but the bottleneck. Default 0.0006.
 	LR float64 `mapstructure:"lr" json:"lr"`

@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/sugarme/gotch"
-
 	"github.com/esvae-go/esvae/vis"
 )
 
@@ -79,15 +77,9 @@ func (r *runDir) keepStep(step int64) error {
 	return nil
 }
 
-// DeviceName is "cpu" or "cuda:N".
-func DeviceName(d gotch.Device) string { return deviceName(d) }
-
-func deviceName(d gotch.Device) string {
-	if d == gotch.CPU {
-		return "cpu"
-	}
-	return fmt.Sprintf("cuda:%d", d.Value)
-}
+// LastCheckpoint is the path of the newest checkpoint of the run folder dir (what --resume auto
+// continues from).
+func LastCheckpoint(dir string) string { return filepath.Join(dir, lastName) }
 
 func containsAny(s string, subs ...string) bool {
 	for _, x := range subs {

@@ -21,6 +21,7 @@ import (
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
+	"github.com/esvae-go/esvae/internal/tb"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vae"
 	"github.com/esvae-go/esvae/vis"
@@ -90,6 +91,9 @@ type trainer struct {
 	fadAE   *eval.FeatureAE
 	fadRef  eval.Gaussian
 	fadHist []vis.XY
+	// tb is this session's TensorBoard event file (nil: off); tbLast its last metrics flush.
+	tb     *tb.Writer
+	tbLast time.Time
 }
 
 // rank is this process's rank (0 without a group).
@@ -209,6 +213,8 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (res
 		}
 		defer t.metric.Close()
 	}
+	t.openTB()
+	defer t.closeTB()
 	if t.hist, err = readHistory(t.run.path("metrics.jsonl")); err != nil {
 		return nil, err
 	}
@@ -368,12 +374,13 @@ func cudaIndex(s string) (int, error) {
 	return idx, nil
 }
 
-// openData opens a split of the configured data set, limited to the first limit images.
-func openData(ctx context.Context, c DataConfig, split data.Split, limit int) (data.Dataset, error) {
+// OpenData opens a split of the configured data set as the trainer does, limited to the first limit
+// images (0: all).
+func OpenData(ctx context.Context, c DataConfig, split data.Split, limit int) (data.Dataset, error) {
 	dir := c.Dir
 	if dir == "" {
 		if c.Name != "mnist" {
-			return nil, fmt.Errorf("data.dir is empty: give the folder that holds the %s files (see README, Data sets)", c.Name)
+			return nil, fmt.Errorf("data.dir is empty: give the folder that holds the %s files (see docs/datasets.md)", c.Name)
 		}
 		var err error
 		if dir, err = data.DefaultMNISTDir(ctx); err != nil {
@@ -413,8 +420,5 @@ func batchTensor(imgs []float32, n, c, h, w int, dev gotch.Device) (*ts.Tensor, 
 	}
 	return v.To(dev, true)
 }
-
-// toFloat32 copies a tensor to a CPU []float32.
-func toFloat32(t *ts.Tensor) ([]float32, error) { return nn.HostFloat32(t) }
 
 func elapsed(since time.Time) float64 { return time.Since(since).Seconds() }

@@ -11,10 +11,10 @@ import (
 	"github.com/esvae-go/esvae/spiking"
 )
 
-// ANNVAE is the conventional VAE on ESVAE's backbone (BASELINES-SPEC 2, the reference's VanillaVAE
-// and VanillaVAELarge): conv / BatchNorm2d / LeakyReLU(0.01) blocks, fc_mu and fc_var, the
-// reparameterisation z = mu + exp(logvar / 2) eps, and a transposed-conv decoder with tanh.
-// Images are (N, C, H, W); nothing is spiking and there is no time dimension.
+// ANNVAE is the conventional VAE on ESVAE's backbone (VanillaVAE and VanillaVAELarge of
+// tools/reference/baselines_ref.py, as the authors' code builds them): conv / BatchNorm2d / LeakyReLU(0.01)
+// blocks, fc_mu and fc_var, the reparameterisation z = mu + exp(logvar / 2) eps, and a transposed-conv
+// decoder with tanh. Images are (N, C, H, W); nothing is spiking and there is no time dimension.
 //
 // VarStore names are the reference's: encoder.{i}.0 (conv), encoder.{i}.1 (BN), fc_mu, fc_var,
 // decoder_input, decoder.{i}.0 / .1, final_layer.0 (transposed conv), .1 (BN), .3 (transposed conv).

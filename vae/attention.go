@@ -8,10 +8,10 @@ import (
 	"github.com/esvae-go/esvae/nn"
 )
 
-// The two spiking attention modules of the paper's Table V, as their authors' released generation
-// code computes them (ATTENTION-SPEC): TAID replaces the membrane readout at the end of the decoder,
-// PFA weights the encoder's input. Both work on either spiking backbone (ESVAE, FSVAE); neither
-// spikes.
+// The two spiking attention modules of the paper's Table V, as their authors' released generation code
+// computes them (their reference: tools/reference/attention_ref.py): TAID replaces the membrane readout at
+// the end of the decoder, PFA weights the encoder's input. Both work on either spiking backbone (ESVAE,
+// FSVAE); neither spikes.
 
 // taid is TAID_decoding(kernel_size_t=1, kernel_size_c=4, T, channel=1) under the readout's name
 // membrane_output_layer:

@@ -198,8 +198,9 @@ func checkAttentionParity(t *testing.T, c attnCase) {
 		if s := fx.F("pfa.tspread"); s != 0 {
 			t.Logf("the reference's PFA output differs between time steps by %g", s)
 		}
-		// Generation does not run PFA (ATTENTION-SPEC): the same images with its weights NaN, while
-		// the encoder's rates change (NaN inputs make tdBN's output NaN, which never fires).
+		// Generation does not run PFA (the authors' code builds none for it): the same images with its
+		// weights NaN, while the encoder's rates change (NaN inputs make tdBN's output NaN, which never
+		// fires).
 		e0, rq0, err := bb.Encode(x, false)
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-// Package vae holds ESVAE and ESVAE-Large (ESVAE-SPEC, "ESVAE network") and their loss
+// Package vae holds ESVAE and ESVAE-Large (the reference: tools/reference/esvae_ref.py) and their loss
 // (MSE + lambda * MMD^2 with a multi-bandwidth RBF kernel).
 //
 // Layout: time is folded into the batch, t-major: spike tensors of T steps are (T*N, ...) with row
@@ -30,7 +30,7 @@ const (
 func Kinds() []string { return []string{KindESVAE, KindFSVAE, KindANNVAE} }
 
 // Readouts (model.readout) and input attentions (model.input_attention): the two spiking attention
-// modules of the paper's Table V, on either spiking backbone (ATTENTION-SPEC).
+// modules of the paper's Table V, on either spiking backbone (tools/reference/attention_ref.py).
 const (
 	ReadoutMembrane = "membrane" // sum_t 0.8^(T-1-t) x_t, then tanh (the backbones' own)
 	ReadoutTAID     = "taid"     // temporal-attention image decoding (Qiu et al., ICLR 2023 Tiny Paper)
@@ -41,7 +41,7 @@ const (
 // DefaultPFARank is the rank R of the authors' PFA (TCSAModule(..., rank=64)).
 const DefaultPFARank = 64
 
-// FSVAEConfig holds FSVAE's own settings (BASELINES-SPEC 1).
+// FSVAEConfig holds FSVAE's own settings (tools/reference/baselines_ref.py).
 type FSVAEConfig struct {
 	// K is the number of output copies per latent of the autoregressive nets (the Bernoulli
 	// probability is their mean). Default 20.
@@ -53,7 +53,7 @@ type FSVAEConfig struct {
 	TauS float64 `mapstructure:"tau_s" json:"tau_s"`
 }
 
-// ANNVAEConfig holds the conventional VAE's settings (BASELINES-SPEC 2).
+// ANNVAEConfig holds the conventional VAE's settings (tools/reference/baselines_ref.py).
 type ANNVAEConfig struct {
 	// KLDWeight is w in MSE + w * KLD. 0 (the default) means the reference's 1 / (batches per epoch
 	// of the loader in use), set by the trainer each epoch.

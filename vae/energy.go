@@ -10,7 +10,7 @@ import (
 )
 
 // LayerOps counts the operations of one decoder layer while generating, summed over the images of a
-// batch and over the T time steps (ESVAE-SPEC, Evaluation: Energy).
+// batch and over the T time steps (the paper's Table III: docs/evaluation.md, "Energy").
 type LayerOps struct {
 	Name string
 	// InputSpikes is the number of spikes the layer received (0 for real-valued input).
@@ -108,7 +108,7 @@ func (m *Model) generationOps(count int64) []LayerOps {
 	op.DenseMACs += float64(nn.Numel(out)) / float64(T)
 	ops = append(ops, op)
 	if m.taid != nil {
-		// TAID (ATTENTION-SPEC) in place of the readout, all on real values: the spatial mean of
+		// TAID (tools/reference/attention_ref.py) in place of the readout, all on real values: the spatial mean of
 		// every output channel and step (one add per pixel and step), the T x T mixing of the T means
 		// (T multiply-accumulates per channel and step), one sigmoid per channel and step (counted as
 		// one operation), and the weighted sum over time (one multiply-accumulate per pixel and step).

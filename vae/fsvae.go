@@ -13,8 +13,8 @@ import (
 )
 
 // FSVAE is the fully spiking VAE of Kamata et al. (AAAI 2022) as the ESVAE reference builds it
-// (BASELINES-SPEC 1): ESVAE's backbone without the bottleneck, an autoregressive Bernoulli
-// posterior Q and prior P (three tdLinear layers each, tdBN with alpha = 2), k output copies per
+// (tools/reference/baselines_ref.py): ESVAE's backbone without the bottleneck, an autoregressive
+// Bernoulli posterior Q and prior P (three tdLinear layers each, tdBN with alpha = 2), k output copies per
 // latent sampled by picking one copy at random, and the PSP-filtered distance loss.
 //
 // Layout as in Model: time folded into the batch t-major, latent spikes (T, N, L). The
@@ -195,7 +195,8 @@ func (m *FSVAE) drawJ(j *ts.Tensor, n int64) *ts.Tensor {
 	return nn.M(ts.Randint(m.Cfg.FSVAE.K, []int64{m.Cfg.T, n, m.Cfg.LatentDim}, gotch.Int64, m.VS.Device()))
 }
 
-// Posterior samples z (T, N, L) from encoder spikes e (T, N, L) (BASELINES-SPEC 1.3) and returns it
+// Posterior samples z (T, N, L) from encoder spikes e (T, N, L) (PosteriorBernoulliSTBP in
+// tools/reference/baselines_ref.py) and returns it
 // with Q's output (T*N, kL). Training: 15 gradient-free prefix runs of Q (training-mode tdBN on each
 // prefix) build the history, then one full run with gradient; evaluation: Q run step by step.
 func (m *FSVAE) Posterior(e, j *ts.Tensor, train bool) (z, q *ts.Tensor, err error) {
@@ -271,8 +272,8 @@ func (m *FSVAE) posteriorRun(e, jIn *ts.Tensor, train bool) (z, q *ts.Tensor) {
 }
 
 // Prior runs P on the detached posterior samples z (T, N, L) and returns its output (T*N, kL)
-// (BASELINES-SPEC 1.4): teacher forcing [0, z_0, ..., z_{T-2}], with scheduled sampling in training
-// when model.fsvae.scheduled is set.
+// (PriorBernoulliSTBP in tools/reference/baselines_ref.py): teacher forcing [0, z_0, ..., z_{T-2}],
+// with scheduled sampling in training when model.fsvae.scheduled is set.
 func (m *FSVAE) Prior(z *ts.Tensor, noise *FSVAENoise, train bool) (p *ts.Tensor, err error) {
 	err = nn.Catch(func() { p = m.priorRun(z, noise, train) })
 	return p, err
@@ -383,8 +384,8 @@ func psp(y *ts.Tensor, T int64, tauS float64) *ts.Tensor {
 	return out
 }
 
-// Loss is MSE_mean(x_hat, x) + mean over (N, L, T) of (PSP(mean_k q_z) - PSP(mean_k p_z))^2 (weight 1;
-// BASELINES-SPEC 1.5). The distance is stored in Loss.MMD.
+// Loss is MSE_mean(x_hat, x) + mean over (N, L, T) of (PSP(mean_k q_z) - PSP(mean_k p_z))^2 (weight 1,
+// as FSVAE.forward in tools/reference/baselines_ref.py). The distance is stored in Loss.MMD.
 func (m *FSVAE) Loss(o *FSVAEOutput, x *ts.Tensor) (l *Loss, err error) {
 	err = nn.Catch(func() {
 		T := m.Cfg.T

@@ -35,7 +35,7 @@ func (m *Model) Loss(o *Output, x *ts.Tensor) (l *Loss, err error) {
 }
 
 // MMD returns MMD^2 between the rows of a and b (both (N, L)) with the reference's multi-bandwidth
-// RBF kernel (ESVAE-SPEC, Sampling and loss): S = [a; b] (2N rows), D_ij = |s_i - s_j|^2,
+// RBF kernel (mmd_rbf in tools/reference/esvae_ref.py): S = [a; b] (2N rows), D_ij = |s_i - s_j|^2,
 // b0 = sum(D) / ((2N)^2 - 2N) computed without gradient, divided by 2^(5 // 2) = 4,
 // K = sum_{i=0..4} exp(-D / (b0 * 2^i)), MMD^2 = mean(K_aa) + mean(K_bb) - mean(K_ab) - mean(K_ba).
 // It panics with *nn.OpError on a libtorch failure.

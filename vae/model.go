@@ -103,8 +103,8 @@ func newBackbone(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (m *Model, err
 	return m, nil
 }
 
-// buildAttention adds the configuration's attention modules (ATTENTION-SPEC) after every other
-// parameter, so that their initial values are drawn last: with the same seed, the rest of the model
+// buildAttention adds the configuration's attention modules (tools/reference/attention_ref.py) after every
+// other parameter, so that their initial values are drawn last: with the same seed, the rest of the model
 // starts from the plain model's values.
 func (m *Model) buildAttention() error {
 	c, root, dt := m.Cfg, m.VS.Root(), m.DType

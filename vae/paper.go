@@ -1,7 +1,7 @@
 package vae
 
-// PaperTableI holds Table I of the paper (ESVAE-SPEC): reconstruction MSE, IS, FID and FAD per data
-// set and model kind.
+// PaperTableI holds Table I of the paper (Zhan et al., arXiv 2310.14839): reconstruction MSE, IS, FID and
+// FAD per data set and model kind.
 var PaperTableI = map[string]map[string][4]float64{
 	"mnist":   {KindESVAE: {0.013, 5.612, 117.8, 10.99}, KindFSVAE: {0.031, 6.209, 97.06, 35.54}, KindANNVAE: {0.048, 5.947, 112.5, 17.09}},
 	"fashion": {KindESVAE: {0.019, 6.227, 125.3, 11.13}, KindFSVAE: {0.031, 4.551, 90.12, 15.75}, KindANNVAE: {0.050, 4.252, 123.7, 18.08}},
@@ -18,7 +18,7 @@ var PaperTemporal = map[string][2]float64{
 // PaperProbe holds Table IV: the encoder probe's test accuracy (%).
 var PaperProbe = map[string]float64{"mnist": 98.09, "fashion": 88.59, "cifar10": 53.59}
 
-// PaperTableV holds the published numbers of the attention variants of Table V (ATTENTION-SPEC):
+// PaperTableV holds the published numbers of the attention variants of Table V:
 // reconstruction MSE, IS, FID and FAD, 0 where none is published. Only TAID on FSVAE has numbers,
 // from TAID's paper (repeated in ESVAE's Table I); the text of ESVAE's Table V is not available
 // and PFA's paper gives no generation numbers of PFA alone.

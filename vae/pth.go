@@ -238,7 +238,7 @@ func InferConfig(sd map[string]*ts.Tensor) (Config, error) {
 		return cfg, fmt.Errorf("before_latent_layer.weight has shape %v: the input must be 1024 (ESVAE) or 2048 (ESVAE-Large) features", s)
 	}
 	// The time steps: from the membrane readout's coefficients (1, 1, 1, 1, T), or TAID's T x T
-	// mixing weight (T, T, 1), which replaces it (ATTENTION-SPEC).
+	// mixing weight (T, T, 1), which replaces it (TAID_decoding in tools/reference/attention_ref.py).
 	if _, ok := sd["membrane_output_layer.conv.weight"]; ok {
 		if s, err = need("membrane_output_layer.conv.weight", 3); err != nil {
 			return cfg, err

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/esvae-go/esvae/internal/devcheck"
+	"github.com/esvae-go/esvae/selfcheck"
 )
 
 func newCheckCommand(a *app) *cobra.Command {
@@ -27,7 +27,7 @@ when run from the repository). It prints a table; --json FILE also writes the re
 			if dev == "" || dev == "auto" {
 				dev = "cpu"
 			}
-			rep, err := devcheck.Run(devcheck.Options{Device: dev, DataDir: dataDir}, a.stderr)
+			rep, err := selfcheck.Run(selfcheck.Options{Device: dev, DataDir: dataDir}, a.stderr)
 			if err != nil {
 				return err
 			}

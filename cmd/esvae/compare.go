@@ -9,17 +9,15 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/esvae-go/esvae/compare"
 	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vae"
 )
 
 func newCompareCommand(a *app) *cobra.Command {
-	var dataName, dataDir, kinds, models, configs, out string
-	var steps int64
-	var batch, trainLimit, testLimit, samples, speedSteps int
-	var latent, timesteps int64
-	var seed uint64
-	var named []string
+	var o compare.Options
+	var configs, out string
+	var samples, speedSteps int
 	ckpts := map[string]*string{}
 	cmd := &cobra.Command{
 		Use:   "compare",
@@ -40,62 +38,20 @@ Table V on CIFAR-10:
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
-			if f.Changed("models") && f.Changed("kinds") {
-				return fmt.Errorf("--models and --kinds are two ways to give the list: use one (--models takes every name --kinds does)")
+			o.ModelsGiven, o.KindsGiven = f.Changed("models"), f.Changed("kinds")
+			o.KindCheckpoints = map[string]string{}
+			for k, file := range ckpts {
+				o.KindCheckpoints[k] = *file
 			}
-			var names []string
-			if f.Changed("models") {
-				for _, m := range strings.Split(models, ",") {
-					var mc vae.Config
-					if err := vae.ParseVariant(m, &mc); err != nil {
-						return fmt.Errorf("--models: %w", err)
-					}
-					names = append(names, mc.Variant())
-				}
-			} else {
-				for _, kind := range strings.Split(kinds, ",") {
-					kind = strings.TrimSpace(kind)
-					if _, ok := ckpts[kind]; !ok {
-						return fmt.Errorf("--kinds: %q is not one of %s (models with attention modules: --models)", kind, strings.Join(vae.Kinds(), ", "))
-					}
-					names = append(names, kind)
-				}
-			}
-			given, err := modelCheckpoints(named, ckpts, names)
+			o.Device = a.cfg.Device
+			o.Settings = func(data, model string) (train.Config, error) { return compareSettings(configs, data, model) }
+			entries, err := o.Entries()
 			if err != nil {
 				return err
 			}
-			var entries []train.CompareEntry
-			for _, name := range names {
-				cfg, err := compareSettings(configs, dataName, name)
-				if err != nil {
-					return err
-				}
-				cfg.Device = a.cfg.Device
-				cfg.Seed = seed
-				cfg.MaxSteps = steps
-				if dataDir != "" {
-					cfg.Data.Dir = dataDir
-				}
-				if batch > 0 {
-					cfg.Data.BatchSize = batch
-				}
-				cfg.Data.TrainLimit = trainLimit
-				cfg.Data.TestLimit = testLimit
-				if latent > 0 {
-					cfg.Model.LatentDim = latent
-				}
-				if timesteps > 0 {
-					cfg.Model.T = timesteps
-				}
-				if err := cfg.Validate(); err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-				entries = append(entries, train.CompareEntry{Config: cfg, Checkpoint: given[name]})
-			}
 			log := a.log.With().Str("component", "compare").Logger()
-			rep, err := train.Compare(cmd.Context(), train.CompareConfig{
-				Entries: entries, Out: out, TestLimit: testLimit, Samples: samples, Seed: seed,
+			rep, err := compare.Run(cmd.Context(), compare.Config{
+				Entries: entries, Out: out, TestLimit: o.TestLimit, Samples: samples, Seed: o.Seed,
 				SpeedSteps: speedSteps, Versions: versions(), Progress: a.stderr,
 			}, log)
 			if err != nil {
@@ -106,69 +62,27 @@ Table V on CIFAR-10:
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dataName, "data", "mnist", "data set: mnist, fashion, cifar10, celeba")
-	f.StringVar(&dataDir, "data-dir", "", "folder with the data set's files (default: the configs')")
-	f.StringVar(&models, "models", "", "models to compare, in the report's order: kinds with attention modules, e.g. esvae,fsvae,esvae+taid,fsvae+taid,esvae+pfa,fsvae+pfa (Table V)")
-	f.StringVar(&kinds, "kinds", "esvae,fsvae,annvae", "kinds to compare, in the report's order (Table I; not with --models)")
+	f.StringVar(&o.Data, "data", "mnist", "data set: mnist, fashion, cifar10, celeba")
+	f.StringVar(&o.DataDir, "data-dir", "", "folder with the data set's files (default: the configs')")
+	f.StringVar(&o.Models, "models", "", "models to compare, in the report's order: kinds with attention modules, e.g. esvae,fsvae,esvae+taid,fsvae+taid,esvae+pfa,fsvae+pfa (Table V)")
+	f.StringVar(&o.Kinds, "kinds", "esvae,fsvae,annvae", "kinds to compare, in the report's order (Table I; not with --models)")
 	f.StringVar(&configs, "configs", "configs", "folder of the config files")
 	f.StringVar(&out, "out", "runs/compare", "folder of the report, the picture and the runs")
-	f.Int64Var(&steps, "steps", 600, "optimizer steps of each model (the common budget)")
-	f.IntVar(&batch, "batch", 64, "training batch of each model (0: the configs')")
-	f.IntVar(&trainLimit, "train-limit", 0, "use only the first N training images (0: all)")
-	f.IntVar(&testLimit, "test-limit", 0, "evaluate the test MSE on the first N test images (0: all)")
-	f.Int64Var(&latent, "latent", 0, "latent length of every model (0: the configs', 128)")
-	f.Int64Var(&timesteps, "timesteps", 0, "time steps of the spiking models (0: the configs', 16)")
+	f.Int64Var(&o.Steps, "steps", 600, "optimizer steps of each model (the common budget)")
+	f.IntVar(&o.Batch, "batch", 64, "training batch of each model (0: the configs')")
+	f.IntVar(&o.TrainLimit, "train-limit", 0, "use only the first N training images (0: all)")
+	f.IntVar(&o.TestLimit, "test-limit", 0, "evaluate the test MSE on the first N test images (0: all)")
+	f.Int64Var(&o.Latent, "latent", 0, "latent length of every model (0: the configs', 128)")
+	f.Int64Var(&o.Timesteps, "timesteps", 0, "time steps of the spiking models (0: the configs', 16)")
 	f.IntVar(&samples, "samples", 64, "samples of each model in the picture")
 	f.IntVar(&speedSteps, "speed-steps", 5, "timed training steps for a model taken from a checkpoint")
-	f.Uint64Var(&seed, "seed", 0, "seed of the weights, data order and noise")
-	f.StringArrayVar(&named, "checkpoint", nil, "MODEL=FILE: take this checkpoint of MODEL (a name of the list, e.g. fsvae+taid) instead of training one; repeatable")
+	f.Uint64Var(&o.Seed, "seed", 0, "seed of the weights, data order and noise")
+	f.StringArrayVar(&o.Checkpoints, "checkpoint", nil, "MODEL=FILE: take this checkpoint of MODEL (a name of the list, e.g. fsvae+taid) instead of training one; repeatable")
 	for _, k := range vae.Kinds() {
 		ckpts[k] = f.String("checkpoint-"+k, "", "take this "+k+" checkpoint instead of training one (same as --checkpoint "+k+"=FILE)")
 	}
 	deviceFlag(f)
 	return cmd
-}
-
-// modelCheckpoints gathers the checkpoints given for the models of names (canonical variant names):
-// --checkpoint MODEL=FILE and --checkpoint-KIND FILE. A checkpoint of a model not compared, or two
-// for one model, is an error.
-func modelCheckpoints(named []string, perKind map[string]*string, names []string) (map[string]string, error) {
-	listed := map[string]bool{}
-	for _, n := range names {
-		listed[n] = true
-	}
-	given := map[string]string{}
-	add := func(flag, model, file string) error {
-		if !listed[model] {
-			return fmt.Errorf("%s: %s is not among the models compared (%s)", flag, model, strings.Join(names, ", "))
-		}
-		if _, ok := given[model]; ok {
-			return fmt.Errorf("%s: a second checkpoint of %s", flag, model)
-		}
-		given[model] = file
-		return nil
-	}
-	for _, kv := range named {
-		name, file, ok := strings.Cut(kv, "=")
-		if !ok || strings.TrimSpace(file) == "" {
-			return nil, fmt.Errorf("--checkpoint %q: write MODEL=FILE, e.g. fsvae+taid=runs/t5/last.ckpt", kv)
-		}
-		var mc vae.Config
-		if err := vae.ParseVariant(name, &mc); err != nil {
-			return nil, fmt.Errorf("--checkpoint: %w", err)
-		}
-		if err := add("--checkpoint", mc.Variant(), file); err != nil {
-			return nil, err
-		}
-	}
-	for _, k := range vae.Kinds() {
-		if file := *perKind[k]; file != "" {
-			if err := add("--checkpoint-"+k, k, file); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return given, nil
 }
 
 // compareSettings reads the reference settings of a model (a canonical variant name) on a data set:

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/esvae-go/esvae/compare"
 	"github.com/esvae-go/esvae/internal/fixture"
 	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vae"
@@ -25,7 +26,7 @@ func TestCompareSmall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("compare: %v\n%s", err, stdout)
 	}
-	var rep train.CompareReport
+	var rep compare.Report
 	b, err := os.ReadFile(filepath.Join(out, "report.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +40,7 @@ func TestCompareSmall(t *testing.T) {
 	for i, kind := range []string{"esvae", "fsvae", "annvae"} {
 		r := rep.Rows[i]
 		if r.Kind != kind || r.Steps != 3 || r.Batch != 8 || !(r.TestMSE > 0) || r.TestImages != 16 || !(r.ImagesPerSec > 0) ||
-			r.Paper != train.PaperTableI["mnist"][kind] || r.SpeedFrom != "training run" {
+			r.Paper != vae.PaperTableI["mnist"][kind] || r.SpeedFrom != "training run" {
 			t.Errorf("row %d: %+v", i, r)
 		}
 	}
@@ -76,7 +77,7 @@ func TestCompareModels(t *testing.T) {
 	if err != nil {
 		t.Fatalf("compare --models: %v\n%s", err, stdout)
 	}
-	var rep train.CompareReport
+	var rep compare.Report
 	b, err := os.ReadFile(filepath.Join(out, "report.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -56,61 +54,18 @@ trained here it is comparable between checkpoints evaluated with the same model.
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return fmt.Errorf("creating --out: %w", err)
-			}
 			dc := train.DataConfig{Name: name, Dir: dir}
 			if a.cfg != nil && strings.EqualFold(a.cfg.Data.Name, name) && dir == "" {
 				dc.Dir = a.cfg.Data.Dir
 			}
-			ctx := cmd.Context()
-			trainDS, err := train.OpenData(ctx, dc, data.Train, limit)
-			if err != nil {
-				return err
-			}
-			defer trainDS.Close()
 			o := eval.DefaultAETrainOptions()
 			o.Dim, o.Epochs, o.Batch, o.LR, o.Seed, o.MaxSteps = dim, epochs, batch, lr, seed, maxSteps
-			start := time.Now()
-			o.OnStep = func(step, total int, loss float64) {
-				if step == total || step%100 == 0 {
-					rate := float64(step*batch) / time.Since(start).Seconds()
-					eta := time.Duration(float64(total-step) * float64(batch) / rate * float64(time.Second))
-					a.log.Info().Int("step", step).Int("of", total).Float64("mse", loss).Float64("images_per_s", rate).Str("eta", eta.Round(time.Second).String()).Msg("fad train")
-				}
-			}
-			ae, err := eval.TrainFeatureAE(ctx, trainDS, o, dev)
-			if err != nil {
-				return err
-			}
-			model := filepath.Join(out, fmt.Sprintf("fad_%s_%d.pt", name, dim))
-			if err := eval.SaveFeatureAE(model, ae); err != nil {
-				return err
-			}
-			test, err := train.OpenData(ctx, dc, data.Test, 0)
-			if err != nil {
-				return err
-			}
-			defer test.Close()
-			for _, bn := range []string{"batch", "eval"} {
-				p := eval.AuthorsFAD()
-				p.BatchStats = bn == "batch"
-				g, err := ae.DatasetStats(ctx, test, p, 0, dev)
-				if err != nil {
-					return err
-				}
-				path := filepath.Join(out, fmt.Sprintf("%s_test_%d.npz", name, dim))
-				if bn == "eval" {
-					path = filepath.Join(out, fmt.Sprintf("%s_test_%d-eval.npz", name, dim))
-				}
-				if err := eval.SaveStats(path, g); err != nil {
-					return err
-				}
-				a.log.Info().Str("stats", path).Str("bn", bn).Int("images", test.Len()).Msg("test statistics written")
-			}
-			a.log.Info().Str("model", model).Msg("feature model written")
-			fmt.Fprintf(a.stdout, "FAD feature model: %s\nuse: esvae eval --checkpoint CKPT --fad-model %s --fad-stats %s\n", model, model, filepath.Join(out, fmt.Sprintf("%s_test_%d.npz", name, dim)))
-			return nil
+			return eval.WriteFeatureModel(cmd.Context(), eval.FeatureModelOptions{
+				Data: name, Limit: limit, Train: o, Out: out, Device: dev, Log: a.log, Stdout: a.stdout,
+				Open: func(ctx context.Context, sp data.Split, n int) (data.Dataset, error) {
+					return train.OpenData(ctx, dc, sp, n)
+				},
+			})
 		},
 	}
 	f := cmd.Flags()

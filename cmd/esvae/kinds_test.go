@@ -42,7 +42,8 @@ func TestImportSampleReconstructBaselines(t *testing.T) {
 	}
 }
 
-// The baseline configs load and hold the reference settings of BASELINES-SPEC (1.7, 2.2).
+// The baseline configs load and hold the reference settings (FSVAE's and the ANN VAE's training scripts in
+// the authors' code).
 func TestBaselineConfigs(t *testing.T) {
 	type want struct {
 		kind          string

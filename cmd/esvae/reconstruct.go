@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vis"
@@ -47,7 +48,7 @@ func newReconstructCommand(a *app) *cobra.Command {
 			if err := native.ManualSeed(seed); err != nil {
 				return err
 			}
-			mse, grid, count, err := train.ReconstructGrid(m, ds, dev, n)
+			mse, grid, count, err := eval.ReconstructGrid(m, ds, dev, n)
 			if err != nil {
 				return err
 			}

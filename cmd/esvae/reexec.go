@@ -63,9 +63,8 @@ func reexecWithLibtorchDir() error {
 // tensors of a step were still mmap'd and page-faulted in again every step) and, from glibc 2.35,
 // transparent huge pages for the heap (glibc.malloc.hugetlb=1: madvise(MADV_HUGEPAGE) on what malloc
 // takes from the kernel, for kernels whose THP setting is "madvise"; older glibc ignores the name).
-// The fused layers read T rows of each tensor a few MiB apart, a new 4 KiB page every 2 KiB:
-// with 2 MiB pages `esvae bench` measured 1.0-1.1x at batch 32 and 1.09x for the CelebA-size model
-// (alternating runs; README, "Speed").
+// Huge pages because the fused layers read T rows of each tensor a few MiB apart, 2 KiB at a time:
+// with 4 KiB pages nearly every such run starts a new page (gains: docs/speed.md).
 const mallocTunables = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824:glibc.malloc.top_pad=67108864:glibc.malloc.hugetlb=1"
 
 // speedEnv returns the variables to add to the environment for CPU speed, "" each where the
@@ -73,10 +72,11 @@ const mallocTunables = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.m
 //   - OMP_WAIT_POLICY=passive unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set (or ESVAE_OMP_PASSIVE=0).
 //     libgomp (libtorch's OpenMP) spins for a while at every barrier and at the end of every parallel
 //     region by default: on cores shared with other jobs a spinning thread takes the core from the
-//     thread it waits for. `esvae bench` measured training 1.6 to 2.6 times faster with passive
-//     waiting on a 2-core CPU shared with builds.
-//   - GLIBC_TUNABLES=mallocTunables unless GLIBC_TUNABLES is set (or ESVAE_MALLOC_TUNING=0): 1.5
-//     times faster training steps there, a sixth of the page faults.
+//     thread it waits for; passive waiting hands the core back.
+//   - GLIBC_TUNABLES=mallocTunables unless GLIBC_TUNABLES is set (or ESVAE_MALLOC_TUNING=0): a step's
+//     large tensors stay in the heap instead of being mmap'd and page-faulted in again every step.
+//
+// What each gains on a shared 2-core CPU is in docs/speed.md ("What makes it fast").
 //
 // Both are read by the libraries when they are loaded, before main runs: hence the re-execution.
 func speedEnv() (wait, tunables string) {

@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/sugarme/gotch"
-	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
@@ -74,9 +73,6 @@ func newSampleCommand(a *app) *cobra.Command {
 	deviceFlag(f)
 	return cmd
 }
-
-// toHost copies a float tensor to a []float32 on the CPU.
-func toHost(t *ts.Tensor) ([]float32, error) { return train.HostFloat32(t) }
 
 // openModel locks the goroutine to its thread (libtorch's grad mode is per thread), loads a
 // checkpoint and builds its model on the configured device.

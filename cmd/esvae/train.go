@@ -74,6 +74,7 @@ WORLD_SIZE x data.batch_size images; rank 0 writes the checkpoints and outputs.`
 	keyFlag(f, "keep", "keep", 0, "step checkpoints to keep besides last and best")
 	keyFlag(f, "save-every", "save_every", int64(0), "also save every N steps")
 	keyFlag(f, "amp", "amp", "", "mixed precision of the convolutions and linear maps: off, bf16 or fp16 (CUDA)")
+	keyFlag(f, "tensorboard", "tensorboard", false, "write TensorBoard event files into the run folder (default true; --tensorboard=false: none)")
 	keyFlag(f, "sync-bn", "sync_bn", false, "data-parallel: synchronise the tdBN batch statistics across the ranks")
 	f.StringVar(&backend, "dist-backend", "auto", "data-parallel collectives: gloo, nccl (not built in: an error) or auto (gloo)")
 	f.DurationVar(&distTimeout, "dist-timeout", train.DefaultDistTimeout, "data-parallel: how long the rendezvous and each collective wait for the other ranks")

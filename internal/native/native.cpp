@@ -8,10 +8,10 @@
 
 extern "C" int esv_tune_malloc(void) {
   // glibc's malloc hands every large tensor back to the kernel on free (mmap'd chunks, per-thread
-  // arenas that shrink), so each training step page-faults its whole working set in again: measured
-  // here at ~700k faults and as much system time as user time per step. One arena that grows with
-  // brk and keeps its memory makes freed tensor memory reusable: half the wall time of a CPU
-  // training step. Called explicitly by the programs that want it (see TuneMalloc).
+  // arenas that shrink), so each training step page-faults its whole working set in again and
+  // spends about as much system time as user time. One arena that grows with brk and keeps its
+  // memory makes freed tensor memory reusable (gains: docs/speed.md). Called explicitly by the
+  // programs that want it (see TuneMalloc).
   int ok = 1;
   ok &= mallopt(M_ARENA_MAX, 1);
   ok &= mallopt(M_MMAP_MAX, 0);

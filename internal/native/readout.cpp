@@ -1,7 +1,7 @@
-// The membrane readout's weighted sum over time, m = sum_t coef_t x_t (ESVAE-SPEC.md, "Membrane
-// readout"), as one pass over x that keeps x's memory format: the input of the last, non-spiking
-// layer is channels last when the fused layers made it so (tdlayer.cpp), and libtorch's
-// matmul would first copy it to N, C, H, W.
+// The membrane readout's weighted sum over time, m = sum_t coef_t x_t (MembraneOutputLayer in
+// tools/reference/esvae_ref.py), as one pass over x that keeps x's memory format: the input of the last,
+// non-spiking layer is channels last when the fused layers made it so (tdlayer.cpp), and libtorch's matmul
+// would first copy it to N, C, H, W.
 #include "readout.h"
 
 #include <ATen/Dispatch.h>

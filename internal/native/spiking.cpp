@@ -1,6 +1,6 @@
 // Fused spiking kernels: the multi-step LIF neuron and the reparameterizable Poisson sampler, each a
-// torch::autograd::Function with a hand-written backward (ESVAE-SPEC.md, "Layers: LIF neuron" and
-// "Sampling and loss").
+// torch::autograd::Function with a hand-written backward (LIFSpike and PoissonFn in
+// tools/reference/esvae_ref.py).
 //
 // Layout: time is folded into dim 0, t-major. A tensor of T steps with per-step shape (N, ...) is
 // stored as (T*N, ...), row t*N + n; flattened it is a (T, M) matrix with M = numel / T.

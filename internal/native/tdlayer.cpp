@@ -1,7 +1,7 @@
-// A time-distributed layer in training mode on the CPU in one call (ESVAE-SPEC.md, "Layers"): the
-// layer's op without its bias (2-D convolution, transposed convolution or linear map), then one
-// autograd Function that adds the op's bias, applies tdBN with the batch statistics and runs the LIF
-// neuron over T steps.
+// A time-distributed layer in training mode on the CPU in one call (tdConv + tdBatchNorm + LIFSpike
+// of tools/reference/esvae_ref.py): the layer's op without its bias (2-D convolution, transposed
+// convolution or linear map), then one autograd Function that adds the op's bias, applies tdBN with
+// the batch statistics and runs the LIF neuron over T steps.
 //
 // Why fused: the unfused chain writes and reads the batch-norm output and the membrane potentials
 // once more each, saves the potentials for the backward, and leaves the bias of the transposed
@@ -101,10 +101,8 @@ constexpr int64_t kChunk = 512;  // columns per chunk of the column-parallel loo
 // prefetch_rows asks for the chunk's columns [b0, b0 + n) of the time steps t + 2 * dir (and, at
 // the first step, t + dir) of x (T, M): a chunk reads T short runs of columns M apart, too short
 // for the hardware prefetcher to follow, and the loops stalled on these loads.
-// The forward's rows of spikes get the same for writing (kWrite): the first layer's forward 1.9 ->
-// 0.9 ms at batch 32 (in-situ profile, four runs). The backward's first pass gained in a one-thread
-// microbenchmark from prefetching the rows of dy it writes, but lost in the two-thread step
-// (final_layer.0's backward 19-21 -> 24-26 ms): it has none.
+// The forward's rows of spikes get the same for writing (kWrite). The backward's first pass does not
+// prefetch the rows of dy it writes: with two threads that made the step slower (docs/speed.md).
 template <bool kWrite = false, typename scalar_t>
 inline void prefetch_rows(const scalar_t *x, int64_t M, int64_t b0, int64_t n, int64_t t, int64_t T, int64_t dir) {
   constexpr int64_t line = 64 / sizeof(scalar_t);

@@ -1,5 +1,5 @@
-"""PyTorch reference of the two spiking attention modules of ESVAE's Table V, written from
-../shared/ATTENTION-SPEC.md (not copied from any repository), in the authors' layout (time LAST,
+"""PyTorch reference of the two spiking attention modules of ESVAE's Table V, written from a
+description of the authors' released code (not copied from any repository), in the authors' layout (time LAST,
 (N, C, H, W, T)) and with their module and key names:
 
 - TAID_decoding (Qiu et al., ICLR 2023 Tiny Paper): replaces `membrane_output_layer`; keys

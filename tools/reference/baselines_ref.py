@@ -1,5 +1,5 @@
-"""PyTorch reference of the two baselines of ESVAE's Table I, written from
-../shared/BASELINES-SPEC.md (not copied from any repository):
+"""PyTorch reference of the two baselines of ESVAE's Table I, written from a
+description of the ESVAE authors' code (repository QgZhan/ESVAE; not copied from any repository):
 
 - FSVAE (Kamata et al., AAAI 2022) as the ESVAE reference builds it: ESVAE's backbone without
   `sample_layer`, an autoregressive Bernoulli posterior Q and prior P (three tdLinear layers each,
@@ -142,7 +142,7 @@ class FSVAELarge(FSVAE):
 
 
 class VanillaVAE(nn.Module):
-    """Conventional VAE on the same backbone (BASELINES-SPEC 2.1)."""
+    """Conventional VAE on the same backbone (the authors' VanillaVAE)."""
 
     hidden_dims = [32, 64, 128, 256]
     image_size = 32

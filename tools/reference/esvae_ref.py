@@ -1,6 +1,7 @@
 """PyTorch reference implementation of ESVAE (Efficient Spiking Variational Autoencoder).
 
-Written from /work/shared/ESVAE-SPEC.md in the layout of the authors' FSVAE/ESVAE code:
+Written from the paper (Zhan et al., arXiv 2310.14839) and a description of the authors' reference
+implementation (repository QgZhan/ESVAE), not copied from it, in the layout of their FSVAE/ESVAE code:
 images are (N, C, H, W), spike tensors (N, C, H, W, T) or (N, F, T) with time LAST, layers
 loop over time steps one by one, and the non-differentiable spike functions are
 `torch.autograd.Function`s with rectangular surrogate gradients.

@@ -206,11 +206,11 @@ def make_pth(out_dir):
 
 
 def check_counts():
-    """ATTENTION-SPEC: PFA has 10,624 parameters for T 16, C 3, R 64; TAID T*T + 4."""
+    """The modules' sizes: PFA has 10,624 parameters for T 16, C 3, R 64; TAID T*T + 4."""
     n = lambda m: sum(p.numel() for p in m.parameters())
     assert n(A.TCSAModule(32, 32, 16, 3, 3, 64)) == 10624
     assert n(A.TAID_decoding(1, 4, 16, 1)) == 16 * 16 + 4
-    print("  module parameter counts match ATTENTION-SPEC")
+    print("  module parameter counts match the authors' modules")
 
 
 def main():

@@ -255,7 +255,7 @@ def make_annvae(out_dir):
 
 
 def check_counts():
-    """Parameter counts of BASELINES-SPEC (MNIST-size models, L = 128, k = 20)."""
+    """Parameter counts of the authors' models (MNIST-size models, L = 128, k = 20)."""
     n = lambda m: sum(p.numel() for p in m.parameters())
     f = B.FSVAE(1, 128, 16, 20)
     assert n(f) == 4053601, n(f)
@@ -265,7 +265,7 @@ def check_counts():
     assert n(B.VanillaVAE(1, 128)) == 1180641, n(B.VanillaVAE(1, 128))
     assert n(B.VanillaVAE(3, 128)) == 1181795
     assert n(B.VanillaVAELarge(3, 128)) == 3937635, n(B.VanillaVAELarge(3, 128))
-    print("  parameter counts match BASELINES-SPEC")
+    print("  parameter counts match the authors' models")
 
 
 def main():

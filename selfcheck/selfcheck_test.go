@@ -1,10 +1,9 @@
-package devcheck
+package selfcheck
 
 import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,10 +15,10 @@ import (
 // The self-checks pass on the CPU (the same code runs on a GPU with --device cuda), and the report
 // reads back as JSON.
 func TestChecksPassOnCPU(t *testing.T) {
-	if err := os.Chdir(filepath.Join("..", "..")); err != nil { // testdata/mnist-small for the training check
+	if err := os.Chdir(".."); err != nil { // testdata/mnist-small for the training check
 		t.Fatal(err)
 	}
-	defer os.Chdir(filepath.Join("internal", "devcheck"))
+	defer os.Chdir("selfcheck")
 	var progress bytes.Buffer
 	rep, err := Run(Options{Device: "cpu", Scratch: t.TempDir()}, &progress)
 	if err != nil {

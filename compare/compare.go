@@ -1,7 +1,11 @@
-// Comparing models (esvae compare): the paper's Table I (the three kinds) or Table V (the spiking
-// backbones with the attention modules) on one data set, one budget.
-
-package train
+// Package compare puts models side by side as the paper's Table I (the three kinds) or Table V (the
+// spiking backbones with the attention modules) do: each trained (or taken from a checkpoint) on one
+// data set with one budget, its test MSE, training speed and peak tensor memory measured, its samples
+// drawn, and the report written beside the published numbers.
+//
+// It stands above both training and measurement: it imports train (runs, checkpoints, data), bench
+// (the speed of a model taken from a checkpoint), vae and vis; nothing but the commands imports it.
+package compare
 
 import (
 	"context"
@@ -9,9 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/color"
-	"image/draw"
-	"image/png"
 	"io"
 	"os"
 	"path/filepath"
@@ -22,27 +23,27 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/sugarme/gotch"
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
-	"golang.org/x/image/math/fixed"
 
+	"github.com/esvae-go/esvae/bench"
 	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
+	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vae"
 	"github.com/esvae-go/esvae/vis"
 )
 
-// CompareEntry is one model of a comparison: a training configuration (its Model.Variant() names the
+// Entry is one model of a comparison: a training configuration (its Model.Variant() names the
 // model: the kind and its attention modules), and optionally a checkpoint to take instead of training.
-type CompareEntry struct {
-	Config     Config
+type Entry struct {
+	Config     train.Config
 	Checkpoint string
 }
 
-// CompareConfig sets up a comparison.
-type CompareConfig struct {
-	Entries []CompareEntry
+// Config sets up a comparison.
+type Config struct {
+	Entries []Entry
 	// Out is the folder of the report, the picture and (for trained models) one run folder per model,
 	// named by its variant (OUT/esvae, OUT/fsvae+taid, ...).
 	Out string
@@ -59,8 +60,8 @@ type CompareConfig struct {
 	Progress   io.Writer
 }
 
-// CompareRow is one model's line of the report.
-type CompareRow struct {
+// Row is one model's line of the report.
+type Row struct {
 	// Model is the variant name (vae.Config.Variant: esvae, fsvae+taid, ...); Kind its backbone.
 	Model      string  `json:"model"`
 	Kind       string  `json:"kind"`
@@ -83,11 +84,11 @@ type CompareRow struct {
 	PaperSource string     `json:"paper_source"`
 }
 
-// CompareReport is what Compare writes to report.json (and, as a table, report.md).
-type CompareReport struct {
-	Data    string       `json:"data"`
-	Rows    []CompareRow `json:"rows"`
-	Picture string       `json:"picture"`
+// Report is what Run writes to report.json (and, as a table, report.md).
+type Report struct {
+	Data    string `json:"data"`
+	Rows    []Row  `json:"rows"`
+	Picture string `json:"picture"`
 	// Ranking and PaperRanking order the models that have a published MSE by our test MSE and by the
 	// paper's; RankingMatches says whether the two orders agree (false with fewer than two such
 	// models). RankingAll orders every model by our test MSE.
@@ -100,9 +101,6 @@ type CompareReport struct {
 	Threads        int    `json:"threads"`
 	Written        string `json:"written"`
 }
-
-// PaperTableI is vae.PaperTableI (the paper's Table I).
-var PaperTableI = vae.PaperTableI
 
 var kindTitle = map[string]string{vae.KindESVAE: "ESVAE", vae.KindFSVAE: "FSVAE", vae.KindANNVAE: "ANN VAE"}
 
@@ -118,12 +116,12 @@ func VariantTitle(variant string) string {
 	return strings.Join(parts, " + ")
 }
 
-// Compare trains (or takes the checkpoints of) every entry on its data set, evaluates the test
+// Run trains (or takes the checkpoints of) every entry on its data set, evaluates the test
 // reconstruction MSE in evaluation mode, draws samples, and writes report.md, report.json and
 // samples.png into cc.Out. All entries must use one data set, and no model may be given twice. IS,
 // FID and FAD are left to `esvae eval` on each model's checkpoint (they need feature networks and
 // thousands of samples).
-func Compare(ctx context.Context, cc CompareConfig, log zerolog.Logger) (*CompareReport, error) {
+func Run(ctx context.Context, cc Config, log zerolog.Logger) (*Report, error) {
 	if len(cc.Entries) == 0 {
 		return nil, errors.New("compare: no models to compare")
 	}
@@ -155,7 +153,7 @@ func Compare(ctx context.Context, cc CompareConfig, log zerolog.Logger) (*Compar
 	if err := native.CountCPUAllocations(); err != nil {
 		return nil, err
 	}
-	rep := &CompareReport{Data: ds, Threads: native.NumThreads(), Samples: cc.Samples}
+	rep := &Report{Data: ds, Threads: native.NumThreads(), Samples: cc.Samples}
 	var pics []*image.RGBA
 	var titles []string
 	for _, e := range cc.Entries {
@@ -172,7 +170,7 @@ func Compare(ctx context.Context, cc CompareConfig, log zerolog.Logger) (*Compar
 	}
 	rep.setPaper()
 	rep.Picture = filepath.Join(cc.Out, "samples.png")
-	if err := savePicture(rep.Picture, pics, titles); err != nil {
+	if err := vis.SaveMontage(rep.Picture, pics, titles); err != nil {
 		return nil, err
 	}
 	rep.Written = time.Now().UTC().Format(time.RFC3339)
@@ -189,10 +187,10 @@ func Compare(ctx context.Context, cc CompareConfig, log zerolog.Logger) (*Compar
 	return rep, nil
 }
 
-func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerolog.Logger) (CompareRow, *image.RGBA, error) {
+func compareOne(ctx context.Context, cc Config, e Entry, log zerolog.Logger) (Row, *image.RGBA, error) {
 	cfg := e.Config
 	name := cfg.Model.Variant()
-	row := CompareRow{Model: name, Kind: cfg.Model.KindName(), Batch: cfg.Data.BatchSize}
+	row := Row{Model: name, Kind: cfg.Model.KindName(), Batch: cfg.Data.BatchSize}
 	runtime.GC() // let the finalizers free the previous model's tensors before the peaks restart
 	live := native.CPUMemStats().LiveBytes
 	native.ResetCPUPeak()
@@ -200,14 +198,14 @@ func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerol
 	if path == "" {
 		cfg.Out = filepath.Join(cc.Out, name)
 		klog := log.With().Str("model", name).Logger()
-		res, err := Run(ctx, cfg, Options{Resume: "auto", Progress: cc.Progress, Versions: cc.Versions}, klog)
+		res, err := train.Run(ctx, cfg, train.Options{Resume: "auto", Progress: cc.Progress, Versions: cc.Versions}, klog)
 		if err != nil {
 			return row, nil, err
 		}
 		if res.Interrupted {
 			return row, nil, fmt.Errorf("interrupted at step %d", res.Steps)
 		}
-		path = filepath.Join(cfg.Out, lastName)
+		path = train.LastCheckpoint(cfg.Out)
 		if res.ImagesPerSec > 0 {
 			row.ImagesPerSec, row.SpeedFrom = res.ImagesPerSec, "training run"
 			row.PeakTensorMB = float64(native.CPUMemStats().PeakBytes-live) / (1 << 20)
@@ -216,7 +214,7 @@ func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerol
 	} else {
 		row.Source = e.Checkpoint
 	}
-	ck, err := LoadCheckpoint(path)
+	ck, err := train.LoadCheckpoint(path)
 	if err != nil {
 		return row, nil, err
 	}
@@ -228,7 +226,7 @@ func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerol
 	if ck.Meta.Config.Data.BatchSize > 0 && e.Checkpoint != "" {
 		row.Batch = ck.Meta.Config.Data.BatchSize
 	}
-	dev, err := ParseDevice(cfg.Device)
+	dev, err := train.ParseDevice(cfg.Device)
 	if err != nil {
 		return row, nil, err
 	}
@@ -236,7 +234,7 @@ func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerol
 		runtime.GC()
 		live = native.CPUMemStats().LiveBytes
 		native.ResetCPUPeak()
-		r, _, err := benchSteps(io.Discard, BenchConfig{Batch: row.Batch, Steps: cc.SpeedSteps, Warmup: 1, Model: ck.Meta.Config.Model, Device: dev}, benchFused, nil, nil)
+		r, err := bench.TrainSteps(io.Discard, bench.Config{Batch: row.Batch, Steps: cc.SpeedSteps, Warmup: 1, Model: ck.Meta.Config.Model, Device: dev})
 		if err != nil {
 			return row, nil, fmt.Errorf("timing training steps: %w", err)
 		}
@@ -277,12 +275,12 @@ func compareOne(ctx context.Context, cc CompareConfig, e CompareEntry, log zerol
 }
 
 // testMSE is the mean reconstruction MSE over the test split (CelebA: valid) in evaluation mode.
-func testMSE(ctx context.Context, m vae.Net, cfg Config, cc CompareConfig, dev gotch.Device) (float64, int, error) {
+func testMSE(ctx context.Context, m vae.Net, cfg train.Config, cc Config, dev gotch.Device) (float64, int, error) {
 	split := data.Test
 	if cfg.Data.Name == "celeba" {
 		split = data.Valid
 	}
-	ds, err := openData(ctx, cfg.Data, split, cc.TestLimit)
+	ds, err := train.OpenData(ctx, cfg.Data, split, cc.TestLimit)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -309,12 +307,12 @@ func testMSE(ctx context.Context, m vae.Net, cfg Config, cc CompareConfig, dev g
 			return 0, 0, err
 		}
 		n := len(b.Labels)
-		x, err := batchTensor(b.Images, n, c, h, w, dev)
+		x, err := nn.ImagesTensor(b.Images, n, c, h, w, dev)
 		if err != nil {
 			return 0, 0, err
 		}
 		var mse float64
-		nn.NoGrad(func() { mse, _, err = ReconstructBatch(m, x, false) })
+		nn.NoGrad(func() { mse, _, err = eval.ReconstructBatch(m, x, false) })
 		nn.Drop(x)
 		if err != nil {
 			return 0, 0, err
@@ -330,7 +328,7 @@ func testMSE(ctx context.Context, m vae.Net, cfg Config, cc CompareConfig, dev g
 
 // setPaper puts the published numbers beside every row (vae.PaperNumbers of the report's data set
 // and the row's model) and ranks the models against the paper.
-func (r *CompareReport) setPaper() {
+func (r *Report) setPaper() {
 	for i := range r.Rows {
 		r.Rows[i].Paper, r.Rows[i].PaperSource = vae.PaperNumbers(r.Data, r.Rows[i].Model)
 	}
@@ -339,9 +337,9 @@ func (r *CompareReport) setPaper() {
 
 // rankings orders the models that have a published MSE by our test MSE and by the paper's, says
 // whether the orders agree (never with fewer than two such models), and orders all models by ours.
-func rankings(rows []CompareRow) (ours, paper, all string, same bool) {
-	order := func(rs []CompareRow, key func(CompareRow) float64) string {
-		rs = append([]CompareRow(nil), rs...)
+func rankings(rows []Row) (ours, paper, all string, same bool) {
+	order := func(rs []Row, key func(Row) float64) string {
+		rs = append([]Row(nil), rs...)
 		sort.SliceStable(rs, func(i, j int) bool { return key(rs[i]) < key(rs[j]) })
 		var names []string
 		for _, r := range rs {
@@ -349,15 +347,15 @@ func rankings(rows []CompareRow) (ours, paper, all string, same bool) {
 		}
 		return strings.Join(names, " < ")
 	}
-	mse := func(r CompareRow) float64 { return r.TestMSE }
-	var published []CompareRow
+	mse := func(r Row) float64 { return r.TestMSE }
+	var published []Row
 	for _, r := range rows {
 		if r.Paper[0] > 0 {
 			published = append(published, r)
 		}
 	}
 	ours = order(published, mse)
-	paper = order(published, func(r CompareRow) float64 { return r.Paper[0] })
+	paper = order(published, func(r Row) float64 { return r.Paper[0] })
 	return ours, paper, order(rows, mse), len(published) >= 2 && ours == paper
 }
 
@@ -370,7 +368,7 @@ func paperCell(v float64, format string) string {
 }
 
 // Markdown renders the report as a table beside the paper's numbers.
-func (r *CompareReport) Markdown() string {
+func (r *Report) Markdown() string {
 	var b strings.Builder
 	na := "see esvae eval"
 	fmt.Fprintf(&b, "# esvae compare: %s\n\n", r.Data)
@@ -409,24 +407,4 @@ func (r *CompareReport) Markdown() string {
 	}
 	fmt.Fprintf(&b, "\n![samples](%s): %d samples of each model, left to right in the table's order.\n", filepath.Base(r.Picture), r.Samples)
 	return b.String()
-}
-
-// savePicture puts the grids side by side with a title above each.
-func savePicture(path string, pics []*image.RGBA, titles []string) error {
-	const gap, top = 12, 18
-	w, h := gap, 0
-	for _, p := range pics {
-		w += p.Bounds().Dx() + gap
-		h = max(h, p.Bounds().Dy())
-	}
-	canvas := image.NewRGBA(image.Rect(0, 0, w, h+top+gap))
-	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
-	x := gap
-	for i, p := range pics {
-		draw.Draw(canvas, image.Rect(x, top, x+p.Bounds().Dx(), top+p.Bounds().Dy()), p, image.Point{}, draw.Src)
-		d := font.Drawer{Dst: canvas, Src: image.NewUniform(color.Black), Face: basicfont.Face7x13, Dot: fixed.P(x, top-5)}
-		d.DrawString(titles[i])
-		x += p.Bounds().Dx() + gap
-	}
-	return vis.WriteFileAtomic(path, func(wr io.Writer) error { return png.Encode(wr, canvas) })
 }

@@ -1,4 +1,4 @@
-package train
+package bench
 
 import (
 	"bytes"
@@ -9,16 +9,18 @@ import (
 	"testing"
 
 	"github.com/sugarme/gotch"
+
+	"github.com/esvae-go/esvae/train"
 )
 
 // The benchmark runs end to end on a tiny model and reports bad sizes as errors. T 3 and batch 25:
 // the LIF timing once took T as shape[0]/32 = 75/32 = 2, which does not divide 75 (an error).
 func TestBenchSmall(t *testing.T) {
-	m := DefaultConfig().Model
+	m := train.DefaultConfig().Model
 	m.T, m.LatentDim = 3, 8
 	var out bytes.Buffer
 	trace := filepath.Join(t.TempDir(), "trace.json")
-	rep, err := Bench(&out, BenchConfig{Batch: 25, Steps: 2, Warmup: 0, Model: m, Device: gotch.CPU, PerStep: true, Unfused: true, Samples: 4, Profile: trace})
+	rep, err := Measure(&out, Config{Batch: 25, Steps: 2, Warmup: 0, Model: m, Device: gotch.CPU, PerStep: true, Unfused: true, Samples: 4, Profile: trace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +47,7 @@ func TestBenchSmall(t *testing.T) {
 	if !strings.Contains(out.String(), "[75 256 8 8]: fused") {
 		t.Fatalf("output lacks the LIF timing of shape (T*batch = 75, 256, 8, 8):\n%s", out.String())
 	}
-	if _, err := Bench(&out, BenchConfig{Batch: 3, Steps: 0, Model: m, Device: gotch.CPU}); err == nil || !strings.Contains(err.Error(), "steps 0") {
+	if _, err := Measure(&out, Config{Batch: 3, Steps: 0, Model: m, Device: gotch.CPU}); err == nil || !strings.Contains(err.Error(), "steps 0") {
 		t.Fatalf("steps 0: error %v", err)
 	}
 }
@@ -54,10 +56,10 @@ func TestBenchSmall(t *testing.T) {
 // variant's and the backbone's, each with its peak tensor memory, and the ratio printed. The
 // variant's memory is the larger: TAID keeps final_layer.1's output at every step for its backward.
 func TestBenchAttentionVariant(t *testing.T) {
-	m := DefaultConfig().Model
+	m := train.DefaultConfig().Model
 	m.T, m.LatentDim, m.Readout = 3, 8, "taid"
 	var out bytes.Buffer
-	rep, err := Bench(&out, BenchConfig{Batch: 4, Steps: 2, Model: m, Device: gotch.CPU})
+	rep, err := Measure(&out, Config{Batch: 4, Steps: 2, Model: m, Device: gotch.CPU})
 	if err != nil {
 		t.Fatal(err)
 	}

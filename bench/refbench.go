@@ -1,4 +1,4 @@
-package train
+package bench
 
 import (
 	"encoding/json"
@@ -11,9 +11,9 @@ import (
 	"syscall"
 )
 
-// RefBench runs the PyTorch reference's timing script (tools/reference/bench_ref.py) with the sizes
+// Reference runs the PyTorch reference's timing script (tools/reference/bench_ref.py) with the sizes
 // of the benchmark: same batch, T, latent length, model size, device and threads.
-type RefBench struct {
+type Reference struct {
 	Python string // interpreter with torch (the reference's venv)
 	Script string // path of bench_ref.py
 	Device string // "cpu" or "cuda:N"
@@ -43,7 +43,7 @@ type RefResult struct {
 }
 
 // Run runs the reference once and reads its JSON result; c gives the sizes.
-func (r *RefBench) Run(w io.Writer, c BenchConfig) (*RefResult, error) {
+func (r *Reference) Run(w io.Writer, c Config) (*RefResult, error) {
 	tmp, err := os.MkdirTemp("", "esvae-ref-")
 	if err != nil {
 		return nil, err
@@ -91,7 +91,7 @@ func (r *RefBench) Run(w io.Writer, c BenchConfig) (*RefResult, error) {
 }
 
 // print writes the comparison with esvae's result ours and peak resident set.
-func (r *RefResult) print(w io.Writer, ours BenchResult, peak int64) {
+func (r *RefResult) print(w io.Writer, ours Result, peak int64) {
 	r.SpeedRatio = ours.ImagesPerSec / r.ImagesPerSec
 	fmt.Fprintf(w, "  reference (PyTorch %s; %s) median %7.3f s/step (min %.3f, max %.3f) %8.1f images/s, peak RSS %s\n",
 		r.Torch, r.Environment, r.SecPerStep, r.MinSecPerStep, r.MaxSecPerStep, r.ImagesPerSec, mib(r.PeakRSS))

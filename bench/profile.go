@@ -1,4 +1,4 @@
-package train
+package bench
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/internal/native"
+	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vae"
 )
 
@@ -19,7 +20,7 @@ const profileStepCount = 3
 
 // profileSteps runs profileStepCount training steps under libtorch's operator profiler, writes
 // the trace to c.Profile and prints the operators with the most time.
-func profileSteps(w io.Writer, c BenchConfig, m vae.Net, opt *AdamW, x *ts.Tensor) error {
+func profileSteps(w io.Writer, c Config, m vae.Net, opt *train.AdamW, x *ts.Tensor) error {
 	runtime.LockOSThread() // the recording is per OS thread
 	defer runtime.UnlockOSThread()
 	if err := native.ProfileBegin(c.Profile); err != nil {

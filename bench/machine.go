@@ -1,4 +1,4 @@
-package train
+package bench
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"github.com/sugarme/gotch"
 
 	"github.com/esvae-go/esvae/internal/native"
+	"github.com/esvae-go/esvae/nn"
 )
 
 // Machine describes where a benchmark ran: what a speed figure needs beside it.
@@ -69,7 +70,7 @@ func DescribeMachine(dev gotch.Device) Machine {
 			}
 		}
 		if m.GPU == "" {
-			m.GPU = deviceName(dev)
+			m.GPU = nn.DeviceName(dev)
 		}
 	}
 	for _, k := range speedEnvVars {

@@ -1,4 +1,4 @@
-// Package devcheck runs self-checks of esvae on one device: that the device works with the libtorch
+// Package selfcheck runs self-checks of esvae on one device: that the device works with the libtorch
 // esvae runs against, that the fused spiking kernels agree with their per-step ATen formulation there
 // (values and gradients), that a model's forward and backward on the device agree with the CPU, that
 // checkpoints saved on the device load back and resume exactly, and that training runs. It is what
@@ -12,7 +12,10 @@
 //   - resume is compared for exact equality, with libtorch's deterministic mode on (cuDNN
 //     deterministic, autotuner off, CUBLAS_WORKSPACE_CONFIG set), in which a resumed run is
 //     reproducible bit for bit on a GPU as it is on the CPU.
-package devcheck
+//
+// It is the highest-level library, beside the commands: it imports train, vae, spiking, nn and
+// internal/native, and only cmd/esvae imports it.
+package selfcheck
 
 import (
 	"context"

@@ -1,26 +1,26 @@
-package train
+package bench
 
 import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"runtime"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/spiking"
+	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vae"
 )
 
-// BenchConfig sizes the training-step benchmark.
-type BenchConfig struct {
+// Config sizes the training-step benchmark.
+type Config struct {
 	Batch, Steps, Warmup int
 	Model                vae.Config
 	Device               gotch.Device
@@ -40,11 +40,11 @@ type BenchConfig struct {
 	// Samples is the number of images drawn from the prior to time sampling (0: not timed).
 	Samples int
 	// Reference, when set, runs the PyTorch reference between the two halves of the timed steps.
-	Reference *RefBench
+	Reference *Reference
 }
 
-// BenchResult is one measured configuration. SecPerStep is the median over the timed steps.
-type BenchResult struct {
+// Result is one measured configuration. SecPerStep is the median over the timed steps.
+type Result struct {
 	Name           string    `json:"name"`
 	SecPerStep     float64   `json:"sec_per_step"`
 	ImagesPerSec   float64   `json:"images_per_sec"`
@@ -58,10 +58,10 @@ type BenchResult struct {
 	PeakTensorBytes int64 `json:"peak_tensor_bytes,omitempty"`
 }
 
-// BenchReport is everything one benchmark run measured.
-type BenchReport struct {
+// Report is everything one benchmark run measured.
+type Report struct {
 	Machine   Machine       `json:"machine"`
-	Results   []BenchResult `json:"results"`
+	Results   []Result      `json:"results"`
 	PeakRSS   int64         `json:"peak_rss_bytes,omitempty"` // after the fused training steps
 	Sampling  *SampleResult `json:"sampling,omitempty"`
 	Reference *RefResult    `json:"reference,omitempty"`
@@ -77,10 +77,10 @@ type SampleResult struct {
 	FirstSec     float64 `json:"first_sec"`
 }
 
-// Bench times full training steps (forward, loss, backward, AdamW) on random images and prints the
+// Measure times full training steps (forward, loss, backward, AdamW) on random images and prints the
 // machine, the median and spread of the step times, the sampling throughput and the peak resident
 // memory; with c.Reference it runs the PyTorch reference in the middle and prints the ratio.
-func Bench(w io.Writer, c BenchConfig) (rep *BenchReport, err error) {
+func Measure(w io.Writer, c Config) (rep *Report, err error) {
 	if c.Batch < 1 || c.Steps < 1 || c.Warmup < 0 || c.Samples < 0 {
 		return nil, fmt.Errorf("bench: batch %d, steps %d, warm-up %d, samples %d: use batch >= 1, steps >= 1, warm-up >= 0, samples >= 0", c.Batch, c.Steps, c.Warmup, c.Samples)
 	}
@@ -93,13 +93,13 @@ func Bench(w io.Writer, c BenchConfig) (rep *BenchReport, err error) {
 	defer runtime.UnlockOSThread()
 	// A failed tensor op inside (out of memory, a shape the device rejects) panics with an
 	// *nn.OpError; Catch turns it into the error returned here.
-	if cerr := nn.Catch(func() { rep, err = bench(w, c) }); cerr != nil {
+	if cerr := nn.Catch(func() { rep, err = measure(w, c) }); cerr != nil {
 		return nil, fmt.Errorf("bench: %w", cerr)
 	}
 	return rep, err
 }
 
-func bench(w io.Writer, c BenchConfig) (*BenchReport, error) {
+func measure(w io.Writer, c Config) (*Report, error) {
 	kind := c.Model.KindName()
 	// An attention variant (TAID, PFA) is timed against its plain backbone in the same run, time and
 	// tensor memory: libtorch's CPU storages are counted from here on (before any model exists).
@@ -109,7 +109,7 @@ func bench(w io.Writer, c BenchConfig) (*BenchReport, error) {
 			return nil, err
 		}
 	}
-	rep := &BenchReport{Machine: DescribeMachine(c.Device)}
+	rep := &Report{Machine: DescribeMachine(c.Device)}
 	fmt.Fprintln(w, rep.Machine.String())
 	size := "MNIST-size (32x32)"
 	if c.Model.Large {
@@ -202,8 +202,8 @@ const (
 // benchSteps times c.Warmup + c.Steps training steps of a fresh model; with ref it runs the
 // reference after the first half of the timed steps (interleaved: both see the same machine load).
 // It returns the model for the sampling benchmark.
-func benchSteps(w io.Writer, c BenchConfig, impl benchImpl, ref *RefBench, rep *BenchReport) (BenchResult, vae.Net, error) {
-	res := BenchResult{Name: "esvae"}
+func benchSteps(w io.Writer, c Config, impl benchImpl, ref *Reference, rep *Report) (Result, vae.Net, error) {
+	res := Result{Name: "esvae"}
 	mc := c.Model
 	switch {
 	case impl == benchPlain:
@@ -230,7 +230,7 @@ func benchSteps(w io.Writer, c BenchConfig, impl benchImpl, ref *RefBench, rep *
 	if err := native.ManualSeed(0); err != nil {
 		return res, nil, err
 	}
-	m, err := vae.NewNet(newVarStore(c.Device), mc, gotch.Float)
+	m, err := vae.NewNet(gnn.NewVarStore(c.Device), mc, gotch.Float)
 	if err != nil {
 		return res, nil, err
 	}
@@ -248,7 +248,7 @@ func benchSteps(w io.Writer, c BenchConfig, impl benchImpl, ref *RefBench, rep *
 		res.Name = "esvae amp " + c.AMP.String()
 	}
 	m.SetEpoch(0, 1, 1)
-	opt, err := NewAdamW(m.VarStore(), DefaultAdamWConfig())
+	opt, err := train.NewAdamW(m.VarStore(), train.DefaultAdamWConfig())
 	if err != nil {
 		return res, nil, err
 	}
@@ -271,7 +271,7 @@ func benchSteps(w io.Writer, c BenchConfig, impl benchImpl, ref *RefBench, rep *
 			return res, nil, err
 		}
 		if i >= c.Warmup {
-			res.StepSecs = append(res.StepSecs, elapsed(start))
+			res.StepSecs = append(res.StepSecs, time.Since(start).Seconds())
 		}
 	}
 	res.summarize(c.Batch)
@@ -289,8 +289,16 @@ func benchSteps(w io.Writer, c BenchConfig, impl benchImpl, ref *RefBench, rep *
 	return res, m, nil
 }
 
+// TrainSteps times c.Warmup + c.Steps training steps of a fresh model as it trains (fused layers,
+// c.AMP) and prints one line to w: the speed figure of a model that was not trained in this process
+// (esvae compare's rows taken from a checkpoint).
+func TrainSteps(w io.Writer, c Config) (Result, error) {
+	r, _, err := benchSteps(w, c, benchFused, nil, nil)
+	return r, err
+}
+
 // summarize fills the median, min, max and mean from StepSecs.
-func (r *BenchResult) summarize(batch int) {
+func (r *Result) summarize(batch int) {
 	s := append([]float64(nil), r.StepSecs...)
 	sort.Float64s(s)
 	r.SecPerStep = median(s)
@@ -317,7 +325,7 @@ func median(s []float64) float64 {
 
 // benchStep is one training step: forward, loss, backward, AdamW, and a copy of the loss to the
 // host (a sync point, as the trainer has).
-func benchStep(m vae.Net, opt *AdamW, x *ts.Tensor) error {
+func benchStep(m vae.Net, opt *train.AdamW, x *ts.Tensor) error {
 	loss, err := m.Objective(x, true)
 	if err != nil {
 		return err
@@ -332,7 +340,7 @@ func benchStep(m vae.Net, opt *AdamW, x *ts.Tensor) error {
 	if err := opt.ZeroGrad(); err != nil {
 		return err
 	}
-	_, err = toFloat32(loss.Total)
+	_, err = nn.HostFloat32(loss.Total)
 	return err
 }
 
@@ -353,12 +361,12 @@ func benchSampling(m vae.Net, n int) (*SampleResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := toFloat32(x); err != nil { // a sync point on a GPU
+		if _, err := nn.HostFloat32(x); err != nil { // a sync point on a GPU
 			nn.Drop(x)
 			return nil, err
 		}
 		nn.Drop(x)
-		secs[i] = elapsed(start)
+		secs[i] = time.Since(start).Seconds()
 	}
 	return &SampleResult{Images: n, Sec: secs[1], ImagesPerSec: float64(n) / secs[1], FirstSec: secs[0]}, nil
 }
@@ -395,25 +403,8 @@ func benchLIF(shape []int64, T int64, cfg spiking.LIFConfig, f func(*ts.Tensor, 
 			return 0, err
 		}
 	}
-	return elapsed(start) / float64(reps), nil
+	return time.Since(start).Seconds() / float64(reps), nil
 }
 
 // mib formats bytes as MiB.
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
-
-// PeakRSS is the process's peak resident set (VmHWM, e.g. "1234 kB"; "" where unknown).
-func PeakRSS() string { return peakRSS() }
-
-// peakRSS reads VmHWM from /proc/self/status ("" where there is none).
-func peakRSS() string {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return ""
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
-		}
-	}
-	return ""
-}

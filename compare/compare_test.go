@@ -1,8 +1,10 @@
-package train
+package compare
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/esvae-go/esvae/vae"
 )
 
 // The report of a Table V comparison on CIFAR-10: every row carries the numbers published for its
@@ -10,20 +12,20 @@ import (
 // Markdown writes "—" where nothing is published, and the ranking against the paper covers only
 // the models with a published MSE.
 func TestCompareReportPaperColumns(t *testing.T) {
-	rep := &CompareReport{Data: "cifar10", Picture: "samples.png", Samples: 4}
+	rep := &Report{Data: "cifar10", Picture: "samples.png", Samples: 4}
 	for _, r := range []struct {
 		model string
 		mse   float64
 	}{{"esvae", 0.30}, {"fsvae", 0.20}, {"fsvae+taid", 0.10}, {"esvae+pfa", 0.05}} {
-		rep.Rows = append(rep.Rows, CompareRow{Model: r.model, Kind: strings.Split(r.model, "+")[0], TestMSE: r.mse})
+		rep.Rows = append(rep.Rows, Row{Model: r.model, Kind: strings.Split(r.model, "+")[0], TestMSE: r.mse})
 	}
 	rep.setPaper()
 	want := map[string]struct {
 		paper  [4]float64
 		source string
 	}{
-		"esvae":      {PaperTableI["cifar10"]["esvae"], "Table I"},
-		"fsvae":      {PaperTableI["cifar10"]["fsvae"], "Table I"},
+		"esvae":      {vae.PaperTableI["cifar10"]["esvae"], "Table I"},
+		"fsvae":      {vae.PaperTableI["cifar10"]["fsvae"], "Table I"},
 		"fsvae+taid": {[4]float64{0, 3.53, 171.1, 120.5}, "TAID's paper"},
 		"esvae+pfa":  {[4]float64{}, ""},
 	}
@@ -55,7 +57,7 @@ func TestCompareReportPaperColumns(t *testing.T) {
 	}
 
 	// One published model: no ranking to compare.
-	one := &CompareReport{Data: "cifar10", Rows: []CompareRow{{Model: "fsvae+taid"}, {Model: "esvae"}}}
+	one := &Report{Data: "cifar10", Rows: []Row{{Model: "fsvae+taid"}, {Model: "esvae"}}}
 	one.setPaper()
 	if one.RankingMatches || !strings.Contains(one.Markdown(), "Fewer than two of these models have a published MSE") {
 		t.Errorf("one published MSE: matches %v\n%s", one.RankingMatches, one.Markdown())
