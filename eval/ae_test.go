@@ -10,6 +10,7 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/fixture"
 	"github.com/esvae-go/esvae/nn"
 )
@@ -31,15 +32,9 @@ func maxRelDiff(t *testing.T, a, b *ts.Tensor) float64 {
 	return relMax(av, bv)
 }
 
-// relMax is max |got - want| / max |want|.
-func relMax(got, want []float64) float64 {
-	var d, m float64
-	for i := range want {
-		d = math.Max(d, math.Abs(got[i]-want[i]))
-		m = math.Max(m, math.Abs(want[i]))
-	}
-	return d / m
-}
+// relMax is max |got - want| / max |want|: NaN when a difference is NaN, +Inf when the lengths
+// differ.
+func relMax(got, want []float64) float64 { return approx.MaxRelDiff(got, want, 0) }
 
 // TestFeatureAEMatchesPyTorch loads the reference's AE state_dict (.pth, authors' key layout) and
 // compares features in evaluation mode and with batch statistics (the authors' FAD protocol, two
@@ -73,7 +68,7 @@ func TestFeatureAEMatchesPyTorch(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer got.Drop()
-		if d := maxRelDiff(t, got, fx.T(want)); d > 1e-4 {
+		if d := maxRelDiff(t, got, fx.T(want)); approx.Exceeds(d, 1e-4) {
 			t.Errorf("%s: max difference %.3g of the largest value > 1e-4", name, d)
 		} else {
 			t.Logf("%s: max difference %.3g of the largest value", name, d)
@@ -120,7 +115,7 @@ func TestFeatureAEMatchesPyTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := relMax(feats, want); d > 1e-4 {
+	if d := relMax(feats, want); approx.Exceeds(d, 1e-4) {
 		t.Errorf("features with batch statistics: max difference %.3g of the largest value > 1e-4", d)
 	}
 	var fy []float64
@@ -135,7 +130,7 @@ func TestFeatureAEMatchesPyTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f2, err := FrechetDistance(got, fromFile); err != nil || math.Abs(f2-fx.F("fad"))/fx.F("fad") > 1e-3 {
+	if f2, err := FrechetDistance(got, fromFile); err != nil || approx.Exceeds(math.Abs(f2-fx.F("fad"))/fx.F("fad"), 1e-3) {
 		t.Fatalf("FAD against the reference's .npz: %v (%v), reference %v", f2, err, fx.F("fad"))
 	}
 	fad, err := FrechetDistance(got, ref)
@@ -143,7 +138,7 @@ func TestFeatureAEMatchesPyTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFAD := fx.F("fad")
-	if rel := math.Abs(fad-wantFAD) / wantFAD; rel > 1e-3 {
+	if rel := math.Abs(fad-wantFAD) / wantFAD; approx.Exceeds(rel, 1e-3) {
 		t.Errorf("FAD %.8g, reference %.8g: relative difference %.3g > 1e-3", fad, wantFAD, rel)
 	} else {
 		t.Logf("FAD %.8g, reference (SciPy) %.8g, relative difference %.3g", fad, wantFAD, rel)

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/esvae-go/esvae/internal/approx"
 )
 
 // The fixtures come from tools/reference/make_frechet_fixture.py (NumPy and SciPy): see its docstring.
@@ -72,7 +74,7 @@ func TestFrechetDistanceMatchesSciPy(t *testing.T) {
 		}
 		for _, ref := range []string{"_authors", "_symmetric"} {
 			want := fixtureScalar(t, r, name+ref)
-			if rel := math.Abs(got-want) / scale; rel > 1e-6 {
+			if rel := math.Abs(got-want) / scale; approx.Exceeds(rel, 1e-6) {
 				t.Errorf("%s: Go %.12g vs SciPy%s %.12g: relative difference %.3g > 1e-6", name, got, ref, want, rel)
 			} else {
 				t.Logf("%s: Go %.12g vs SciPy%s %.12g (relative %.2g)", name, got, ref, want, rel)
@@ -90,7 +92,7 @@ func TestFrechetDistanceRejectsMismatchedDimensions(t *testing.T) {
 	// A known closed form: N(0, I) vs N(m, 4I) in d dimensions: |m|^2 + d + 4d - 2*2d = |m|^2 + d.
 	c := Gaussian{Mu: []float64{3, 4}, Sigma: mat.NewSymDense(2, []float64{4, 0, 0, 4})}
 	got, err := FrechetDistance(a, c)
-	if err != nil || math.Abs(got-27) > 1e-12 {
+	if err != nil || approx.Exceeds(math.Abs(got-27), 1e-12) {
 		t.Fatalf("N(0,I) vs N((3,4),4I): got %v, %v; want 27", got, err)
 	}
 }
@@ -107,11 +109,11 @@ func TestFitGaussianMatchesNumPy(t *testing.T) {
 	}
 	want := fixtureGaussian(t, r, "features_mu", "features_sigma")
 	for i := range g.Mu {
-		if math.Abs(g.Mu[i]-want.Mu[i]) > 1e-12 {
+		if approx.Exceeds(math.Abs(g.Mu[i]-want.Mu[i]), 1e-12) {
 			t.Fatalf("mu[%d] = %v, numpy %v", i, g.Mu[i], want.Mu[i])
 		}
 		for j := range g.Mu {
-			if d := math.Abs(g.Sigma.At(i, j) - want.Sigma.At(i, j)); d > 1e-12 {
+			if d := math.Abs(g.Sigma.At(i, j) - want.Sigma.At(i, j)); approx.Exceeds(d, 1e-12) {
 				t.Fatalf("sigma[%d,%d] = %v, numpy %v", i, j, g.Sigma.At(i, j), want.Sigma.At(i, j))
 			}
 		}
@@ -133,7 +135,7 @@ func TestStatsFiles(t *testing.T) {
 		t.Fatalf("dimension %d, want %d", g.Dim(), want.Dim())
 	}
 	for i := range g.Mu {
-		if math.Abs(g.Mu[i]-want.Mu[i]) > 1e-6*math.Max(1, math.Abs(want.Mu[i])) {
+		if approx.Exceeds(math.Abs(g.Mu[i]-want.Mu[i]), 1e-6*math.Max(1, math.Abs(want.Mu[i]))) {
 			t.Fatalf("mu[%d] = %v, want %v (float32)", i, g.Mu[i], want.Mu[i])
 		}
 	}

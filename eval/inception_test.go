@@ -8,6 +8,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/fixture"
 	"github.com/esvae-go/esvae/nn"
 )
@@ -52,7 +53,7 @@ func TestFIDAndISPathMatchesReference(t *testing.T) {
 	for i, w := range want {
 		worst = math.Max(worst, math.Abs(pv[i]*128+128-w))
 	}
-	if worst > 2e-3 {
+	if approx.Exceeds(worst, 2e-3) {
 		t.Errorf("bicubic resize: max difference %.3g of 255 > 2e-3", worst)
 	} else {
 		t.Logf("bicubic resize vs Pillow: max difference %.3g (0..255)", worst)
@@ -68,7 +69,7 @@ func TestFIDAndISPathMatchesReference(t *testing.T) {
 	}
 	wa, _ := nn.HostFloat64(fx.T("feat.a"))
 	wb, _ := nn.HostFloat64(fx.T("feat.b"))
-	if d != 16 || relMax(fa, wa) > 1e-5 || relMax(fb, wb) > 1e-5 {
+	if d != 16 || approx.Exceeds(relMax(fa, wa), 1e-5) || approx.Exceeds(relMax(fb, wb), 1e-5) {
 		t.Fatalf("features: dim %d, max relative difference %.3g / %.3g > 1e-5", d, relMax(fa, wa), relMax(fb, wb))
 	}
 	ga, err := FitGaussian(fa, 12, 16)
@@ -83,7 +84,7 @@ func TestFIDAndISPathMatchesReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := fx.F("fid"); math.Abs(fid-w)/w > 1e-4 {
+	if w := fx.F("fid"); approx.Exceeds(math.Abs(fid-w)/w, 1e-4) {
 		t.Errorf("FID %.8g, reference %.8g", fid, w)
 	} else {
 		t.Logf("FID %.8g, reference %.8g", fid, w)
@@ -99,14 +100,14 @@ func TestFIDAndISPathMatchesReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	wl, _ := nn.HostFloat64(fx.T("logits.a"))
-	if k != 10 || relMax(la, wl) > 1e-5 {
+	if k != 10 || approx.Exceeds(relMax(la, wl), 1e-5) {
 		t.Fatalf("logits: %d classes, max relative difference %.3g > 1e-5", k, relMax(la, wl))
 	}
 	m, s, err := InceptionScore(la, 12, 10, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wm, ws := fx.F("is.mean"), fx.F("is.std"); math.Abs(m-wm)/wm > 1e-4 || math.Abs(s-ws) > 1e-4*wm {
+	if wm, ws := fx.F("is.mean"), fx.F("is.std"); approx.Exceeds(math.Abs(m-wm)/wm, 1e-4) || approx.Exceeds(math.Abs(s-ws), 1e-4*wm) {
 		t.Errorf("IS %.6f +- %.6f, reference %.6f +- %.6f", m, s, wm, ws)
 	} else {
 		t.Logf("IS %.6f +- %.6f, reference %.6f +- %.6f", m, s, wm, ws)
@@ -130,7 +131,7 @@ func TestPilBicubicWeights(t *testing.T) {
 					nz++
 				}
 			}
-			if math.Abs(s-1) > 1e-12 {
+			if approx.Exceeds(math.Abs(s-1), 1e-12) {
 				t.Fatalf("%d -> %d: weights of output %d sum to %v", c[0], c[1], o, s)
 			}
 			if c[0] < c[1] && nz > 4 || c[0] > c[1] && nz < 5 {

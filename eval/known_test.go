@@ -9,6 +9,7 @@ import (
 	"github.com/sugarme/gotch"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/fixture"
 )
 
@@ -18,7 +19,7 @@ import (
 func TestKnownAnswers(t *testing.T) {
 	r := readFixture(t)
 	a := fixtureGaussian(t, r, "well_mu1", "well_sigma1")
-	if d, err := FrechetDistance(a, a); err != nil || math.Abs(d) > 1e-6 {
+	if d, err := FrechetDistance(a, a); err != nil || approx.Exceeds(math.Abs(d), 1e-6) {
 		t.Fatalf("distance of a Gaussian to itself: %v, %v", d, err)
 	}
 	shift := make([]float64, a.Dim())
@@ -28,7 +29,7 @@ func TestKnownAnswers(t *testing.T) {
 		sq += (shift[i] - a.Mu[i]) * (shift[i] - a.Mu[i])
 	}
 	b := Gaussian{Mu: shift, Sigma: a.Sigma}
-	if d, err := FrechetDistance(a, b); err != nil || math.Abs(d-sq) > 1e-9*sq+1e-6 {
+	if d, err := FrechetDistance(a, b); err != nil || approx.Exceeds(math.Abs(d-sq), 1e-9*sq+1e-6) {
 		t.Fatalf("pure shift: distance %v, squared shift %v (%v)", d, sq, err)
 	}
 	const n, k = 40, 8
@@ -36,14 +37,14 @@ func TestKnownAnswers(t *testing.T) {
 	for i := range constant {
 		constant[i] = float64(i%k) * 0.3 // the same logits for every image
 	}
-	if m, _, err := InceptionScore(constant, n, k, 4); err != nil || math.Abs(m-1) > 1e-12 {
+	if m, _, err := InceptionScore(constant, n, k, 4); err != nil || approx.Exceeds(math.Abs(m-1), 1e-12) {
 		t.Fatalf("IS of a constant predictor: %v, %v", m, err)
 	}
 	confident := make([]float64, n*k)
 	for i := 0; i < n; i++ {
 		confident[i*k+i%k] = 60 // softmax ~ one-hot, classes used equally in each split
 	}
-	if m, s, err := InceptionScore(confident, n, k, 5); err != nil || math.Abs(m-k) > 1e-9 || s > 1e-9 {
+	if m, s, err := InceptionScore(confident, n, k, 5); err != nil || approx.Exceeds(math.Abs(m-k), 1e-9) || approx.Exceeds(s, 1e-9) {
 		t.Fatalf("IS of a confident predictor over %d classes: %v +- %v, %v", k, m, s, err)
 	}
 }

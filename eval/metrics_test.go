@@ -10,6 +10,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/fixture"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
@@ -147,7 +148,7 @@ func TestEnergyCounts(t *testing.T) {
 		byName[l.Name] = l
 	}
 	di := byName["decoder_input"]
-	if di.InputSpikes <= 0 || math.Abs(di.SynOps-di.InputSpikes*1024) > 1e-6*di.SynOps {
+	if di.InputSpikes <= 0 || approx.Exceeds(math.Abs(di.SynOps-di.InputSpikes*1024), 1e-6*di.SynOps) {
 		t.Fatalf("decoder_input: %v input spikes, %v synaptic ops; want spikes x 1024", di.InputSpikes, di.SynOps)
 	}
 	if di.FloatOps != 2*1024*T || di.DenseMACs != L*1024+1024 {
@@ -162,7 +163,7 @@ func TestEnergyCounts(t *testing.T) {
 		syn += l.SynOps
 		fl += l.FloatOps
 	}
-	if syn != r.SynOps || fl != r.FloatOps || math.Abs(r.EnergyPJ-(fl*4.6+syn*0.9)) > 1e-9*r.EnergyPJ {
+	if syn != r.SynOps || fl != r.FloatOps || approx.Exceeds(math.Abs(r.EnergyPJ-(fl*4.6+syn*0.9)), 1e-9*r.EnergyPJ) {
 		t.Fatalf("totals %v / %v / %v pJ do not add up", r.SynOps, r.FloatOps, r.EnergyPJ)
 	}
 	// A transposed conv on all-ones input: the ANN count of decoder.0 (256 -> 128 channels, 2x2 to

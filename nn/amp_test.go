@@ -7,6 +7,8 @@ import (
 	"github.com/sugarme/gotch"
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/approx"
 )
 
 // spikes returns a (n, k) or (n, c, h, w) tensor of 0s and 1s.
@@ -60,10 +62,10 @@ func TestAMPLayers(t *testing.T) {
 	if maxAbsDiff(y16, y32) == 0 {
 		t.Error("bf16 conv equals fp32 to the last bit with unrounded weights: the product did not run in bf16")
 	}
-	if rel := maxAbsDiff(y16, y32) / maxAbs(y32); rel > 1.0/128 {
+	if rel := maxAbsDiff(y16, y32) / maxAbs(y32); approx.Exceeds(rel, 1.0/128) {
 		t.Errorf("conv output: bf16 vs fp32 max difference %.3g of the output's scale, want <= 2^-7", rel)
 	}
-	if rel := maxAbsDiff(g16, g32) / maxAbs(g32); rel > 1.0/64 {
+	if rel := maxAbsDiff(g16, g32) / maxAbs(g32); approx.Exceeds(rel, 1.0/64) {
 		t.Errorf("conv weight gradient: bf16 vs fp32 max difference %.3g of its scale, want <= 2^-6", rel)
 	}
 	if g16.DType() != gotch.Float {

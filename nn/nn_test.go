@@ -9,6 +9,8 @@ import (
 	"github.com/sugarme/gotch"
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/approx"
 )
 
 // checkUniform asserts that t holds values in [-bound, bound) spread like a uniform distribution
@@ -27,12 +29,12 @@ func checkUniform(t *testing.T, name string, x *ts.Tensor, bound float64) {
 	}
 	n := float64(len(v))
 	std := math.Sqrt(sq/n - (sum/n)*(sum/n))
-	if mx > bound {
+	if approx.Exceeds(mx, bound) {
 		t.Errorf("%s: |value| up to %g exceeds the bound %g", name, mx, bound)
 	}
 	want := bound / math.Sqrt(3)
 	tol := 5 * math.Sqrt(0.8/n) / 2 * want
-	if !(math.Abs(std-want) <= tol) {
+	if approx.Exceeds(math.Abs(std-want), tol) {
 		t.Errorf("%s: std %g, a uniform(+-%g) has %g (tolerance %g for %d values)", name, std, bound, want, tol, len(v))
 	}
 }

@@ -1,7 +1,6 @@
 package spiking
 
 import (
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,6 +10,7 @@ import (
 	"github.com/sugarme/gotch/pickle"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/native"
 )
 
@@ -73,25 +73,12 @@ func fwdBwd(t testing.TB, f func(*ts.Tensor) (*ts.Tensor, error), x, gout *ts.Te
 	return out, grad
 }
 
-// maxRelErr is max |a - b| / max(1, max |b|).
-func maxRelErr(a, b []float64) float64 {
-	scale, err := 1.0, 0.0
-	for i := range b {
-		scale = math.Max(scale, math.Abs(b[i]))
-		err = math.Max(err, math.Abs(a[i]-b[i]))
-	}
-	return err / scale
-}
+// maxRelErr is max |a - b| / max(1, max |b|): NaN when a difference is NaN, +Inf when the lengths
+// differ.
+func maxRelErr(a, b []float64) float64 { return approx.MaxRelDiff(a, b, 1) }
 
-func countDiff(a, b []float64) int {
-	n := 0
-	for i := range a {
-		if a[i] != b[i] {
-			n++
-		}
-	}
-	return n
-}
+// countDiff counts the positions where a and b differ, and those only one of them has.
+func countDiff(a, b []float64) int { return approx.CountDiff(a, b) }
 
 // loadFixture reads testdata/fixtures/<name> (written by tools/reference/make_fixtures.py); a
 // missing fixture fails the test.

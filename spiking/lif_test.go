@@ -9,6 +9,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/native"
 )
 
@@ -34,7 +35,7 @@ func TestLIFMatchesPerStep(t *testing.T) {
 					if kind == gotch.Double {
 						tol = 1e-12
 					}
-					if e := maxRelErr(fg, pg); e > tol {
+					if e := maxRelErr(fg, pg); approx.Exceeds(e, tol) {
 						t.Fatalf("gradient differs from the per-step version by %.3g (tol %g)", e, tol)
 					}
 					rate, inwin := 0.0, 0.0
@@ -46,7 +47,7 @@ func TestLIFMatchesPerStep(t *testing.T) {
 					}
 					rate /= float64(len(fo))
 					inwin /= float64(len(fo))
-					if rate < 0.1 || rate > 0.9 || inwin < 0.1 || inwin > 0.99 {
+					if !(rate >= 0.1 && rate <= 0.9 && inwin >= 0.1 && inwin <= 0.99) { // NaN fails too
 						t.Fatalf("input does not exercise the neuron: rate %.3f, nonzero grad %.3f", rate, inwin)
 					}
 				})
@@ -146,7 +147,7 @@ func TestLIFGradientFiniteDifferences(t *testing.T) {
 	if checked < M/2 {
 		t.Fatalf("only %d of %d chains away from the window's kinks", checked, M)
 	}
-	if worst > 1e-7 {
+	if approx.Exceeds(worst, 1e-7) {
 		t.Fatalf("BPTT formula differs from finite differences of the smooth model by %.3g", worst)
 	}
 
@@ -158,7 +159,7 @@ func TestLIFGradientFiniteDifferences(t *testing.T) {
 			if fo[s*M+m] != o[s] {
 				t.Fatalf("spike (t=%d, m=%d) = %v, reference %v", s, m, fo[s*M+m], o[s])
 			}
-			if d := math.Abs(fg[s*M+m] - gx[s]); d > 1e-12*math.Max(1, math.Abs(gx[s])) {
+			if d := math.Abs(fg[s*M+m] - gx[s]); approx.Exceeds(d, 1e-12*math.Max(1, math.Abs(gx[s]))) {
 				t.Fatalf("grad (t=%d, m=%d) = %v, formula %v", s, m, fg[s*M+m], gx[s])
 			}
 		}
@@ -199,7 +200,7 @@ func TestLIFFixture(t *testing.T) {
 			if n := countDiff(out, wantOut.Float64Values()); n != 0 {
 				t.Fatalf("T=%d %s: %d spikes differ from the reference", T, impl.name, n)
 			}
-			if e := maxRelErr(gin, wantGin.Float64Values()); e > 1e-12 {
+			if e := maxRelErr(gin, wantGin.Float64Values()); approx.Exceeds(e, 1e-12) {
 				t.Fatalf("T=%d %s: input gradient differs from the reference by %.3g", T, impl.name, e)
 			}
 		}

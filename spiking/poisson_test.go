@@ -7,6 +7,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/approx"
 )
 
 // Fixture sampler.pt from the PyTorch reference: r (N, L), u (N, L, T), z (N, L, T), gr (N, L).
@@ -26,7 +28,7 @@ func TestPoissonFixture(t *testing.T) {
 	if n := countDiff(z, wantZ.Float64Values()); n != 0 {
 		t.Fatalf("%d of %d samples differ from the reference", n, len(z))
 	}
-	if e := maxRelErr(gr, fx["gr"].Float64Values()); e > 1e-12 {
+	if e := maxRelErr(gr, fx["gr"].Float64Values()); approx.Exceeds(e, 1e-12) {
 		t.Fatalf("rate gradient differs from the reference by %.3g", e)
 	}
 }
@@ -52,7 +54,7 @@ func TestPoissonFormula(t *testing.T) {
 					want += gv[s*N*L+i] / (2 * a)
 				}
 			}
-			if math.Abs(gr[i]-want) > 1e-5*math.Max(1, math.Abs(want)) {
+			if approx.Exceeds(math.Abs(gr[i]-want), 1e-5*math.Max(1, math.Abs(want))) {
 				t.Fatalf("%v: grad_r[%d] = %v, want %v", kind, i, gr[i], want)
 			}
 		}
@@ -77,7 +79,7 @@ func TestPoissonSample(t *testing.T) {
 			sumZ += z[s*N*L+i]
 		}
 	}
-	if rel := math.Abs(sumZ-sumR) / sumR; rel > 0.03 {
+	if rel := math.Abs(sumZ-sumR) / sumR; approx.Exceeds(rel, 0.03) {
 		t.Fatalf("total spikes %v, expected about %v", sumZ, sumR)
 	}
 	nonzero := 0

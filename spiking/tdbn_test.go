@@ -8,6 +8,7 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/native"
 )
 
@@ -65,7 +66,7 @@ func closeTo(t *testing.T, name string, got, want *ts.Tensor, tol float64) {
 		d = math.Max(d, math.Abs(g[i]-w[i]))
 		s = math.Max(s, math.Abs(w[i]))
 	}
-	if d > tol*math.Max(s, 1e-300) {
+	if approx.Exceeds(d, tol*math.Max(s, 1e-300)) {
 		t.Errorf("%s: max abs diff %g (scale %g)", name, d, s)
 	}
 }

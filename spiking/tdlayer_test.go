@@ -10,6 +10,7 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/native"
 )
 
@@ -191,7 +192,7 @@ func compareFused(t *testing.T, f, u fusedResult) {
 		scale = math.Max(scale, math.Abs(v))
 	}
 	for k := range f.gb {
-		if math.Abs(f.gb[k]) > 1e-9*scale || math.Abs(u.gb[k]) > 1e-9*scale {
+		if approx.Exceeds(math.Abs(f.gb[k]), 1e-9*scale) || approx.Exceeds(math.Abs(u.gb[k]), 1e-9*scale) {
 			t.Errorf("grad of the op's bias [%d]: fused %g, unfused %g; want rounding noise under %g", k, f.gb[k], u.gb[k], 1e-9*scale)
 		}
 	}

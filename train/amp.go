@@ -35,7 +35,7 @@ func newLossScale() *LossScale { return &LossScale{Scale: lossScaleInit} }
 // scaled returns loss * Scale (a new tensor, part of the graph).
 func (s *LossScale) scaled(loss *ts.Tensor) (*ts.Tensor, error) {
 	sc := ts.FloatScalar(s.Scale)
-	defer sc.MustDrop()
+	defer sc.Drop() // a failed free of a scalar leaks a few bytes; gotch's MustDrop would exit
 	return loss.MulScalar(sc, false)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vae"
@@ -43,17 +44,31 @@ func TestAMPBF16LossTracksFP32(t *testing.T) {
 		}
 		return s / 10
 	}
+	for s := int64(1); s <= 20; s++ {
+		lossAt(t, f32, s, "fp32")
+		lossAt(t, b16, s, "bf16")
+	}
 	first := math.Abs(b16[1]-f32[1]) / f32[1]
 	last := math.Abs(tail(b16)-tail(f32)) / tail(f32)
 	t.Logf("fp32 first %.6f mean of steps 11-20 %.6f; bf16 first %.6f (rel %.2e) mean of steps 11-20 %.6f (rel %.2e)", f32[1], tail(f32), b16[1], first, tail(b16), last)
-	if first > 0.03 {
+	if approx.Exceeds(first, 0.03) {
 		t.Errorf("first loss: bf16 %.6f vs fp32 %.6f: relative difference %.3g > 0.03", b16[1], f32[1], first)
 	}
-	if last > 0.05 {
+	if approx.Exceeds(last, 0.05) {
 		t.Errorf("mean loss of steps 11-20: bf16 %.6f vs fp32 %.6f: relative difference %.3g > 0.05", tail(b16), tail(f32), last)
 	}
-	if tail(b16) >= b16[1] {
+	if !(tail(b16) < b16[1]) { // NaN fails too
 		t.Errorf("bf16 run did not learn: first loss %.6f, mean of steps 11-20 %.6f", b16[1], tail(b16))
+	}
+	// Close is not enough: a run where AMP never switched on would be fp32 to the last bit.
+	same := 0
+	for s := int64(1); s <= 20; s++ {
+		if b16[s] == f32[s] {
+			same++
+		}
+	}
+	if same == 20 {
+		t.Error("the bf16 run's 20 losses equal the fp32 run's bit for bit: mixed precision never switched on")
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/fixture"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/train"
@@ -393,15 +394,8 @@ func relDev(got, want float64) float64 {
 	return math.Abs(got-want) / math.Abs(want)
 }
 
-func countDiff(a, b []int64) int {
-	n := 0
-	for i := range a {
-		if a[i] != b[i] {
-			n++
-		}
-	}
-	return n
-}
+// countDiff counts the positions where a and b differ, and those only one of them has.
+func countDiff(a, b []int64) int { return approx.CountDiff(a, b) }
 
 // curveTols are the tolerances of one comparison; zero values turn a check off.
 type curveTols struct {

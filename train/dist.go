@@ -262,7 +262,12 @@ func (t *trainer) averageGrads() error {
 		if err != nil {
 			return fmt.Errorf("step %d: reading a gradient: %w", t.meta.Step+1, err)
 		}
-		if !g.MustDefined() {
+		defined, err := g.Defined()
+		if err != nil {
+			nn.Drop(g)
+			return fmt.Errorf("step %d: reading a gradient: %w", t.meta.Step+1, err)
+		}
+		if !defined {
 			unused = append(unused, p)
 		}
 		nn.Drop(g)

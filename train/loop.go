@@ -123,7 +123,11 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		}
 		if prog != nil {
 			prog.SetPrefix(fmt.Sprintf("epoch %d", b.Epoch+1))
-			prog.Update(int(t.meta.Step), len(b.Labels), stats.mean(stats.loss))
+			loss := nan() // no loss of this epoch read back yet: the line says so, not "loss 0"
+			if stats.n > 0 {
+				loss = stats.mean(stats.loss)
+			}
+			prog.Update(int(t.meta.Step), len(b.Labels), loss)
 		}
 		if endOfEpoch && t.rank() != 0 { // evaluation, grids, metrics and checkpoints: rank 0's
 			t.meta.Epoch, t.meta.Batch = b.Epoch+1, 0
@@ -349,6 +353,9 @@ func oomHint(err error, dev gotch.Device, cfg Config) string {
 func (t *trainer) saveLast(best bool) error {
 	if t.rank() != 0 {
 		return nil
+	}
+	if err := t.checkWeights(); err != nil {
+		return err
 	}
 	if err := SaveCheckpoint(t.run.path(lastName), t.model, t.opt, t.meta); err != nil {
 		return err

@@ -27,6 +27,13 @@ func openRunDir(dir string, keep int) (*runDir, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("run folder %s: %w", dir, err)
 	}
+	// Fail now, not at the first checkpoint after an epoch of training.
+	probe, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return nil, fmt.Errorf("run folder %s is not writable: %w; choose another --out", dir, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
 	return &runDir{dir: dir, keep: keep}, nil
 }
 

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -229,21 +232,72 @@ func (t *trainer) resumePoint() (*Checkpoint, error) {
 		}
 		return nil, nil
 	case "auto":
-		if _, err := os.Stat(last); err != nil {
-			t.log.Info().Str("out", t.cfg.Out).Msg("no checkpoint to resume from: starting a fresh run")
-			return nil, nil
+		var ckpt *Checkpoint
+		var err error
+		if ckpt, path, err = t.autoResumePoint(); err != nil || ckpt == nil {
+			return nil, err
 		}
-		path = last
+		return t.checkResumePoint(ckpt, path)
 	}
 	ckpt, err := LoadCheckpoint(path)
 	if err != nil {
 		return nil, fmt.Errorf("resuming: %w", err)
 	}
+	return t.checkResumePoint(ckpt, path)
+}
+
+// autoResumePoint is --resume auto's checkpoint: last.ckpt, or, when it is missing or does not
+// load (damaged, truncated), the newest step-N.ckpt that loads, else best.ckpt, with a warning
+// that says which and why. Damage without any valid fallback is an error, never a fresh run; a run
+// folder without any checkpoint starts fresh.
+func (t *trainer) autoResumePoint() (*Checkpoint, string, error) {
+	last := t.run.path(lastName)
+	steps, _ := filepath.Glob(t.run.path("step-*.ckpt"))
+	sort.Sort(sort.Reverse(sort.StringSlice(steps))) // zero-padded step numbers: newest first
+	fallbacks := steps
+	if _, err := os.Stat(t.run.path(bestName)); err == nil {
+		fallbacks = append(fallbacks, t.run.path(bestName))
+	}
+	var why error
+	if _, err := os.Stat(last); err != nil {
+		if len(fallbacks) == 0 {
+			t.log.Info().Str("out", t.cfg.Out).Msg("no checkpoint to resume from: starting a fresh run")
+			return nil, "", nil
+		}
+		why = fmt.Errorf("%s is missing", last)
+	} else {
+		ckpt, err := LoadCheckpoint(last)
+		if err == nil {
+			return ckpt, last, nil
+		}
+		why = err
+	}
+	var tried []string
+	for _, p := range fallbacks {
+		ckpt, err := LoadCheckpoint(p)
+		if err != nil {
+			tried = append(tried, err.Error())
+			continue
+		}
+		t.log.Warn().Str("checkpoint", p).Int64("step", ckpt.Meta.Step).Str("why", why.Error()).
+			Msg("--resume auto: last.ckpt is not usable; resuming from the newest valid checkpoint instead")
+		return ckpt, p, nil
+	}
+	msg := fmt.Sprintf("resuming: %v; and no valid step-N.ckpt or best.ckpt to fall back on", why)
+	if len(tried) > 0 {
+		msg += " (" + strings.Join(tried, "; ") + ")"
+	}
+	return nil, "", fmt.Errorf("%s: resume from another checkpoint with --resume PATH, or move the run folder %s away to start afresh", msg, t.cfg.Out)
+}
+
+// checkResumePoint checks a loaded checkpoint against the configuration (it is dropped on error).
+func (t *trainer) checkResumePoint(ckpt *Checkpoint, path string) (*Checkpoint, error) {
 	if err := vae.CheckKind("resuming: checkpoint "+path, ckpt.Meta.Config.Model, t.cfg.Model); err != nil {
 		ckpt.Drop()
 		return nil, err
 	}
 	if !reflect.DeepEqual(ckpt.Meta.Config.Model.Relevant(), t.cfg.Model.Relevant()) {
+		ckpt.Drop()
 		return nil, fmt.Errorf("resuming from %s: the configuration's model %+v contradicts the checkpoint's %+v; the architecture comes from the checkpoint: drop the model settings or use the checkpoint's", path, t.cfg.Model, ckpt.Meta.Config.Model)
 	}
 	if w, have := t.world(), max(ckpt.Meta.WorldSize, 1); w != have {
@@ -251,9 +305,13 @@ func (t *trainer) resumePoint() (*Checkpoint, error) {
 		return nil, fmt.Errorf("resuming from %s: it was saved by a job of %d rank(s), this job has %d: restart with WORLD_SIZE=%d (the data order and position are per world size), or start a fresh run from its weights with --init", path, have, w, have)
 	}
 	if len(ckpt.Optim) == 0 || ckpt.RNG == nil {
+		ckpt.Drop()
 		return nil, fmt.Errorf("resuming from %s: it has no optimizer or RNG state (an imported model?): it can be sampled from, not resumed", path)
 	}
 	t.log.Info().Str("checkpoint", path).Int("epoch", ckpt.Meta.Epoch).Int("batch", ckpt.Meta.Batch).Int64("step", ckpt.Meta.Step).Msg("resuming")
+	if changed := changedSettings(ckpt.Meta.Config, t.cfg); len(changed) > 0 {
+		t.log.Warn().Strs("changed", changed).Msg("resuming with settings that differ from the checkpoint's: the run continues with the new ones and will not equal an uninterrupted run (exactness lost)")
+	}
 	return ckpt, nil
 }
 

@@ -271,7 +271,14 @@ func inferANNConfig(sd map[string]*ts.Tensor, cfg Config) (Config, error) {
 	if !ok || !ok2 {
 		return cfg, fmt.Errorf("state_dict has fc_mu.weight but no encoder.0.0.weight: not an ANN VAE checkpoint")
 	}
-	s, sm := w.MustSize(), mu.MustSize()
+	s, err := w.Size()
+	if err != nil {
+		return cfg, fmt.Errorf("encoder.0.0.weight: %w", err)
+	}
+	sm, err := mu.Size()
+	if err != nil {
+		return cfg, fmt.Errorf("fc_mu.weight: %w", err)
+	}
 	if len(s) != 4 || len(sm) != 2 {
 		return cfg, fmt.Errorf("encoder.0.0.weight %v / fc_mu.weight %v: expected ranks 4 and 2", s, sm)
 	}

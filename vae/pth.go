@@ -210,7 +210,10 @@ func InferConfig(sd map[string]*ts.Tensor) (Config, error) {
 		if !ok {
 			return nil, fmt.Errorf("state_dict has no %q: not an ESVAE checkpoint", k)
 		}
-		s := t.MustSize()
+		s, err := t.Size()
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", k, err)
+		}
 		if len(s) != rank {
 			return nil, fmt.Errorf("%q has shape %v, expected rank %d", k, s, rank)
 		}

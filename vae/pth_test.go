@@ -12,6 +12,7 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/fixture"
 	"github.com/esvae-go/esvae/nn"
 )
@@ -71,7 +72,7 @@ func TestImportReferencePth(t *testing.T) {
 	frac := differing(out.E, timeFirst(fx.T("e")))
 	xd, _ := maxRel(out.XHat, fx.T("x_hat"))
 	t.Logf("imported model: %.4f%% of latent spikes differ, x_hat max rel diff %.2g", 100*frac, xd)
-	if frac > 0.01 || xd > 0.05 {
+	if approx.Exceeds(frac, 0.01) || approx.Exceeds(xd, 0.05) {
 		t.Fatalf("imported model does not reproduce the reference: %.2f%% spikes differ, x_hat rel diff %g", 100*frac, xd)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"gonum.org/v1/plot/plotter"
+
+	"github.com/esvae-go/esvae/internal/approx"
 )
 
 func TestPlotLosses(t *testing.T) {
@@ -55,11 +57,11 @@ func TestSmooth(t *testing.T) {
 	}
 	for i := range want {
 		// 1e-12: a few float64 roundings of numbers near 1.
-		if got[i].X != want[i].X || math.Abs(got[i].Y-want[i].Y) > 1e-12 {
+		if got[i].X != want[i].X || approx.Exceeds(math.Abs(got[i].Y-want[i].Y), 1e-12) {
 			t.Errorf("point %d = %v, want %v", i, got[i], want[i])
 		}
 	}
-	if flat := Smooth([]XY{{1, 2}, {2, 2}, {3, 2}}, 100); flat[0].Y != 2 || math.Abs(flat[2].Y-2) > 1e-12 {
+	if flat := Smooth([]XY{{1, 2}, {2, 2}, {3, 2}}, 100); flat[0].Y != 2 || approx.Exceeds(math.Abs(flat[2].Y-2), 1e-12) {
 		t.Errorf("a constant is not kept: %v", flat)
 	}
 	if same := Smooth([]XY{{1, 4}, {2, 8}}, 1); same[1].Y != 8 {

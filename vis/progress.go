@@ -3,6 +3,7 @@ package vis
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -86,7 +87,8 @@ func (p *Progress) SetPrefix(s string) {
 }
 
 // Update records that step steps are done (counting from 0, so the first call after one step passes
-// Start+1), that the last step handled items images, and its loss; it writes when the interval has passed.
+// Start+1), that the last step handled items images, and its loss (NaN: not known yet, which the
+// line says); it writes when the interval has passed.
 func (p *Progress) Update(step, items int, loss float64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -134,7 +136,11 @@ func (p *Progress) line(now time.Time) string {
 	if p.cfg.Total > 0 {
 		fmt.Fprintf(&b, "/%d (%d%%)", p.cfg.Total, 100*p.step/p.cfg.Total)
 	}
-	fmt.Fprintf(&b, " loss %.5f", p.loss)
+	if math.IsNaN(p.loss) {
+		b.WriteString(" loss (none read yet)") // no step's loss has reached the host
+	} else {
+		fmt.Fprintf(&b, " loss %.5f", p.loss)
+	}
 	elapsed := now.Sub(p.start)
 	if elapsed > 0 {
 		fmt.Fprintf(&b, " %.1f %s/s", float64(p.items)/elapsed.Seconds(), p.cfg.Unit)

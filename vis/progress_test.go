@@ -2,6 +2,7 @@ package vis
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -60,5 +61,20 @@ func TestProgressTerminalResumed(t *testing.T) {
 	// A bytes.Buffer is not a terminal: ModeAuto writes lines.
 	if r := NewProgress(&buf, ProgressConfig{}); r.cfg.Mode != ModeLines {
 		t.Fatal("ModeAuto on a buffer did not choose lines")
+	}
+}
+
+// Before any loss has been read back the line says so instead of printing "loss 0.00000".
+func TestProgressUnknownLoss(t *testing.T) {
+	clk := newClock()
+	var buf bytes.Buffer
+	p := NewProgress(&buf, ProgressConfig{Total: 10, Every: time.Second, Now: clk.now})
+	clk.add(time.Second)
+	p.Update(1, 16, math.NaN())
+	clk.add(time.Second)
+	p.Update(2, 16, 0.25)
+	got := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(got) != 2 || !strings.Contains(got[0], "loss (none read yet)") || strings.Contains(got[0], "0.00000") || !strings.Contains(got[1], "loss 0.25000") {
+		t.Fatalf("lines %q: want the first to say that no loss is known and the second to show 0.25000", got)
 	}
 }

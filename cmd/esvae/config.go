@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"os"
+	"reflect"
 	"runtime"
 	"strings"
 
@@ -131,7 +134,14 @@ func loadConfig(flags *pflag.FlagSet, file string) (*Config, error) {
 		}
 	}
 	var cfg Config
-	err := v.UnmarshalExact(&cfg, func(dc *mapstructure.DecoderConfig) { dc.WeaklyTypedInput = true })
+	err := v.UnmarshalExact(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.WeaklyTypedInput = true // "256" from ESVAE_* variables is a number
+		if dc.DecodeHook != nil {
+			dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(dc.DecodeHook, strictNumbers)
+		} else {
+			dc.DecodeHook = strictNumbers
+		}
+	})
 	if err != nil {
 		return nil, describeUnmarshal(err, file)
 	}
@@ -196,4 +206,56 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// strictNumbers is a decode hook that takes from weak typing only the parsing of strings: a value
+// for an integer key must be a whole number within the key's type, where mapstructure would wrap
+// seed: -1 to 2^64-1, truncate 1.5 to 1, wrap 1e20 and read true as 1. The decoder puts the key's
+// name in front of the error.
+func strictNumbers(from, to reflect.Value) (any, error) {
+	k := to.Kind()
+	signed := k >= reflect.Int && k <= reflect.Int64
+	unsigned := k >= reflect.Uint && k <= reflect.Uint64
+	if !signed && !unsigned {
+		return from.Interface(), nil
+	}
+	bits := to.Type().Bits()
+	var lo, hi *big.Int
+	if signed {
+		lo = new(big.Int).Lsh(big.NewInt(-1), uint(bits-1))
+		hi = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), uint(bits-1)), big.NewInt(1))
+	} else {
+		lo = big.NewInt(0)
+		hi = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), uint(bits)), big.NewInt(1))
+	}
+	var n *big.Int
+	switch f := reflect.Indirect(from); f.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n = big.NewInt(f.Int())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n = new(big.Int).SetUint64(f.Uint())
+	case reflect.Float32, reflect.Float64:
+		x := f.Float()
+		if math.IsNaN(x) || math.IsInf(x, 0) || x != math.Trunc(x) {
+			return nil, fmt.Errorf("%v is not a whole number", x)
+		}
+		n, _ = big.NewFloat(x).Int(nil)
+	case reflect.String:
+		s := strings.TrimSpace(f.String())
+		var ok bool
+		if n, ok = new(big.Int).SetString(s, 0); !ok {
+			return nil, fmt.Errorf("%q is not a whole number", f.String())
+		}
+	case reflect.Bool:
+		return nil, fmt.Errorf("%v is not a number", f.Bool())
+	default:
+		return from.Interface(), nil // mapstructure reports the type mismatch
+	}
+	if n.Cmp(lo) < 0 || n.Cmp(hi) > 0 {
+		return nil, fmt.Errorf("%s is out of range (%s to %s)", n, lo, hi)
+	}
+	if signed {
+		return n.Int64(), nil
+	}
+	return n.Uint64(), nil
 }

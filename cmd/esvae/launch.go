@@ -85,17 +85,39 @@ func launch(stdout, stderr io.Writer, exe string, args []string, n int, addr str
 	if threads == "" {
 		threads = strconv.Itoa(max(1, runtime.NumCPU()/n))
 	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	var mu sync.Mutex
 	var out sync.WaitGroup
+	// Signals are caught before the first rank starts: a Ctrl-C during start-up must not leave
+	// ranks running.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	cmds := make([]*exec.Cmd, n)
 	for r := 0; r < n; r++ {
+		select {
+		case s := <-sigs:
+			// Interrupted while starting: nothing has trained yet, so the started ranks (waiting
+			// for their peers) are killed rather than asked to save.
+			for _, p := range cmds[:r] {
+				p.Process.Kill()
+				p.Wait()
+			}
+			out.Wait()
+			return fmt.Errorf("%v while starting the ranks: the %d started were stopped", s, r)
+		default:
+		}
 		c := exec.Command(exe, args...)
 		c.Env = append(os.Environ(), "RANK="+strconv.Itoa(r), "LOCAL_RANK="+strconv.Itoa(r), "GROUP_RANK=0",
 			"WORLD_SIZE="+strconv.Itoa(n), "LOCAL_WORLD_SIZE="+strconv.Itoa(n), "MASTER_ADDR="+addr,
 			"MASTER_PORT="+strconv.Itoa(port), "ESVAE_THREADS="+threads, "OMP_NUM_THREADS="+threads)
 		// Own process group: a terminal's Ctrl-C reaches this launcher only, which forwards it once
 		// (a second SIGINT would make a rank exit at once).
-		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		// Pdeathsig: the ranks get SIGTERM (stop after the step, rank 0 saves) when the launcher dies,
+		// even by SIGKILL, instead of training on as orphans. Linux ties it to the thread that
+		// started the rank: launch keeps its goroutine on one thread until the ranks are gone.
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 		// Pipes of our own (not StdoutPipe): exec's Wait closes its pipes when the rank exits, which
 		// would drop the rank's last lines that the copying goroutines had not read yet.
 		so, sow, err := os.Pipe()
@@ -134,9 +156,6 @@ func launch(stdout, stderr io.Writer, exe string, args []string, n int, addr str
 		}
 		cmds[r] = c
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	type exit struct {
 		rank int
 		err  error

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -47,4 +51,73 @@ func TestLaunch(t *testing.T) {
 	if !strings.Contains(errb.String(), "[rank 1] failing on purpose") {
 		t.Errorf("stderr lacks the failing rank's prefixed line:\n%s", errb.String())
 	}
+}
+
+// TestHelperLaunchSleeper is a rank that writes its pid to $ESVAE_TEST_LAUNCH_PIDS/RANK and waits
+// to be stopped.
+func TestHelperLaunchSleeper(t *testing.T) {
+	dir := os.Getenv("ESVAE_TEST_LAUNCH_PIDS")
+	if dir == "" {
+		t.Skip("helper process for TestLaunchKilledStopsRanks")
+	}
+	if err := os.WriteFile(filepath.Join(dir, os.Getenv("RANK")), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Minute)
+}
+
+// TestHelperLauncher is a launcher started by TestLaunchKilledStopsRanks, to be killed.
+func TestHelperLauncher(t *testing.T) {
+	if os.Getenv("ESVAE_TEST_LAUNCHER") == "" {
+		t.Skip("helper process for TestLaunchKilledStopsRanks")
+	}
+	args := []string{"-test.run=^TestHelperLaunchSleeper$"}
+	launch(os.Stdout, os.Stderr, os.Args[0], args, 2, "127.0.0.1", 29556, time.Second)
+}
+
+// A launcher killed with SIGKILL (no chance to forward anything) takes its ranks down with it.
+func TestLaunchKilledStopsRanks(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperLauncher$")
+	cmd.Env = append(os.Environ(), "ESVAE_TEST_LAUNCHER=1", "ESVAE_TEST_LAUNCH_PIDS="+dir, "ESVAE_THREADS=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var pids []int
+	for deadline := time.Now().Add(30 * time.Second); len(pids) < 2 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		pids = pids[:0]
+		for r := 0; r < 2; r++ {
+			b, err := os.ReadFile(filepath.Join(dir, strconv.Itoa(r)))
+			if p, perr := strconv.Atoi(string(b)); err == nil && perr == nil {
+				pids = append(pids, p)
+			}
+		}
+	}
+	if len(pids) < 2 {
+		t.Fatal("the ranks did not start")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	for _, p := range pids {
+		deadline := time.Now().Add(10 * time.Second)
+		for alive(p) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if alive(p) {
+			syscall.Kill(p, syscall.SIGKILL)
+			t.Errorf("rank pid %d still running 10 s after its launcher was killed", p)
+		}
+	}
+}
+
+// alive says whether pid runs (a zombie, dead but not yet reaped by its new parent, does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,8 +50,13 @@ WORLD_SIZE x data.batch_size images; rank 0 writes the checkpoints and outputs.`
 			if res.Interrupted {
 				ev = log.Warn()
 			}
-			ev.Int64("steps", res.Steps).Int("epochs", res.Epochs).Float64("test_mse", res.TestLoss).
-				Float64("images_per_s", res.ImagesPerSec).Str("checkpoint", res.LastPath).Bool("interrupted", res.Interrupted).Msg("training stopped")
+			ev = ev.Int64("steps", res.Steps).Int("epochs", res.Epochs)
+			if math.IsNaN(res.TestLoss) { // stopped (--max-steps, interrupt) before any epoch end
+				ev = ev.Str("test_mse", "none: no epoch ended in this run (the test set is evaluated at epoch ends; esvae eval measures a checkpoint)")
+			} else {
+				ev = ev.Float64("test_mse", res.TestLoss)
+			}
+			ev.Float64("images_per_s", res.ImagesPerSec).Str("checkpoint", res.LastPath).Bool("interrupted", res.Interrupted).Msg("training stopped")
 			return nil
 		},
 	}

@@ -4,6 +4,8 @@
 #include "native_internal.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <vector>
 
@@ -58,7 +60,30 @@ torch::Tensor cpu_copy(const torch::Tensor &t) {
   return c;
 }
 
-void save_impl(const char *path, const char **names, void **tensors, int n) {
+// MallocBuffer collects the archive's bytes in one malloc'd block that the Go side writes to the
+// file itself, so that every write error (ENOSPC, EFBIG, EIO) reaches the caller with its errno;
+// libtorch's own file writer buffers in an ofstream whose last flush it does not check.
+struct MallocBuffer {
+  char *data = nullptr;
+  size_t len = 0, cap = 0;
+  ~MallocBuffer() { std::free(data); }
+  size_t write(const void *p, size_t n) {
+    if (n == 0) return 0;
+    if (len + n > cap) {
+      size_t c = std::max(cap * 2, len + n);
+      c = std::max(c, size_t(1) << 20);
+      char *d = static_cast<char *>(std::realloc(data, c));
+      if (!d) return 0;  // libtorch's writer reports a short write as an error
+      data = d;
+      cap = c;
+    }
+    std::memcpy(data + len, p, n);
+    len += n;
+    return n;
+  }
+};
+
+void save_impl(const char **names, void **tensors, int n, void **buf_out, int64_t *len_out) {
   TORCH_CHECK(n >= 0, "negative tensor count");
   std::map<std::string, torch::Tensor> entries;
   for (int i = 0; i < n; ++i) {
@@ -80,7 +105,11 @@ void save_impl(const char *path, const char **names, void **tensors, int n) {
   torch::serialize::OutputArchive archive;
   for (const auto &kv : entries) archive.write(kv.first, kv.second, /*is_buffer=*/false);
   archive.write(kChecksumKey, sum, /*is_buffer=*/false);
-  archive.save_to(std::string(path));
+  MallocBuffer buf;
+  archive.save_to([&buf](const void *p, size_t k) -> size_t { return buf.write(p, k); });
+  *buf_out = buf.data;
+  *len_out = static_cast<int64_t>(buf.len);
+  buf.data = nullptr;  // owned by the caller now
 }
 
 void load_impl(const char *path, int *n_out, char ***names_out, void ***tensors_out,
@@ -145,8 +174,11 @@ void load_impl(const char *path, int *n_out, char ***names_out, void ***tensors_
 
 extern "C" {
 
-char *esv_archive_save(const char *path, const char **names, void **tensors, int n) {
-  ESV_TRY(save_impl(path, names, tensors, n))
+char *esv_archive_serialize(const char **names, void **tensors, int n, void **buf_out,
+                            int64_t *len_out) {
+  *buf_out = nullptr;
+  *len_out = 0;
+  ESV_TRY(save_impl(names, tensors, n, buf_out, len_out))
 }
 
 char *esv_archive_load(const char *path, int *n_out, char ***names_out, void ***tensors_out,

@@ -8,11 +8,14 @@ import "C"
 
 import (
 	"archive/zip"
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"unsafe"
 
 	"github.com/sugarme/gotch/ts"
@@ -32,22 +35,35 @@ const ChecksumKey = "__checksum__"
 // '.' (what LoadArchive accepts). An existing file at path is overwritten; use WriteArchiveAtomic for a
 // crash-safe write.
 func SaveArchive(path string, names []string, tensors []*ts.Tensor) error {
+	a, err := serialize(path, names, tensors)
+	if err != nil {
+		return err
+	}
+	defer a.free()
+	if err := writeFile(path, a.b); err != nil {
+		return fmt.Errorf("writing checkpoint %s: %w", path, err)
+	}
+	return nil
+}
+
+// serialize checks the names and serializes the archive into memory (path is for errors only).
+func serialize(path string, names []string, tensors []*ts.Tensor) (*archiveBytes, error) {
 	if len(names) != len(tensors) {
-		return fmt.Errorf("native: SaveArchive: %d names for %d tensors", len(names), len(tensors))
+		return nil, fmt.Errorf("native: SaveArchive: %d names for %d tensors", len(names), len(tensors))
 	}
 	seen := make(map[string]bool, len(names))
 	for i, n := range names {
 		switch {
 		case n == "":
-			return fmt.Errorf("native: SaveArchive: tensor %d has an empty name", i)
+			return nil, fmt.Errorf("native: SaveArchive: tensor %d has an empty name", i)
 		case !torchfile.AttrNameRE.MatchString(n):
-			return fmt.Errorf("native: SaveArchive: the name %q is not 1 to 200 letters, digits, '_' and '.'", n)
+			return nil, fmt.Errorf("native: SaveArchive: the name %q is not 1 to 200 letters, digits, '_' and '.'", n)
 		case n == ChecksumKey:
-			return fmt.Errorf("native: SaveArchive: the name %q is reserved", n)
+			return nil, fmt.Errorf("native: SaveArchive: the name %q is reserved", n)
 		case seen[n]:
-			return fmt.Errorf("native: SaveArchive: duplicate name %q", n)
+			return nil, fmt.Errorf("native: SaveArchive: duplicate name %q", n)
 		case tensors[i] == nil:
-			return fmt.Errorf("native: SaveArchive: tensor %q is nil", n)
+			return nil, fmt.Errorf("native: SaveArchive: tensor %q is nil", n)
 		}
 		seen[n] = true
 	}
@@ -62,12 +78,97 @@ func SaveArchive(path string, names []string, tensors []*ts.Tensor) error {
 	}()
 	handles := cTensorArray(tensors)
 	defer C.free(unsafe.Pointer(handles))
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	err := cerr(C.esv_archive_save(cpath, (**C.char)(unsafe.Pointer(&cnames[0])), handles, C.int(len(tensors))))
+	var (
+		buf  unsafe.Pointer
+		size C.int64_t
+	)
+	err := cerr(C.esv_archive_serialize((**C.char)(unsafe.Pointer(&cnames[0])), handles, C.int(len(tensors)), &buf, &size))
 	runtime.KeepAlive(tensors)
 	if err != nil {
-		return fmt.Errorf("writing checkpoint %s: %w", path, err)
+		return nil, fmt.Errorf("writing checkpoint %s: %w", path, err)
+	}
+	return &archiveBytes{p: buf, b: unsafe.Slice((*byte)(buf), int(size))}, nil
+}
+
+// archiveBytes is a serialized archive in C memory; free it with free.
+type archiveBytes struct {
+	p unsafe.Pointer
+	b []byte
+}
+
+func (a *archiveBytes) free() {
+	C.free(a.p)
+	a.p, a.b = nil, nil
+}
+
+// writeFile writes b to path (created or truncated) and fsyncs it, checking every write, the sync
+// and the close. A full disk, a file-size limit or a quota gives an error that says so.
+func writeFile(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return explainWriteErr(err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return explainWriteErr(err)
+}
+
+// explainWriteErr prefixes the errors of a full disk, a file-size limit and a quota with what they
+// mean for the user; other errors pass unchanged.
+func explainWriteErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("disk full: %w", err)
+	case errors.Is(err, syscall.EFBIG):
+		return fmt.Errorf("disk full for this process: file too large for its file-size limit (ulimit -f): %w", err)
+	case errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("disk full for this user: quota exceeded: %w", err)
+	}
+	return err
+}
+
+// verifyFile reads path back and checks that it holds exactly want, then loads it as LoadArchive
+// does (zip structure, CRCs, pickles and the archive's checksum), so that a file that is not
+// exactly what was serialized, or that libtorch cannot read, never replaces a good one.
+func verifyFile(path string, want []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	chunk := make([]byte, 1<<20)
+	off := 0
+	for {
+		n, err := f.Read(chunk)
+		if n > 0 {
+			if off+n > len(want) || !bytes.Equal(chunk[:n], want[off:off+n]) {
+				return fmt.Errorf("read back: the file differs from what was written at byte offset %d or after", off)
+			}
+			off += n
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read back: %w", err)
+		}
+	}
+	if off != len(want) {
+		return fmt.Errorf("read back: the file has %d bytes, %d were written (truncated)", off, len(want))
+	}
+	m, err := LoadArchive(path)
+	if err != nil {
+		return fmt.Errorf("read back: %w", err)
+	}
+	for _, t := range m {
+		_ = t.Drop() // a failed free of a CPU tensor leaks; it says nothing about the file
 	}
 	return nil
 }
@@ -134,9 +235,10 @@ func LoadArchive(path string) (map[string]*ts.Tensor, error) {
 	return out, nil
 }
 
-// WriteArchiveAtomic writes the archive to path+".tmp-<pid>", fsyncs it, renames it over path and
-// fsyncs the directory, so that path holds either the old or the new checkpoint after a crash.
-// The temporary file is removed on failure.
+// WriteArchiveAtomic writes the archive to path+".tmp-<pid>", fsyncs it, reads it back (its bytes
+// must be those serialized, and it must load with a valid checksum), renames it over path and fsyncs
+// the directory, so that path holds either the old or the new, verified checkpoint after a crash or a
+// full disk. The temporary file is removed on failure.
 func WriteArchiveAtomic(path string, names []string, tensors []*ts.Tensor) (err error) {
 	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
 	defer func() {
@@ -144,10 +246,15 @@ func WriteArchiveAtomic(path string, names []string, tensors []*ts.Tensor) (err 
 			os.Remove(tmp)
 		}
 	}()
-	if err = SaveArchive(tmp, names, tensors); err != nil {
+	a, err := serialize(path, names, tensors)
+	if err != nil {
 		return err
 	}
-	if err = syncFile(tmp); err != nil {
+	defer a.free()
+	if err = writeFile(tmp, a.b); err != nil {
+		return fmt.Errorf("writing checkpoint %s: %w", path, err)
+	}
+	if err = verifyFile(tmp, a.b); err != nil {
 		return fmt.Errorf("writing checkpoint %s: %w", path, err)
 	}
 	if err = os.Rename(tmp, path); err != nil {

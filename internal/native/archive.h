@@ -8,9 +8,11 @@
 extern "C" {
 #endif
 
-// esv_archive_save writes n named tensors (CPU copies) plus "__checksum__" to path with
-// torch::serialize::OutputArchive.
-char *esv_archive_save(const char *path, const char **names, void **tensors, int n);
+// esv_archive_serialize serializes n named tensors (CPU copies) plus "__checksum__" with
+// torch::serialize::OutputArchive into memory: on success *buf_out is a malloc'd block of *len_out
+// bytes (the caller frees it), the exact bytes of the archive file.
+char *esv_archive_serialize(const char **names, void **tensors, int n, void **buf_out,
+                            int64_t *len_out);
 
 // esv_archive_load reads every tensor of the archive at path onto the CPU and verifies
 // "__checksum__". On success *names_out and *tensors_out are malloc'd arrays of *n_out entries

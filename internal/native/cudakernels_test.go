@@ -9,6 +9,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/approx"
 )
 
 // The CUDA kernels' source (lif_kernels.cuh), compiled for the host, computes what the CPU loops
@@ -129,7 +131,7 @@ func TestPoissonKernelSourceMatchesATen(t *testing.T) {
 		}
 		nonzero := 0
 		for i := range wantG {
-			if d := math.Abs(gotG[i] - wantG[i]); d > tol*math.Max(1, math.Abs(wantG[i])) {
+			if d := math.Abs(gotG[i] - wantG[i]); approx.Exceeds(d, tol*math.Max(1, math.Abs(wantG[i]))) {
 				t.Fatalf("%v: rate gradient %d: kernel %v, ATen %v", kind, i, gotG[i], wantG[i])
 			}
 			if wantG[i] != 0 {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/approx"
 )
 
 func freePort(t *testing.T) int {
@@ -184,7 +186,7 @@ func TestSyncBatchNormMatchesFullBatch(t *testing.T) {
 		for i := range got {
 			worst = math.Max(worst, math.Abs(got[i]-want[i])/(1+math.Abs(want[i])))
 		}
-		if worst > 1e-12 {
+		if approx.Exceeds(worst, 1e-12) {
 			t.Errorf("%s: off by %.3g (relative), want <= 1e-12", what, worst)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/esvae-go/esvae/internal/approx"
 )
 
 // lifGrad runs f on a leaf copy of x and returns the spikes and d sum(out * gout) / dx.
@@ -62,7 +64,7 @@ func TestLIFLoopMatchesATenPath(t *testing.T) {
 				if kind == gotch.Double {
 					tol = 1e-12
 				}
-				if worst/scale > tol {
+				if approx.Exceeds(worst/scale, tol) {
 					t.Fatalf("%s: gradients differ by %.3g", name, worst/scale)
 				}
 			}
