@@ -39,8 +39,9 @@ type FolderOptions struct {
 	InceptionLogits string
 	ISSplits        int
 	Device          gotch.Device
-	// Log, when set, receives progress lines.
-	Log func(format string, args ...any)
+	// Log, when set, receives a line as each pass starts; Progress (nil: none) a progress bar per pass.
+	Log      func(format string, args ...any)
+	Progress io.Writer
 }
 
 // FolderReport is what ScoreFolder measured; a metric not computed is nil and its reason is in
@@ -166,7 +167,7 @@ func folderFAD(ctx context.Context, o FolderOptions, refSplit func() (data.Datas
 	folderP := p
 	folderP.RefBatch = folderFADBatch
 	logf("FAD: features of %d images of %s (%dx%dx%d)", imgs.Len(), o.Images, c, side, side)
-	got, err := ae.DatasetStats(ctx, imgs, folderP, 0, o.Device)
+	got, err := ae.DatasetStats(o.bar(ctx, "fad images"), imgs, folderP, 0, o.Device)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +185,7 @@ func folderFAD(ctx context.Context, o FolderOptions, refSplit func() (data.Datas
 			return nil, err
 		}
 		logf("FAD: features of the reference folder %s (%d images)", o.RefDir, r.Len())
-		if ref, err = ae.DatasetStats(ctx, r, folderP, 0, o.Device); err != nil {
+		if ref, err = ae.DatasetStats(o.bar(ctx, "fad reference"), r, folderP, 0, o.Device); err != nil {
 			return nil, err
 		}
 		stats, rep.Reference = describe(r), describe(r)
@@ -194,7 +195,7 @@ func folderFAD(ctx context.Context, o FolderOptions, refSplit func() (data.Datas
 			return nil, err
 		}
 		logf("FAD: features of the reference split (%d images)", ds.Len())
-		if ref, err = ae.DatasetStats(ctx, ds, p, 0, o.Device); err != nil {
+		if ref, err = ae.DatasetStats(o.bar(ctx, "fad reference"), ds, p, 0, o.Device); err != nil {
 			return nil, err
 		}
 		stats, rep.Reference = describe(ds), describe(ds)
@@ -255,15 +256,15 @@ func folderFID(ctx context.Context, o FolderOptions, refSplit func() (data.Datas
 		return nil, err
 	}
 	rep.Count = imgs.Len()
-	gaussian := func(ds data.Dataset, what string) (Gaussian, error) {
+	gaussian := func(ds data.Dataset, what, bar string) (Gaussian, error) {
 		logf("FID: Inception features of %s (%d images)", what, ds.Len())
-		f, d, err := net.DatasetOutputs(ctx, ds, folderFIDBatch, 0, nil)
+		f, d, err := net.DatasetOutputs(o.bar(ctx, bar), ds, folderFIDBatch, 0)
 		if err != nil {
 			return Gaussian{}, err
 		}
 		return FitGaussian(f, len(f)/d, d)
 	}
-	got, err := gaussian(imgs, o.Images)
+	got, err := gaussian(imgs, o.Images, "fid images")
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +281,7 @@ func folderFID(ctx context.Context, o FolderOptions, refSplit func() (data.Datas
 		if err != nil {
 			return nil, err
 		}
-		if ref, err = gaussian(r, o.RefDir); err != nil {
+		if ref, err = gaussian(r, o.RefDir, "fid reference"); err != nil {
 			return nil, err
 		}
 		refName = describe(r)
@@ -289,7 +290,7 @@ func folderFID(ctx context.Context, o FolderOptions, refSplit func() (data.Datas
 		if err != nil {
 			return nil, err
 		}
-		if ref, err = gaussian(ds, "the reference split"); err != nil {
+		if ref, err = gaussian(ds, "the reference split", "fid reference"); err != nil {
 			return nil, err
 		}
 		refName = describe(ds)
@@ -322,7 +323,7 @@ func folderIS(ctx context.Context, o FolderOptions, rep *FolderReport) (*ISResul
 		return nil, err
 	}
 	rep.Count = imgs.Len()
-	logits, k, err := net.DatasetOutputs(ctx, imgs, folderFIDBatch, 0, nil)
+	logits, k, err := net.DatasetOutputs(o.bar(ctx, "is images"), imgs, folderFIDBatch, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -361,4 +362,15 @@ func (r *FolderReport) WriteJSON(w io.Writer) error {
 	e := json.NewEncoder(w)
 	e.SetIndent("", "  ")
 	return e.Encode(r)
+}
+
+// bar returns ctx carrying a progress bar named name for one pass (it ends itself with the pass).
+func (o *FolderOptions) bar(ctx context.Context, name string) context.Context {
+	ctx, b := newBar(ctx, o.Progress, name)
+	return WithProgress(ctx, func(done, total int) {
+		b.step(done, total)
+		if done >= total {
+			b.end()
+		}
+	})
 }

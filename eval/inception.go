@@ -359,20 +359,17 @@ func InceptionScore(logits []float64, n, k, splits int) (mean, std float64, err 
 	return mean, math.Sqrt(std / float64(splits)), nil
 }
 
-// DatasetOutputs runs limit images of ds (0: all) through the network in batches of batch.
-func (n *Inception) DatasetOutputs(ctx context.Context, ds data.Dataset, batch, limit int, progress func(done int)) ([]float64, int, error) {
+// DatasetOutputs runs limit images of ds (0: all) through the network in batches of batch (the
+// progress ctx carries advances, see WithProgress).
+func (n *Inception) DatasetOutputs(ctx context.Context, ds data.Dataset, batch, limit int) ([]float64, int, error) {
 	var out []float64
-	dim, done := 0, 0
+	dim := 0
 	err := ForEachBatch(ctx, ds, batch, limit, gotch.CPU, func(x *ts.Tensor, labels []int) error {
 		v, d, err := n.Outputs(x)
 		if err != nil {
 			return err
 		}
 		out, dim = append(out, v...), d
-		done += len(labels)
-		if progress != nil {
-			progress(done)
-		}
 		return nil
 	})
 	return out, dim, err

@@ -17,7 +17,8 @@ import (
 
 // ForEachBatch runs fn on the images of ds in file order, in batches of batch images as (N, C, H, W)
 // tensors on dev, under no_grad, stopping after limit images (0: all). The loader's workers decode
-// ahead (CelebA's JPEGs). fn must not keep x.
+// ahead (CelebA's JPEGs). fn must not keep x. The progress ctx carries (WithProgress) advances after
+// every batch.
 func ForEachBatch(ctx context.Context, ds data.Dataset, batch, limit int, dev gotch.Device, fn func(x *ts.Tensor, labels []int) error) error {
 	if batch < 1 {
 		return fmt.Errorf("eval: batch size %d: must be >= 1", batch)
@@ -30,6 +31,11 @@ func ForEachBatch(ctx context.Context, ds data.Dataset, batch, limit int, dev go
 	}
 	defer loader.Close()
 	c, h, w := ds.Shape()
+	total := ds.Len()
+	if limit > 0 && limit < total {
+		total = limit
+	}
+	progress := progressOf(ctx)
 	done := 0
 	for limit <= 0 || done < limit {
 		b, err := loader.Next()
@@ -53,6 +59,7 @@ func ForEachBatch(ctx context.Context, ds data.Dataset, batch, limit int, dev go
 			return err
 		}
 		done += n
+		progress(done, total)
 	}
 	return nil
 }

@@ -56,9 +56,11 @@ type Options struct {
 	Data      string
 	Open      func(ctx context.Context, split data.Split, n int) (data.Dataset, error)
 	BatchSize int
-	// Versions goes into the report; Log gets the progress; Stdout the report's Markdown.
+	// Versions goes into the report; Log the log lines; Progress (nil: none) a progress bar per pass
+	// over images; Stdout the report's Markdown.
 	Versions map[string]string
 	Log      zerolog.Logger
+	Progress io.Writer
 	Stdout   io.Writer
 	// TensorBoard also writes the report into Out as TensorBoard summaries (scalars at the checkpoint's
 	// step, the pictures as images, report.md as text).
@@ -174,6 +176,13 @@ func (r *runner) timed(metric string, f func() error) error {
 	return err
 }
 
+// pass runs f with a progress bar named name that ForEachBatch advances.
+func (r *runner) pass(ctx context.Context, name string, f func(ctx context.Context) error) error {
+	ctx, b := newBar(ctx, r.o.Progress, name)
+	defer b.end()
+	return f(ctx)
+}
+
 // metrics computes every metric asked for, in the order of Metrics, then ESVAE's pictures. A metric
 // that cannot be computed for this model or these options is skipped with the reason in the report.
 func (r *runner) metrics(ctx context.Context, test data.Dataset) error {
@@ -195,25 +204,25 @@ func (r *runner) metrics(ctx context.Context, test data.Dataset) error {
 	var err error
 	steps := []struct {
 		name, skip string
-		run        func() error
+		run        func(ctx context.Context) error
 	}{
-		{"mse", "", func() error {
+		{"mse", "", func(ctx context.Context) error {
 			v, n, err := ReconstructionMSE(ctx, m, test, 2*max(o.BatchSize, 64), 0, dev)
 			rep.MSE = &MSEResult{Split: "test", Images: n, MSE: v}
 			return err
 		}},
-		{"fad", fadSkip, func() error { rep.FAD, err = r.fad(ctx, test); return err }},
-		{"fid", "", func() error { rep.FID, err = r.fid(ctx, test); return err }},
-		{"is", isSkip, func() error { rep.IS, err = r.inceptionScore(); return err }},
-		{"robustness", notESVAE("the latent-spike perturbations are defined for ESVAE only"), func() error {
+		{"fad", fadSkip, func(ctx context.Context) error { rep.FAD, err = r.fad(ctx, test); return err }},
+		{"fid", "", func(ctx context.Context) error { rep.FID, err = r.fid(ctx, test); return err }},
+		{"is", isSkip, func(ctx context.Context) error { rep.IS, err = r.inceptionScore(ctx); return err }},
+		{"robustness", notESVAE("the latent-spike perturbations are defined for ESVAE only"), func(ctx context.Context) error {
 			rep.Robust, err = MeasureRobustness(ctx, esv, test, 256, 0, DefaultNoiseP(), dev)
 			return err
 		}},
-		{"energy", notESVAE("the operation count is defined for ESVAE's decoder only"), func() error {
+		{"energy", notESVAE("the operation count is defined for ESVAE's decoder only"), func(context.Context) error {
 			rep.Energy, err = MeasureEnergy(esv, o.EnergyImages, 64)
 			return err
 		}},
-		{"probe", notESVAE("the probe reads ESVAE's encoder rates r_q"), func() error { return r.probe(ctx, esv, test) }},
+		{"probe", notESVAE("the probe reads ESVAE's encoder rates r_q"), func(ctx context.Context) error { return r.probe(ctx, esv, test) }},
 	}
 	for _, st := range steps {
 		if !o.want[st.name] {
@@ -221,7 +230,7 @@ func (r *runner) metrics(ctx context.Context, test data.Dataset) error {
 		}
 		if st.skip != "" {
 			rep.Skip(st.name, st.skip)
-		} else if err := r.timed(st.name, st.run); err != nil {
+		} else if err := r.timed(st.name, func() error { return r.pass(ctx, st.name, st.run) }); err != nil {
 			return err
 		}
 	}
@@ -229,6 +238,8 @@ func (r *runner) metrics(ctx context.Context, test data.Dataset) error {
 		return nil
 	}
 	if err := r.timed("pictures", func() error {
+		ctx, b := newBar(ctx, o.Progress, "pictures")
+		defer b.end()
 		trainDS, err := o.Open(ctx, data.Train, 2000)
 		if err != nil {
 			return err
@@ -299,7 +310,7 @@ func (r *runner) fad(ctx context.Context, test data.Dataset) (*FADResult, error)
 		statsPath = strings.TrimSuffix(modelPath, filepath.Ext(modelPath)) + fmt.Sprintf(".test%d-%s.npz", test.Len(), bn)
 		if ref, err = LoadStats(statsPath); err != nil {
 			o.Log.Info().Str("cache", statsPath).Msg("FAD: computing the test split's feature statistics")
-			if ref, err = ae.DatasetStats(ctx, test, p, 0, dev); err != nil {
+			if ref, err = r.refStats(ctx, ae, test, p); err != nil {
 				return nil, err
 			}
 			if err := SaveStats(statsPath, ref); err != nil {
@@ -310,9 +321,9 @@ func (r *runner) fad(ctx context.Context, test data.Dataset) (*FADResult, error)
 	if int64(ref.Dim()) != ae.Dim {
 		return nil, fmt.Errorf("FAD: the statistics %s have dimension %d, the feature model %d", statsPath, ref.Dim(), ae.Dim)
 	}
-	got, err := ae.SampleStats(sampler(m), p, func(done, total int) {
-		o.Log.Debug().Int("images", done).Int("of", total).Msg("FAD samples")
-	})
+	_, samples := newBar(ctx, o.Progress, "fad samples")
+	got, err := ae.SampleStats(sampler(m), p, samples.step)
+	samples.end()
 	if err != nil {
 		return nil, err
 	}
@@ -321,6 +332,13 @@ func (r *runner) fad(ctx context.Context, test data.Dataset) (*FADResult, error)
 		return nil, err
 	}
 	return &FADResult{FAD: d, Model: modelPath, Stats: statsPath, BN: bn, Samples: p.GeneratedBatches() * p.GenBatch, Batch: p.GenBatch, FeatureDim: ae.Dim}, nil
+}
+
+// refStats computes the FAD feature statistics of the reference split with its own progress bar.
+func (r *runner) refStats(ctx context.Context, ae *FeatureAE, test data.Dataset, p FADProtocol) (Gaussian, error) {
+	ctx, b := newBar(ctx, r.o.Progress, "fad reference")
+	defer b.end()
+	return ae.DatasetStats(ctx, test, p, 0, r.o.Device)
 }
 
 // fid computes FID of FIDSamples generated images against the test split (CelebA: valid) by the
@@ -359,11 +377,9 @@ func (r *runner) fid(ctx context.Context, test data.Dataset) (*FIDResult, error)
 	if err != nil {
 		return nil, err
 	}
-	feats, d, err := net.SampleOutputs(sampler(o.Model), samples, 50, func(done int) {
-		if done%1000 < 50 {
-			o.Log.Info().Int("images", done).Int("of", samples).Msg("FID samples")
-		}
-	})
+	_, b := newBar(ctx, o.Progress, "fid samples")
+	feats, d, err := net.SampleOutputs(sampler(o.Model), samples, 50, func(done int) { b.step(done, samples) })
+	b.end()
 	if err != nil {
 		return nil, err
 	}
@@ -395,11 +411,9 @@ func (r *runner) fidReference(ctx context.Context, net *Inception, ref data.Data
 		return g, statsPath, nil
 	}
 	r.o.Log.Info().Str("split", string(split)).Int("images", ref.Len()).Str("cache", statsPath).Msg("FID: Inception statistics of the reference split (once)")
-	feats, d, err := net.DatasetOutputs(ctx, ref, 50, 0, func(done int) {
-		if done%1000 < 50 {
-			r.o.Log.Info().Int("images", done).Int("of", ref.Len()).Msg("FID reference")
-		}
-	})
+	ctx, b := newBar(ctx, r.o.Progress, "fid reference")
+	feats, d, err := net.DatasetOutputs(ctx, ref, 50, 0)
+	b.end()
 	if err != nil {
 		return Gaussian{}, "", err
 	}
@@ -417,14 +431,16 @@ func (r *runner) fidReference(ctx context.Context, net *Inception, ref data.Data
 }
 
 // inceptionScore computes the Inception Score of FIDSamples generated images in ISSplits splits.
-func (r *runner) inceptionScore() (*ISResult, error) {
+func (r *runner) inceptionScore(ctx context.Context) (*ISResult, error) {
 	o := r.o
 	net, err := LoadInception(o.InceptionLogits, o.Device, true)
 	if err != nil {
 		return nil, err
 	}
 	defer net.Drop()
-	logits, k, err := net.SampleOutputs(sampler(o.Model), o.FIDSamples, 50, nil)
+	_, b := newBar(ctx, o.Progress, "is samples")
+	logits, k, err := net.SampleOutputs(sampler(o.Model), o.FIDSamples, 50, func(done int) { b.step(done, o.FIDSamples) })
+	b.end()
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,10 @@ type ProgressConfig struct {
 	Start int
 	// Unit names what Update counts per step; "" means "img".
 	Unit string
+	// Counter names what step counts ("" means "step"): "images" for an evaluation over images.
+	Counter string
+	// NoLoss leaves the loss out of the line (loops without one, such as an evaluation).
+	NoLoss bool
 	// Mode: ModeAuto (default) looks whether the writer is a terminal (golang.org/x/term).
 	Mode ProgressMode
 	// Every is the interval between lines in ModeLines; 0 means 10s.
@@ -64,6 +68,9 @@ func NewProgress(w io.Writer, cfg ProgressConfig) *Progress {
 	if cfg.Unit == "" {
 		cfg.Unit = "img"
 	}
+	if cfg.Counter == "" {
+		cfg.Counter = "step"
+	}
 	if cfg.Every <= 0 {
 		cfg.Every = 10 * time.Second
 	}
@@ -83,6 +90,13 @@ func NewProgress(w io.Writer, cfg ProgressConfig) *Progress {
 func (p *Progress) SetPrefix(s string) {
 	p.mu.Lock()
 	p.prefix = s
+	p.mu.Unlock()
+}
+
+// SetTotal changes the step count at the end of the loop (0: unknown), for loops that learn it late.
+func (p *Progress) SetTotal(total int) {
+	p.mu.Lock()
+	p.cfg.Total = max(total, 0)
 	p.mu.Unlock()
 }
 
@@ -125,20 +139,23 @@ func (p *Progress) write(now time.Time) {
 	}
 }
 
-// line formats "epoch 3 step 120/235 (51%) loss 0.02310 1234.5 img/s ETA 1m23s".
+// line formats "epoch 3 step 120/235 (51%) loss 0.02310 1234.5 img/s ETA 1m23s" (Counter and NoLoss
+// change "step" and drop the loss).
 func (p *Progress) line(now time.Time) string {
 	var b strings.Builder
 	if p.prefix != "" {
 		b.WriteString(p.prefix)
 		b.WriteByte(' ')
 	}
-	fmt.Fprintf(&b, "step %d", p.step)
+	fmt.Fprintf(&b, "%s %d", p.cfg.Counter, p.step)
 	if p.cfg.Total > 0 {
 		fmt.Fprintf(&b, "/%d (%d%%)", p.cfg.Total, 100*p.step/p.cfg.Total)
 	}
-	if math.IsNaN(p.loss) {
+	switch {
+	case p.cfg.NoLoss:
+	case math.IsNaN(p.loss):
 		b.WriteString(" loss (none read yet)") // no step's loss has reached the host
-	} else {
+	default:
 		fmt.Fprintf(&b, " loss %.5f", p.loss)
 	}
 	elapsed := now.Sub(p.start)

@@ -78,3 +78,20 @@ func TestProgressUnknownLoss(t *testing.T) {
 		t.Fatalf("lines %q: want the first to say that no loss is known and the second to show 0.25000", got)
 	}
 }
+
+// An evaluation counts images, has no loss and learns its total late.
+func TestProgressEvaluation(t *testing.T) {
+	clk := newClock()
+	var buf bytes.Buffer
+	p := NewProgress(&buf, ProgressConfig{Counter: "images", NoLoss: true, Every: time.Second, Now: clk.now})
+	p.SetPrefix("fad samples")
+	p.SetTotal(1000)
+	clk.add(2 * time.Second)
+	p.Update(250, 250, math.NaN())
+	p.Done()
+	want := "fad samples images 250/1000 (25%) 125.0 img/s ETA 6s\n" +
+		"fad samples images 250/1000 (25%) 125.0 img/s ETA 6s\n"
+	if buf.String() != want {
+		t.Fatalf("got %q\nwant %q", buf.String(), want)
+	}
+}

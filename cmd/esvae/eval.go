@@ -69,7 +69,7 @@ Metrics (--metrics, comma-separated; default all):
 			o.Open = func(ctx context.Context, sp data.Split, n int) (data.Dataset, error) {
 				return train.OpenData(ctx, dc, sp, n)
 			}
-			o.Versions, o.Log, o.Stdout = versions(), a.log, a.stdout
+			o.Versions, o.Log, o.Progress, o.Stdout = versions(), a.log, a.stderr, a.stdout
 			o.TensorBoard = a.cfg.TensorBoard // the report as TensorBoard summaries too (config key tensorboard)
 			ctx := cmd.Context()
 			if ctx == nil {

@@ -58,7 +58,8 @@ func evalImages(ctx context.Context, a *app, f imagesEvalFlags, metrics, name, d
 		Images: f.images, RefDir: f.ref, Data: strings.ToLower(name), DataDir: dir, Split: data.Test, RefLimit: limit,
 		FADStats: fadStats, FADBatchStats: fadBN == "batch", Inception: inception, FIDStats: f.fidStats,
 		NoFID: !want["fid"], ISSplits: isSplits, Device: dev,
-		Log: func(format string, args ...any) { a.log.Info().Msg(fmt.Sprintf(format, args...)) },
+		Log:      func(format string, args ...any) { a.log.Info().Msg(fmt.Sprintf(format, args...)) },
+		Progress: a.stderr,
 	}
 	if strings.EqualFold(name, "celeba") {
 		o.Split = data.Valid // as esvae eval's FID of a checkpoint

@@ -45,6 +45,13 @@ func TestFADTrainAndEval(t *testing.T) {
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, out)
 	}
+	// Each pass over images shows its progress (lines here: the output is not a terminal).
+	for _, want := range []string{"mse images 64/64 (100%)", "fad samples images 256/256 (100%)", "fid reference images 64/64 (100%)",
+		"fid samples images 40/40 (100%)", "is samples images 40/40 (100%)", "robustness images 64/64 (100%)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("eval output lacks the progress line %q:\n%s", want, out)
+		}
+	}
 	for _, want := range []string{"reconstruction MSE (test, 64 images)", "FAD (256 samples, BN batch, d = 64)", "FID (clean-fid, 40 samples vs test split, 64 images)", "Inception Score (40 samples, 4 splits)", "temporal shuffle", "encoder probe accuracy (128 train / 64 test images)", "energy per generated image"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
