@@ -58,6 +58,8 @@ type Config struct {
 	SpeedSteps int
 	Versions   map[string]string
 	Progress   io.Writer
+	// TensorBoard also writes the report as TensorBoard summaries (Report.WriteTensorBoard).
+	TensorBoard bool
 }
 
 // Row is one model's line of the report.
@@ -183,6 +185,11 @@ func Run(ctx context.Context, cc Config, log zerolog.Logger) (*Report, error) {
 	}
 	if err := os.WriteFile(filepath.Join(cc.Out, "report.md"), []byte(rep.Markdown()), 0o644); err != nil {
 		return nil, err
+	}
+	if cc.TensorBoard {
+		if err := rep.WriteTensorBoard(cc.Out, pics); err != nil {
+			log.Warn().Err(err).Msg("TensorBoard summary not written")
+		}
 	}
 	return rep, nil
 }

@@ -52,7 +52,7 @@ Table V on CIFAR-10:
 			log := a.log.With().Str("component", "compare").Logger()
 			rep, err := compare.Run(cmd.Context(), compare.Config{
 				Entries: entries, Out: out, TestLimit: o.TestLimit, Samples: samples, Seed: o.Seed,
-				SpeedSteps: speedSteps, Versions: versions(), Progress: a.stderr,
+				SpeedSteps: speedSteps, Versions: versions(), Progress: a.stderr, TensorBoard: a.cfg.TensorBoard,
 			}, log)
 			if err != nil {
 				return err
@@ -82,6 +82,7 @@ Table V on CIFAR-10:
 		ckpts[k] = f.String("checkpoint-"+k, "", "take this "+k+" checkpoint instead of training one (same as --checkpoint "+k+"=FILE)")
 	}
 	deviceFlag(f)
+	keyFlag(f, "tensorboard", "tensorboard", false, "also write the comparison as TensorBoard summaries: OUT/MODEL/compare per model (default true; --tensorboard=false: none)")
 	return cmd
 }
 

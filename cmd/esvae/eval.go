@@ -102,5 +102,6 @@ Metrics (--metrics, comma-separated; default all):
 	f.StringVar(&imgs.ref, "ref", "", "with --images: a second folder of images as the reference")
 	f.StringVar(&imgs.fidStats, "fid-stats", "", "with --images: the reference's FID statistics .npz (mu, sigma) instead of --ref or the split")
 	deviceFlag(f)
+	keyFlag(f, "tensorboard", "tensorboard", false, "also write the report as TensorBoard summaries into --out (default true; --tensorboard=false: none)")
 	return cmd
 }
