@@ -1,10 +1,12 @@
 package train
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,7 +27,8 @@ import (
 //	samples, reconstructions   the epoch's grids (the PNGs of the run folder), same step
 //	rates/posterior, rates/prior   histograms of r_q and r_p on the first 256 test images and
 //	                     as many prior draws (ESVAE only: FSVAE and the ANN VAE have no such rates)
-//	config               the resolved configuration, as text
+//	config               the resolved configuration, as text, and as the HParams dashboard's
+//	                     hyperparameters (flattened: data.batch_size, optim.lr, ...)
 //
 // Resumes: every session writes a new event file whose first event after the file version is a
 // SessionLog START at the first step it will write (the checkpoint's step + 1; 0 for a fresh run,
@@ -63,8 +66,51 @@ func (t *trainer) openTB() {
 		// Indented four spaces: a code block in TensorBoard's Markdown.
 		txt := "    " + strings.ReplaceAll(string(js), "\n", "\n    ")
 		w.Text("config", first, txt)
+		if hp, err := hparams(js); err == nil {
+			w.HParams(first, hp)
+		}
 	}
 	t.tbFlush()
+}
+
+// hparams flattens the configuration's JSON into the HParams dashboard's table: one entry per
+// number, string and boolean, named by its path ("data.batch_size", "optim.lr"); lists as JSON text.
+func hparams(js []byte) (map[string]any, error) {
+	var tree map[string]any
+	d := json.NewDecoder(bytes.NewReader(js))
+	d.UseNumber() // a seed above 2^53 stays exact (as text)
+	if err := d.Decode(&tree); err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, c := range x {
+				if prefix != "" {
+					k = prefix + "." + k
+				}
+				walk(k, c)
+			}
+		case json.Number:
+			if f, err := x.Float64(); err == nil && strconv.FormatFloat(f, 'g', -1, 64) == x.String() {
+				out[prefix] = f
+			} else if i, err := x.Int64(); err == nil && i > -1<<53 && i < 1<<53 {
+				out[prefix] = f
+			} else {
+				out[prefix] = x.String()
+			}
+		case string, bool:
+			out[prefix] = x
+		case nil:
+		default:
+			b, _ := json.Marshal(x)
+			out[prefix] = string(b)
+		}
+	}
+	walk("", tree)
+	return out, nil
 }
 
 // tbSteps logs the per-step metrics of one flush: vals holds [loss, mse, mmd, r_q, r_p] per step

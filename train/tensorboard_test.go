@@ -112,6 +112,14 @@ func TestTensorBoardEventsOfAResumedRun(t *testing.T) {
 		}
 	}
 
+	if h := ev.HParams; h["optim.lr"] != cfg.Optim.LR || h["data.batch_size"] != float64(cfg.Data.BatchSize) || h["tensorboard"] != true || h["seed"] != float64(cfg.Seed) {
+		t.Errorf("hparams %v: want the configuration's (optim.lr %v, data.batch_size %d, seed %d)", h, cfg.Optim.LR, cfg.Data.BatchSize, cfg.Seed)
+	}
+	if big, err := hparams([]byte(`{"seed": 18446744073709551615, "x": {"y": 1.5, "z": [1, 2]}}`)); err != nil ||
+		big["seed"] != "18446744073709551615" || big["x.y"] != 1.5 || big["x.z"] != "[1,2]" {
+		t.Errorf("hparams of a large seed, a nested number and a list: %v, %v", big, err)
+	}
+
 	// tensorboard: false writes no event file.
 	off := smallConfig(t, filepath.Join(t.TempDir(), "off"))
 	off.TensorBoard = false

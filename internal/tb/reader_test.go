@@ -26,6 +26,7 @@ func TestTensorBoardReadsEventsAndPurges(t *testing.T) {
 	}
 	w.Start(0, "fresh run") // every session starts with one: the server's reader ignores the first it sees
 	w.Text("config", 0, "# first")
+	w.HParams(0, map[string]any{"lr": 6e-4, "batch_size": 256, "model": "esvae", "amp": false})
 	for s := int64(1); s <= 9; s++ { // steps 7-9: logged after the checkpoint at 6, then a crash
 		w.Scalar("train/loss", s, float64(s))
 		if s%3 == 0 {
@@ -59,6 +60,9 @@ func TestTensorBoardReadsEventsAndPurges(t *testing.T) {
 	ev := tbtest.Read(t, dir)
 	if ev.FileVersion != 2 {
 		t.Errorf("file version %v, want 2", ev.FileVersion)
+	}
+	if h := ev.HParams; len(h) != 4 || h["lr"] != 6e-4 || h["batch_size"] != 256.0 || h["model"] != "esvae" || h["amp"] != false {
+		t.Errorf("hparams %v: want lr 0.0006, batch_size 256, model esvae, amp false", h)
 	}
 	loss := ev.Scalars["train/loss"]
 	if got, want := tbtest.Steps(loss), []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}; !slices.Equal(got, want) {

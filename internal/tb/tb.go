@@ -21,6 +21,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -75,6 +76,18 @@ const (
 	tensorShape     = 2 // TensorShapeProto
 	tensorStringVal = 8 // repeated bytes
 	dtString        = 7 // DT_STRING
+
+	pluginContent = 2 // bytes: SummaryMetadata.PluginData.content
+
+	// tensorboard/plugins/hparams/plugin_data.proto and google/protobuf/struct.proto
+	hparamsVersion      = 1 // int32 HParamsPluginData.version
+	hparamsSessionStart = 3 // SessionStartInfo HParamsPluginData.session_start_info
+	sessionHParams      = 1 // map<string, google.protobuf.Value> SessionStartInfo.hparams
+	sessionStartTime    = 5 // double SessionStartInfo.start_time_secs
+	mapKey, mapValue    = 1, 2
+	valueNumber         = 2 // double google.protobuf.Value.number_value
+	valueString         = 3 // string google.protobuf.Value.string_value
+	valueBool           = 4 // bool google.protobuf.Value.bool_value
 )
 
 // Writer appends events to one event file.
@@ -290,6 +303,67 @@ func (w *Writer) Text(tag string, step int64, text string) {
 	val = protowire.AppendBytes(val, md)
 	val = protowire.AppendTag(val, valueTensor, protowire.BytesType)
 	val = protowire.AppendBytes(val, t)
+	w.summary(step, val)
+}
+
+// HParams logs a run's hyperparameters for TensorBoard's HParams dashboard, as PyTorch's
+// SummaryWriter.add_hparams does: a SessionStartInfo under the tag "_hparams_/session_start_info"
+// with the hparams plugin's metadata. Values are float64, int, int64, bool or string; any other
+// type is written as its fmt %v text. TensorBoard takes the metrics from the run's scalars.
+func (w *Writer) HParams(step int64, hparams map[string]any) {
+	keys := make([]string, 0, len(hparams))
+	for k := range hparams {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var ssi []byte
+	for _, k := range keys {
+		var v []byte
+		switch x := hparams[k].(type) {
+		case float64:
+			v = protowire.AppendTag(v, valueNumber, protowire.Fixed64Type)
+			v = protowire.AppendFixed64(v, math.Float64bits(x))
+		case int:
+			v = protowire.AppendTag(v, valueNumber, protowire.Fixed64Type)
+			v = protowire.AppendFixed64(v, math.Float64bits(float64(x)))
+		case int64:
+			v = protowire.AppendTag(v, valueNumber, protowire.Fixed64Type)
+			v = protowire.AppendFixed64(v, math.Float64bits(float64(x)))
+		case bool:
+			v = protowire.AppendTag(v, valueBool, protowire.VarintType)
+			v = protowire.AppendVarint(v, protowire.EncodeBool(x))
+		default:
+			v = protowire.AppendTag(v, valueString, protowire.BytesType)
+			v = protowire.AppendString(v, fmt.Sprint(x))
+		}
+		var e []byte
+		e = protowire.AppendTag(e, mapKey, protowire.BytesType)
+		e = protowire.AppendString(e, k)
+		e = protowire.AppendTag(e, mapValue, protowire.BytesType)
+		e = protowire.AppendBytes(e, v)
+		ssi = protowire.AppendTag(ssi, sessionHParams, protowire.BytesType)
+		ssi = protowire.AppendBytes(ssi, e)
+	}
+	ssi = protowire.AppendTag(ssi, sessionStartTime, protowire.Fixed64Type)
+	ssi = protowire.AppendFixed64(ssi, math.Float64bits(float64(time.Now().UnixNano())/1e9))
+	var content []byte
+	content = protowire.AppendTag(content, hparamsVersion, protowire.VarintType)
+	content = protowire.AppendVarint(content, 0)
+	content = protowire.AppendTag(content, hparamsSessionStart, protowire.BytesType)
+	content = protowire.AppendBytes(content, ssi)
+	var pd []byte
+	pd = protowire.AppendTag(pd, pluginName, protowire.BytesType)
+	pd = protowire.AppendString(pd, "hparams")
+	pd = protowire.AppendTag(pd, pluginContent, protowire.BytesType)
+	pd = protowire.AppendBytes(pd, content)
+	var md []byte
+	md = protowire.AppendTag(md, metadataPluginData, protowire.BytesType)
+	md = protowire.AppendBytes(md, pd)
+	var val []byte
+	val = protowire.AppendTag(val, valueTag, protowire.BytesType)
+	val = protowire.AppendString(val, "_hparams_/session_start_info")
+	val = protowire.AppendTag(val, valueMetadata, protowire.BytesType)
+	val = protowire.AppendBytes(val, md)
 	w.summary(step, val)
 }
 

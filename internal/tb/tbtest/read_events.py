@@ -4,13 +4,15 @@ event_accumulator.EventAccumulator, and every event by tag (steps) and the text 
 plugin_event_accumulator.EventAccumulator, the one TensorBoard's server uses without its Rust data
 server (the legacy one does not purge tensors, so text comes from the plugin one). Orphaned data is
 purged as TensorBoard does (purge_orphaned_data, the default): a SessionLog START at step S drops
-the earlier files' events at steps >= S."""
+the earlier files' events at steps >= S. The HParams dashboard's session start info is parsed with
+the hparams plugin's own protobuf module."""
 
 import json
 import sys
 
 from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.backend.event_processing import plugin_event_accumulator as pea
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 
 def main(folder):
@@ -26,6 +28,15 @@ def main(folder):
         text_tags = set(plugin.PluginTagToContent("text"))
     except KeyError:  # no event with the text plugin's metadata
         text_tags = set()
+    hparams = {}
+    try:
+        for content in plugin.PluginTagToContent("hparams").values():
+            data = plugin_data_pb2.HParamsPluginData.FromString(content)
+            if data.HasField("session_start_info"):
+                for k, v in data.session_start_info.hparams.items():
+                    hparams[k] = getattr(v, v.WhichOneof("kind"))
+    except KeyError:  # no hparams
+        pass
     out = {
         "scalars": {t: [[e.step, e.value] for e in acc.Scalars(t)] for t in tags["scalars"]},
         "images": {
@@ -41,6 +52,7 @@ def main(folder):
             for t in sorted(text_tags)
         },
         "plugin_steps": {t: [e.step for e in plugin.Tensors(t)] for t in plugin.Tags()["tensors"]},
+        "hparams": hparams,
         "file_version": acc.file_version,
     }
     json.dump(out, sys.stdout)

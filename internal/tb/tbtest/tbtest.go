@@ -103,6 +103,9 @@ type Events struct {
 	// PluginSteps are the steps of every tag as TensorBoard's server reads them (the plugin event
 	// accumulator, which holds scalars, images and histograms as tensors too).
 	PluginSteps map[string][]int64 `json:"plugin_steps"`
+	// HParams is the HParams dashboard's session start info (hyperparameter name: number, string
+	// or bool), parsed with the hparams plugin's protobuf module.
+	HParams map[string]any `json:"hparams"`
 	// FileVersion is the event files' version as TensorBoard parsed it (2 for brain.Event:2).
 	FileVersion float64 `json:"file_version"`
 }
