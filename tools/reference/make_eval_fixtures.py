@@ -26,12 +26,21 @@ Writes (a few seconds, bit-for-bit reproducible):
                     logits.a (12,10): the logits network on a in [0, 1], bilinear-resized to 299
                     (F.interpolate, align_corners False), grey repeated to RGB; is.mean, is.std: the
                     Inception Score of logits.a in 3 splits.
+  folder_scores.json  score_folders.py's FAD (fad_ae_state.pth), FID and IS (3 splits) of folder A
+                    against folder B, written as PNGs from testdata/mnist-small: A the first 150
+                    training digits as grey 28x28 PNGs, B the first 100 test digits as RGB PNGs
+                    (the grey value in all three channels) 30 wide, 28 high (one black column each
+                    side), so B goes through the RGB-to-grey conversion and the centre crop, and
+                    both through the bilinear resize to the FAD model's 32x32.
 The AE is written from a description of the authors' FAD autoencoder, not copied from the authors' code.
 """
 
 import argparse
+import gzip
+import json
 import linecache
 import os
+import tempfile
 
 import numpy as np
 import torch
@@ -159,10 +168,48 @@ def make_inception(out):
     save(d, os.path.join(out, "inception_tiny.pt"))
 
 
+def mnist_idx(path, n):
+    with gzip.open(path, "rb") as f:
+        b = f.read()
+    rows, cols = int.from_bytes(b[8:12], "big"), int.from_bytes(b[12:16], "big")
+    return np.frombuffer(b[16:16 + n * rows * cols], dtype=np.uint8).reshape(n, rows, cols)
+
+
+def write_folders(mnist_dir, a_dir, b_dir):
+    """Folder A and B of folder_scores.json (see the docstring)."""
+    for i, d in enumerate(mnist_idx(os.path.join(mnist_dir, "train-images-idx3-ubyte.gz"), 150)):
+        Image.fromarray(d, mode="L").save(os.path.join(a_dir, f"a{i:03d}.png"))
+    for i, d in enumerate(mnist_idx(os.path.join(mnist_dir, "t10k-images-idx3-ubyte.gz"), 100)):
+        rgb = np.zeros((28, 30, 3), dtype=np.uint8)
+        rgb[:, 1:29, :] = d[:, :, None]
+        Image.fromarray(rgb, mode="RGB").save(os.path.join(b_dir, f"b{i:03d}.png"))
+
+
+def make_folder_scores(out, mnist_dir):
+    from score_folders import score
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = os.path.join(tmp, "a"), os.path.join(tmp, "b")
+        os.makedirs(a)
+        os.makedirs(b)
+        write_folders(mnist_dir, a, b)
+        res = score(a, b, os.path.join(out, "fad_ae_state.pth"), os.path.join(out, "inception_tiny_features.pt"),
+                    os.path.join(out, "inception_tiny_logits.pt"), 3)
+    print(f"folder_scores.json: {res}")
+    with open(os.path.join(out, "folder_scores.json"), "w") as f:
+        json.dump(res, f, indent=1)
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="testdata/fixtures")
-    out = ap.parse_args().out
+    ap.add_argument("--mnist", default="testdata/mnist-small")
+    ap.add_argument("--only", default="", help="folder: only folder_scores.json (from the committed networks)")
+    args = ap.parse_args()
+    out = args.out
+    if args.only == "folder":
+        make_folder_scores(out, args.mnist)
+        return
     model = pth_model(AE, (1, 64), os.path.join(out, "fad_ae_state.pth"))
     x = hash_tensor("fad.x", (8, 1, 32, 32), 0.0, 1.0)
     y = hash_tensor("fad.y", (8, 1, 32, 32), 0.0, 1.0)
@@ -180,6 +227,7 @@ def main():
     print(f"fad_ae.pt: FAD {d['fad'].item():.6f}, |feat.eval| max {d['feat.eval'].abs().max():.4f}")
     save(d, os.path.join(out, "fad_ae.pt"))
     make_inception(out)
+    make_folder_scores(out, args.mnist)
 
 
 if __name__ == "__main__":
