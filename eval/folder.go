@@ -290,7 +290,12 @@ func folderFID(ctx context.Context, o FolderOptions, refSplit func() (data.Datas
 		if err != nil {
 			return nil, err
 		}
-		if ref, err = gaussian(ds, "the reference split", "fid reference"); err != nil {
+		// The split's statistics are esvae eval's: read from its cache when there, else computed
+		// and cached for both.
+		ref, stats, err = SplitFIDStats(ctx, net, ds, o.Data, o.Split, path, o.Progress, func(cache string) {
+			logf("FID: Inception features of the reference split (%d images; cached in %s)", ds.Len(), cache)
+		})
+		if err != nil {
 			return nil, err
 		}
 		refName = describe(ds)

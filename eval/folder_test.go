@@ -65,9 +65,34 @@ func TestScoreFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.RefDir = ""
+	cache := t.TempDir()
+	t.Setenv("ESVAE_CACHE", cache)
 	vsSplit, err := ScoreFolder(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The split's FID statistics went into the cache (esvae eval's); a second scoring reads them
+	// from there: a changed cached file changes the FID.
+	stats, _ := filepath.Glob(filepath.Join(cache, "fid-stats", "mnist-test-200-*.npz"))
+	if len(stats) != 1 || vsSplit.FID == nil || vsSplit.FID.Stats != stats[0] {
+		t.Fatalf("FID statistics of the split cached as %v, the report names %+v", stats, vsSplit.FID)
+	}
+	g, err := LoadStats(stats[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range g.Mu {
+		g.Mu[i] += 1
+	}
+	if err := SaveStats(stats[0], g); err != nil {
+		t.Fatal(err)
+	}
+	again, err := ScoreFolder(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.FID == nil || !(again.FID.FID > vsSplit.FID.FID+1) {
+		t.Fatalf("FID with the cached statistics moved by 1 in every dimension: %v, before %v: the cache was not read", again.FID, vsSplit.FID.FID)
 	}
 	if self.Count != 150 || self.FAD == nil || self.FID == nil || self.IS == nil || vsSplit.FAD == nil || vsSplit.FID == nil {
 		t.Fatalf("reports: %+v, %+v", self, vsSplit)

@@ -397,6 +397,16 @@ func (r *runner) fid(ctx context.Context, test data.Dataset) (*FIDResult, error)
 // fidReference returns the Inception statistics of the reference split ref, from the cache
 // (keyed by data set, split, size and the network's SHA-1) or computed once and cached.
 func (r *runner) fidReference(ctx context.Context, net *Inception, ref data.Dataset, split data.Split, inception string) (Gaussian, string, error) {
+	return SplitFIDStats(ctx, net, ref, r.o.Data, split, inception, r.o.Progress, func(path string) {
+		r.o.Log.Info().Str("split", string(split)).Int("images", ref.Len()).Str("cache", path).Msg("FID: Inception statistics of the reference split (once)")
+	})
+}
+
+// SplitFIDStats returns the Inception statistics of a data set's split ref (name, split; inception
+// the network's file, for the key): from the cache folder (fid-stats/NAME-SPLIT-N-SHA1.npz), or
+// computed in batches of 50 (with a progress bar on progress, nil: none; computing called first
+// with the cache file) and cached. esvae eval and esvae eval --images share it.
+func SplitFIDStats(ctx context.Context, net *Inception, ref data.Dataset, name string, split data.Split, inception string, progress io.Writer, computing func(path string)) (Gaussian, string, error) {
 	sum, err := SHA1File(inception)
 	if err != nil {
 		return Gaussian{}, "", err
@@ -406,12 +416,14 @@ func (r *runner) fidReference(ctx context.Context, net *Inception, ref data.Data
 	if err != nil {
 		return Gaussian{}, "", err
 	}
-	statsPath := filepath.Join(cache, "fid-stats", fmt.Sprintf("%s-%s-%d-%s.npz", strings.ToLower(r.o.Data), split, ref.Len(), sum))
+	statsPath := filepath.Join(cache, "fid-stats", fmt.Sprintf("%s-%s-%d-%s.npz", strings.ToLower(name), split, ref.Len(), sum))
 	if g, err := LoadStats(statsPath); err == nil {
 		return g, statsPath, nil
 	}
-	r.o.Log.Info().Str("split", string(split)).Int("images", ref.Len()).Str("cache", statsPath).Msg("FID: Inception statistics of the reference split (once)")
-	ctx, b := newBar(ctx, r.o.Progress, "fid reference")
+	if computing != nil {
+		computing(statsPath)
+	}
+	ctx, b := newBar(ctx, progress, "fid reference")
 	feats, d, err := net.DatasetOutputs(ctx, ref, 50, 0)
 	b.end()
 	if err != nil {
