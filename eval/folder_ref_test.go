@@ -101,7 +101,7 @@ func TestScoreFolderMatchesReferenceScorer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want struct {
-		Images, Ref            int
+		Images, Ref             int
 		FAD, FID, ISMean, ISStd float64
 	}
 	var m map[string]float64

@@ -1,6 +1,3 @@
-// Package eval computes the paper's evaluation metrics (section IV of Zhan et al.): reconstruction
-// MSE, the Frechet autoencoder distance (FAD), robustness of the latent spikes, energy, and the
-// Frechet distance that FID and FAD share.
 package eval
 
 import (

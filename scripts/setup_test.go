@@ -1,6 +1,7 @@
-// Package scripts holds the set-up script; this test checks that bad input stops it with one clear
-// message and leaves no half-installed cache behind. (The success path runs in every `make`.)
 package scripts
+
+// These tests check that bad input stops the set-up with one clear message and leaves no
+// half-installed cache behind. (The success path runs in every `make`.)
 
 import (
 	"os"

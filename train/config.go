@@ -1,16 +1,3 @@
-// Package train trains ESVAE: the loop over batches, evaluation each epoch, libtorch-format
-// checkpoints with optimizer state, step and RNG for an exact resume, image grids, metrics and plots.
-//
-// One goroutine owns every tensor (Run locks it to its OS thread: libtorch's grad mode is per
-// thread); data decoding happens in the data package's worker goroutines into plain []float32.
-//
-// Tensor lifetimes: whoever creates a tensor owns it and drops it on every path (defer nn.Drop);
-// returning a tensor hands it on; nothing made in a training step outlives it except that step's
-// (5,) metrics tensor, which waits on the device until the next flush (once per log interval, at
-// every epoch end and before every checkpoint) and is then read in one transfer and dropped. The
-// model's and the optimizer's tensors live as long as the run. gotch's finalizers are a safety net
-// for error paths, not the way memory is returned: TestNoLeakOverLongRun counts live libtorch CPU
-// storages over 2,000 steps, and the training tests also run with the garbage collector forced.
 package train
 
 import (

@@ -1,13 +1,3 @@
-// Package native is the project's own C++ layer over libtorch: what gotch does not offer (seeding,
-// thread control, device queries, and later custom autograd functions, fused kernels and an
-// optimizer with saveable state). It is the only package that includes libtorch headers.
-//
-// Its cgo flags live in zz_cgo_flags.go, written by scripts/setup.sh for the libtorch that set-up
-// installed; run `make setup` (or scripts/setup.sh) before building.
-//
-// Boundary rules: C++ exceptions never cross into Go; every fallible C function returns an error
-// message that becomes a Go error. Tensors cross as gotch handles (Ctensor / FromCtensor); a tensor
-// returned from here is a new handle owned by the caller.
 package native
 
 /*
