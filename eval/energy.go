@@ -26,8 +26,8 @@ type EnergyReport struct {
 }
 
 // MeasureEnergy generates images in batches of batch (count in all) and counts their operations
-// layer by layer from the model's shapes and the measured spikes (vae.Model.GenerationOps).
-func MeasureEnergy(m *vae.Model, count, batch int) (*EnergyReport, error) {
+// layer by layer from the model's shapes and the measured spikes (vae.ESVAE.GenerationOps).
+func MeasureEnergy(m *vae.ESVAE, count, batch int) (*EnergyReport, error) {
 	if count < 1 || batch < 1 {
 		return nil, fmt.Errorf("eval: energy over %d images in batches of %d: both must be >= 1", count, batch)
 	}

@@ -109,7 +109,7 @@ func TestFlipSpikes(t *testing.T) {
 	}
 }
 
-func loadT4(t *testing.T) *vae.Model {
+func loadT4(t *testing.T) *vae.ESVAE {
 	t.Helper()
 	sd, err := vae.ReadStateDict(fixture.Dir() + "/esvae_t4_state.pth")
 	if err != nil {
@@ -119,7 +119,7 @@ func loadT4(t *testing.T) *vae.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := vae.New(gnn.NewVarStore(gotch.CPU), cfg, gotch.Float)
+	m, err := vae.NewESVAE(gnn.NewVarStore(gotch.CPU), cfg, gotch.Float)
 	if err != nil {
 		t.Fatal(err)
 	}

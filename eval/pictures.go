@@ -26,7 +26,7 @@ type Rates struct {
 }
 
 // CollectRates encodes limit training images (r_q) and draws as many prior rates r_p from normal noise.
-func CollectRates(ctx context.Context, m *vae.Model, ds data.Dataset, limit int, dev gotch.Device) (*Rates, error) {
+func CollectRates(ctx context.Context, m *vae.ESVAE, ds data.Dataset, limit int, dev gotch.Device) (*Rates, error) {
 	q, _, err := encoderRates(ctx, m, ds, limit, dev)
 	if err != nil {
 		return nil, fmt.Errorf("eval: rates: %w", err)
@@ -96,7 +96,7 @@ func PlotRates(path string, r *Rates) error {
 
 // Interpolate encodes two images, interpolates their rates linearly in steps (both ends included),
 // draws spikes from each and decodes them; it writes one grid row: image a, the steps, image b.
-func Interpolate(path string, m *vae.Model, a, b *ts.Tensor, steps int) error {
+func Interpolate(path string, m *vae.ESVAE, a, b *ts.Tensor, steps int) error {
 	if steps < 2 {
 		return fmt.Errorf("eval: interpolation needs at least 2 steps")
 	}
@@ -143,7 +143,7 @@ func Interpolate(path string, m *vae.Model, a, b *ts.Tensor, steps int) error {
 
 // Raster draws one image's latent spikes z (T, L) as a raster plot: a dot per spike, time steps
 // across, latent neurons down.
-func Raster(path string, m *vae.Model, x *ts.Tensor) error {
+func Raster(path string, m *vae.ESVAE, x *ts.Tensor) error {
 	var z []float32
 	err := nn.Catch(func() {
 		nn.NoGrad(func() {
@@ -190,7 +190,7 @@ func Raster(path string, m *vae.Model, x *ts.Tensor) error {
 
 // Pictures writes rates.png (r_q and r_p histograms), interpolation.png (the first two test images
 // and 8 steps between them) and raster.png (the first test image's latent spikes) into dir.
-func Pictures(ctx context.Context, dir string, m *vae.Model, train, test data.Dataset, limit int, dev gotch.Device) error {
+func Pictures(ctx context.Context, dir string, m *vae.ESVAE, train, test data.Dataset, limit int, dev gotch.Device) error {
 	r, err := CollectRates(ctx, m, train, limit, dev)
 	if err != nil {
 		return err

@@ -41,7 +41,7 @@ type ProbeResult struct {
 }
 
 // encoderRates returns r_q (n x L, row-major) and the labels of limit images of ds.
-func encoderRates(ctx context.Context, m *vae.Model, ds data.Dataset, limit int, dev gotch.Device) ([]float32, []int64, error) {
+func encoderRates(ctx context.Context, m *vae.ESVAE, ds data.Dataset, limit int, dev gotch.Device) ([]float32, []int64, error) {
 	var feats []float32
 	var labels []int64
 	err := ForEachBatch(ctx, ds, 256, limit, dev, func(x *ts.Tensor, lb []int) error {
@@ -65,7 +65,7 @@ func encoderRates(ctx context.Context, m *vae.Model, ds data.Dataset, limit int,
 }
 
 // Probe trains the MLP on the rates of the training split and reports its accuracy on the test split.
-func Probe(ctx context.Context, m *vae.Model, trainDS, testDS data.Dataset, o ProbeOptions, dev gotch.Device) (*ProbeResult, error) {
+func Probe(ctx context.Context, m *vae.ESVAE, trainDS, testDS data.Dataset, o ProbeOptions, dev gotch.Device) (*ProbeResult, error) {
 	if len(o.Hidden) != 3 || o.Epochs < 1 || o.Batch < 1 || o.LR <= 0 {
 		return nil, fmt.Errorf("eval: probe: 3 hidden widths, epochs >= 1, batch >= 1, lr > 0 (got %v, %d, %d, %v)", o.Hidden, o.Epochs, o.Batch, o.LR)
 	}

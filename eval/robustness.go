@@ -42,7 +42,7 @@ func DefaultNoiseP() []float64 {
 
 // MeasureRobustness runs the temporal and noise perturbations over limit images of ds (0: all).
 // The draws come from libtorch's generator (seed it for reproducible numbers).
-func MeasureRobustness(ctx context.Context, m *vae.Model, ds data.Dataset, batch, limit int, ps []float64, dev gotch.Device) (*Robustness, error) {
+func MeasureRobustness(ctx context.Context, m *vae.ESVAE, ds data.Dataset, batch, limit int, ps []float64, dev gotch.Device) (*Robustness, error) {
 	for _, p := range ps {
 		if p < 0 || p > 1 {
 			return nil, fmt.Errorf("eval: noise flip probability %v: must be in [0, 1]", p)

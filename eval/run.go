@@ -187,7 +187,7 @@ func (r *runner) pass(ctx context.Context, name string, f func(ctx context.Conte
 // that cannot be computed for this model or these options is skipped with the reason in the report.
 func (r *runner) metrics(ctx context.Context, test data.Dataset) error {
 	o, rep, m, dev := r.o, r.rep, r.o.Model, r.o.Device
-	esv, isESVAE := m.(*vae.Model)
+	esv, isESVAE := m.(*vae.ESVAE)
 	notESVAE := func(why string) string {
 		if isESVAE {
 			return ""
@@ -254,7 +254,7 @@ func (r *runner) metrics(ctx context.Context, test data.Dataset) error {
 }
 
 // probe trains the encoder probe on the training split; a data set without labels is skipped.
-func (r *runner) probe(ctx context.Context, esv *vae.Model, test data.Dataset) error {
+func (r *runner) probe(ctx context.Context, esv *vae.ESVAE, test data.Dataset) error {
 	o := r.o
 	trainDS, err := o.Open(ctx, data.Train, o.ProbeLimit)
 	if err != nil {

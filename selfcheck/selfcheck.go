@@ -523,15 +523,15 @@ func checkSeeded(e *env) (string, error) {
 }
 
 // newModel builds the small ESVAE on dev in kind.
-func newModel(dev gotch.Device, kind gotch.DType) *vae.Model {
+func newModel(dev gotch.Device, kind gotch.DType) *vae.ESVAE {
 	nn.Check(native.ManualSeed(0))
-	m, err := vae.New(gnn.NewVarStore(dev), smallModelConfig(), kind)
+	m, err := vae.NewESVAE(gnn.NewVarStore(dev), smallModelConfig(), kind)
 	nn.Check(err)
 	return m
 }
 
 // copyWeights copies src's variables into dst (same architecture, any devices).
-func copyWeights(dst, src *vae.Model) {
+func copyWeights(dst, src *vae.ESVAE) {
 	sv, dv := src.VS.Variables(), dst.VS.Variables()
 	for name, s := range sv {
 		d, ok := dv[name]
@@ -548,7 +548,7 @@ func copyWeights(dst, src *vae.Model) {
 
 // lossAndGrads runs a training forward with fixed noise, the loss and backward; returns the loss
 // parts and every gradient (sorted by name) on the host.
-func lossAndGrads(m *vae.Model, x *ts.Tensor, noise *vae.Noise) (loss []float64, grads map[string][]float64) {
+func lossAndGrads(m *vae.ESVAE, x *ts.Tensor, noise *vae.Noise) (loss []float64, grads map[string][]float64) {
 	o, err := m.Forward(x, noise, true)
 	nn.Check(err)
 	l, err := m.Loss(o, x)

@@ -57,7 +57,7 @@ func NewReadout(p *gnn.Path, T int64, decay float64, dtype gotch.DType) (*Readou
 
 // Sum returns m = sum_t coef_t x_t (N, ...) for x (T*N, ...), before the tanh, in x's memory
 // format (native.TimeWeightedSum: one pass over x on the CPU). Differentiable w.r.t. x. The model
-// applies final_layer.1 to m rather than to each x_t (vae.Model.decode): the readout commutes with
+// applies final_layer.1 to m rather than to each x_t (vae.ESVAE.decode): the readout commutes with
 // that linear layer.
 func (r *Readout) Sum(x *ts.Tensor) (*ts.Tensor, error) {
 	return native.TimeWeightedSum(x, r.Coef, r.T)

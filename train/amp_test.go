@@ -98,7 +98,7 @@ func TestLossScale(t *testing.T) {
 	}
 	cfg := vae.DefaultConfig()
 	cfg.LatentDim, cfg.T = 16, 4
-	m, err := vae.New(newVarStore(gotch.CPU), cfg, gotch.Float)
+	m, err := vae.NewESVAE(newVarStore(gotch.CPU), cfg, gotch.Float)
 	if err != nil {
 		t.Fatal(err)
 	}

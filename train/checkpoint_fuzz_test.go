@@ -25,7 +25,7 @@ func FuzzLoadCheckpoint(f *testing.F) {
 	dir := f.TempDir()
 	cfg := DefaultConfig()
 	cfg.Model.LatentDim, cfg.Model.T = 2, 2
-	m, err := vae.New(newVarStore(gotch.CPU), cfg.Model, gotch.Float)
+	m, err := vae.NewESVAE(newVarStore(gotch.CPU), cfg.Model, gotch.Float)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -303,7 +303,7 @@ func spikeCounts(t *testing.T, e *ts.Tensor) []int64 {
 func runCurve(t *testing.T, cf *curveFixture, dt gotch.DType) curve {
 	t.Helper()
 	vs := gnn.NewVarStore(gotch.CPU)
-	m, err := vae.New(vs, cf.cfg, dt)
+	m, err := vae.NewESVAE(vs, cf.cfg, dt)
 	if err != nil {
 		t.Fatal(err)
 	}

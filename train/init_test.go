@@ -35,7 +35,7 @@ func newInitTrainer(t *testing.T, cfg Config, init string, seed uint64) *trainer
 	if err := native.ManualSeed(seed); err != nil {
 		t.Fatal(err)
 	}
-	m, err := vae.New(newVarStore(gotch.CPU), cfg.Model, gotch.Float)
+	m, err := vae.NewESVAE(newVarStore(gotch.CPU), cfg.Model, gotch.Float)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func TestOverfitSixteenImages(t *testing.T) {
 	}
 	cfg := vae.DefaultConfig()
 	cfg.LatentDim, cfg.T = 32, 4
-	m, err := vae.New(newVarStore(gotch.CPU), cfg, gotch.Float)
+	m, err := vae.NewESVAE(newVarStore(gotch.CPU), cfg, gotch.Float)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -159,7 +159,7 @@ func (t *trainer) tbEpoch(testDS data.Dataset, epoch int, test vis.Record) {
 			t.log.Warn().Err(err).Msg("TensorBoard image not written")
 		}
 	}
-	if m, ok := t.model.(*vae.Model); ok {
+	if m, ok := t.model.(*vae.ESVAE); ok {
 		rq, rp, err := rateSamples(m, testDS, t.dev, t.dtype, t.cfg.Seed^uint64(step))
 		if err != nil {
 			t.log.Warn().Err(err).Msg("TensorBoard rate histograms not written")
@@ -174,7 +174,7 @@ func (t *trainer) tbEpoch(testDS data.Dataset, epoch int, test vis.Record) {
 // rateSamples returns the posterior rates r_q of the first test images (evaluation mode) and
 // the prior rates r_p of as many standard normal draws. The draws come from a Go generator seeded
 // by seed, not libtorch's: logging leaves the training's random stream as it was.
-func rateSamples(m *vae.Model, ds data.Dataset, dev gotch.Device, dtype gotch.DType, seed uint64) (rq, rp []float64, err error) {
+func rateSamples(m *vae.ESVAE, ds data.Dataset, dev gotch.Device, dtype gotch.DType, seed uint64) (rq, rp []float64, err error) {
 	n := min(tbHistImages, ds.Len())
 	c, h, w := ds.Shape()
 	imgs := make([]float32, 0, n*c*h*w)

@@ -17,7 +17,7 @@ func (l *layer) setAMP(a nn.AMP) {
 // SetAMP runs every convolution, transposed convolution and linear map of m under a (nn.AMP);
 // tdBN, LIF, the readout and the loss stay in m's dtype. Under AMP the layers run unfused (op, then
 // tdBN and LIF), since the fused training layer computes in fp32.
-func (m *Model) SetAMP(a nn.AMP) {
+func (m *ESVAE) SetAMP(a nn.AMP) {
 	m.amp = a
 	for _, l := range m.encoder {
 		l.setAMP(a)

@@ -81,12 +81,12 @@ func checkAttentionParity(t *testing.T, c attnCase) {
 	}
 	loadHashed(t, fx, vs)
 	x := fx.T("input.x")
-	var bb *Model
+	var bb *ESVAE
 
 	// Training forward, loss and every gradient.
 	var loss *Loss
 	switch m := net.(type) {
-	case *Model:
+	case *ESVAE:
 		bb = m
 		noise := &Noise{UPost: timeFirst(fx.T("input.u_post")), N: fx.T("input.n")}
 		out, err := m.Forward(x, noise, true)
@@ -157,7 +157,7 @@ func checkAttentionParity(t *testing.T, c attnCase) {
 	setStats(t, fx, vs, "eval")
 	var gen, genZ *ts.Tensor
 	switch m := net.(type) {
-	case *Model:
+	case *ESVAE:
 		ev, err := m.Forward(x, &Noise{UPost: timeFirst(fx.T("input.u_post")), N: fx.T("input.n")}, false)
 		if err != nil {
 			t.Fatal(err)
@@ -213,7 +213,7 @@ func checkAttentionParity(t *testing.T, c attnCase) {
 		}
 		var again *ts.Tensor
 		switch m := net.(type) {
-		case *Model:
+		case *ESVAE:
 			again, _, err = m.Generate(0, &Noise{N: fx.T("input.n"), UPost: timeFirst(fx.T("input.u_prior"))})
 		case *FSVAE:
 			again, _, err = m.Generate(0, timeFirst(fx.T("input.j_gen")))
@@ -366,7 +366,7 @@ func TestAttentionEnergyCounts(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.InChannels, cfg.LatentDim, cfg.T = 3, 16, 4
 		cfg.Readout, cfg.InputAttention = c.readout, c.attention
-		m, err := New(gnn.NewVarStore(gotch.CPU), cfg, gotch.Float)
+		m, err := NewESVAE(gnn.NewVarStore(gotch.CPU), cfg, gotch.Float)
 		if err != nil {
 			t.Fatal(err)
 		}

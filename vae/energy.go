@@ -35,7 +35,7 @@ type LayerOps struct {
 // decoder layer's operations, layer by layer: sample_layer, decoder_input, decoder.*, final_layer.0,
 // final_layer.1 and the membrane readout (or TAID, which replaces it). z is drawn with libtorch's
 // generator. PFA acts on the encoder's input only and is not part of generation: it adds nothing here.
-func (m *Model) GenerationOps(count int64) (ops []LayerOps, err error) {
+func (m *ESVAE) GenerationOps(count int64) (ops []LayerOps, err error) {
 	if m.sample == nil {
 		return nil, fmt.Errorf("GenerationOps: the model has no sample_layer (not ESVAE)")
 	}
@@ -43,7 +43,7 @@ func (m *Model) GenerationOps(count int64) (ops []LayerOps, err error) {
 	return ops, err
 }
 
-func (m *Model) generationOps(count int64) []LayerOps {
+func (m *ESVAE) generationOps(count int64) []LayerOps {
 	T, L := m.Cfg.T, m.Cfg.LatentDim
 	dev := m.VS.Device()
 	sum := func(t *ts.Tensor) float64 {
@@ -126,7 +126,7 @@ func (m *Model) generationOps(count int64) []LayerOps {
 
 // onesOp returns the synaptic additions of l's op on spikes x (the op with all-ones weights and a
 // zero bias, summed) and the multiply-accumulates of one dense image and step (the same on ones).
-func (m *Model) onesOp(l *layer, x *ts.Tensor) (syn, dense float64) {
+func (m *ESVAE) onesOp(l *layer, x *ts.Tensor) (syn, dense float64) {
 	var w, b *ts.Tensor
 	switch {
 	case l.conv != nil:

@@ -33,7 +33,7 @@ func (o *Output) Drop() {
 	}
 }
 
-func (m *Model) checkImages(x *ts.Tensor) error { return checkImages(m.Cfg, x) }
+func (m *ESVAE) checkImages(x *ts.Tensor) error { return checkImages(m.Cfg, x) }
 
 func checkImages(cfg Config, x *ts.Tensor) error {
 	s, err := x.Size()
@@ -49,7 +49,7 @@ func checkImages(cfg Config, x *ts.Tensor) error {
 
 // Encode maps images x (N, C, H, W) to the encoder spikes e (T, N, L) and rates r_q = mean_t e_t (N, L).
 // The input is direct-encoded: x_t = x for every t.
-func (m *Model) Encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor, err error) {
+func (m *ESVAE) Encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor, err error) {
 	if err := m.checkImages(x); err != nil {
 		return nil, nil, err
 	}
@@ -57,7 +57,7 @@ func (m *Model) Encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor, err error) {
 	return e, rq, err
 }
 
-func (m *Model) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
+func (m *ESVAE) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
 	T, L, lif := m.Cfg.T, m.Cfg.LatentDim, m.Cfg.LIF
 	n := nn.Size(x)[0]
 	if m.pfa != nil {
@@ -88,7 +88,7 @@ func (m *Model) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
 
 // SamplePosterior draws latent spikes z_t = H(r - u_t) (T, N, L) from rates r (N, L); u (T, N, L) is
 // the uniform noise, drawn when nil. The gradient to r is the window surrogate.
-func (m *Model) SamplePosterior(r, u *ts.Tensor) (z *ts.Tensor, err error) {
+func (m *ESVAE) SamplePosterior(r, u *ts.Tensor) (z *ts.Tensor, err error) {
 	if u == nil {
 		s, err := r.Size()
 		if err != nil {
@@ -108,12 +108,12 @@ func (m *Model) SamplePosterior(r, u *ts.Tensor) (z *ts.Tensor, err error) {
 }
 
 // Decode maps latent spikes z (T, N, L) to images x_hat (N, C, H, W) in [-1, 1].
-func (m *Model) Decode(z *ts.Tensor, train bool) (xhat *ts.Tensor, err error) {
+func (m *ESVAE) Decode(z *ts.Tensor, train bool) (xhat *ts.Tensor, err error) {
 	err = nn.Catch(func() { xhat = m.decode(z, train) })
 	return xhat, err
 }
 
-func (m *Model) decode(z *ts.Tensor, train bool) *ts.Tensor {
+func (m *ESVAE) decode(z *ts.Tensor, train bool) *ts.Tensor {
 	T := m.Cfg.T
 	s := nn.Size(z)
 	if len(s) != 3 || s[0] != T || s[2] != m.Cfg.LatentDim {
@@ -154,7 +154,7 @@ func (m *Model) decode(z *ts.Tensor, train bool) *ts.Tensor {
 }
 
 // PriorRate maps standard normal n (N, L) to prior rates r_p = sigmoid(W n + b) (N, L).
-func (m *Model) PriorRate(n *ts.Tensor) (rp *ts.Tensor, err error) {
+func (m *ESVAE) PriorRate(n *ts.Tensor) (rp *ts.Tensor, err error) {
 	err = nn.Catch(func() {
 		h := m.sample.Forward(n)
 		rp = drop(h, nn.M(h.Sigmoid(false)))
@@ -164,7 +164,7 @@ func (m *Model) PriorRate(n *ts.Tensor) (rp *ts.Tensor, err error) {
 
 // Forward runs a training (or evaluation) pass: encode, sample the posterior, decode, and compute the
 // prior rates from fresh normal noise. noise may be nil.
-func (m *Model) Forward(x *ts.Tensor, noise *Noise, train bool) (*Output, error) {
+func (m *ESVAE) Forward(x *ts.Tensor, noise *Noise, train bool) (*Output, error) {
 	if noise == nil {
 		noise = &Noise{}
 	}
@@ -215,7 +215,7 @@ func (m *Model) Forward(x *ts.Tensor, noise *Noise, train bool) (*Output, error)
 
 // shardedNoise draws the noise of a global batch (world * N rows) and keeps this rank's rows, in
 // the order Forward draws them (u, then n).
-func (m *Model) shardedNoise(rq *ts.Tensor) (noise *Noise, err error) {
+func (m *ESVAE) shardedNoise(rq *ts.Tensor) (noise *Noise, err error) {
 	err = nn.Catch(func() {
 		s := nn.Size(rq) // (N, L)
 		n, w, r := s[0], m.shardWorld, m.shardRank
@@ -233,7 +233,7 @@ func (m *Model) shardedNoise(rq *ts.Tensor) (noise *Noise, err error) {
 
 // Generate draws images the way the paper generates: n ~ N(0, I) -> r_p -> z_t = H(r_p - u_t) ->
 // decode, in evaluation mode (running statistics). noise may be nil or fix n and u (in UPost).
-func (m *Model) Generate(count int64, noise *Noise) (xhat, z *ts.Tensor, err error) {
+func (m *ESVAE) Generate(count int64, noise *Noise) (xhat, z *ts.Tensor, err error) {
 	if noise == nil {
 		noise = &Noise{}
 	}

@@ -17,13 +17,13 @@ import (
 // Bernoulli posterior Q and prior P (three tdLinear layers each, tdBN with alpha = 2), k output copies per
 // latent sampled by picking one copy at random, and the PSP-filtered distance loss.
 //
-// Layout as in Model: time folded into the batch t-major, latent spikes (T, N, L). The
+// Layout as in ESVAE: time folded into the batch t-major, latent spikes (T, N, L). The
 // autoregressive nets' outputs are (T*N, k*L) with unit l*k + j = copy j of latent l.
 type FSVAE struct {
 	Cfg Config
 	VS  *gnn.VarStore
 
-	bb               *Model // encoder, decoder, readout
+	bb               *ESVAE // encoder, decoder, readout
 	prior, posterior *arNet
 	// p is the scheduled-sampling probability (set per epoch by SetEpoch; 0 before).
 	p float64

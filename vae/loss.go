@@ -11,7 +11,7 @@ import (
 // it holds the KL divergence (Total = MSE + w * KLD).
 type Loss struct {
 	Total, MSE, MMD *ts.Tensor
-	// MeanQ and MeanP are diagnostics without gradient, set by Net.Objective (nil from Model.Loss):
+	// MeanQ and MeanP are diagnostics without gradient, set by Net.Objective (nil from ESVAE.Loss):
 	// the mean posterior and prior rate (ESVAE), the mean posterior and prior firing probability
 	// (FSVAE), the mean of mu and of exp(logvar) (ANN VAE).
 	MeanQ, MeanP *ts.Tensor
@@ -23,7 +23,7 @@ func (l *Loss) Drop() {
 }
 
 // Loss computes mean((x_hat - x)^2) + lambda * MMD^2(r_q, r_p) for one forward output.
-func (m *Model) Loss(o *Output, x *ts.Tensor) (l *Loss, err error) {
+func (m *ESVAE) Loss(o *Output, x *ts.Tensor) (l *Loss, err error) {
 	err = nn.Catch(func() {
 		mse := nn.M(o.XHat.MseLoss(x, 1, false)) // reduction 1 = mean
 		mmd := MMD(o.RQ, o.RP)

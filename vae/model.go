@@ -21,8 +21,8 @@ type layer struct {
 	spike bool
 }
 
-// Model is ESVAE (or ESVAE-Large) with its parameters in a VarStore.
-type Model struct {
+// ESVAE is the model of the paper (or ESVAE-Large, Config.Large) with its parameters in a VarStore.
+type ESVAE struct {
 	Cfg   Config
 	VS    *gnn.VarStore
 	DType gotch.DType
@@ -55,11 +55,11 @@ type Model struct {
 // SetNoiseShard makes the training forward draw its noise (the posterior's uniform u and the
 // prior's normal n) for world times the batch and use the rank-th block of rows: every rank
 // advances the generator alike, and the ranks' noise together is a single process's.
-func (m *Model) SetNoiseShard(rank, world int) { m.shardRank, m.shardWorld = int64(rank), int64(world) }
+func (m *ESVAE) SetNoiseShard(rank, world int) { m.shardRank, m.shardWorld = int64(rank), int64(world) }
 
 // UsePerStepLIF switches the model to the per-step LIF formulation (the authors' design: a loop over
 // time steps with a straight-through surrogate). Same numbers, slower; a benchmark baseline.
-func (m *Model) UsePerStepLIF(on bool) {
+func (m *ESVAE) UsePerStepLIF(on bool) {
 	m.unfused = on
 	if on {
 		m.lif = spiking.LIFPerStep
@@ -71,11 +71,11 @@ func (m *Model) UsePerStepLIF(on bool) {
 // UseFusedLayers switches the fused training-mode layers on (the default) or off: off, every layer
 // runs its op with bias, then tdBN, then the LIF as separate calls. Same numbers up to rounding; a
 // benchmark baseline.
-func (m *Model) UseFusedLayers(on bool) { m.unfused = !on }
+func (m *ESVAE) UseFusedLayers(on bool) { m.unfused = !on }
 
-// New builds the network in vs with PyTorch's default initialisation drawn from libtorch's RNG
+// NewESVAE builds the network in vs with PyTorch's default initialisation drawn from libtorch's RNG
 // (seed it first with native.ManualSeed for a reproducible model).
-func New(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (m *Model, err error) {
+func NewESVAE(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (m *ESVAE, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -91,11 +91,11 @@ func New(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (m *Model, err error) 
 
 // newBackbone builds the network without its attention modules (FSVAE adds them after its own nets,
 // so that a seed gives the same backbone and nets with and without them).
-func newBackbone(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (m *Model, err error) {
+func newBackbone(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (m *ESVAE, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m = &Model{Cfg: cfg, VS: vs, DType: dtype, lif: spiking.LIF}
+	m = &ESVAE{Cfg: cfg, VS: vs, DType: dtype, lif: spiking.LIF}
 	err = nn.Catch(func() { m.build() })
 	if err != nil {
 		return nil, fmt.Errorf("building ESVAE: %w", err)
@@ -106,7 +106,7 @@ func newBackbone(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (m *Model, err
 // buildAttention adds the configuration's attention modules (tools/reference/attention_ref.py) after every
 // other parameter, so that their initial values are drawn last: with the same seed, the rest of the model
 // starts from the plain model's values.
-func (m *Model) buildAttention() error {
+func (m *ESVAE) buildAttention() error {
 	c, root, dt := m.Cfg, m.VS.Root(), m.DType
 	err := nn.Catch(func() {
 		if c.ReadoutName() == ReadoutTAID {
@@ -122,7 +122,7 @@ func (m *Model) buildAttention() error {
 	return nil
 }
 
-func (m *Model) build() {
+func (m *ESVAE) build() {
 	c, root, dt := m.Cfg, m.VS.Root(), m.DType
 	bn := func(name string, ch int64) *spiking.TdBN {
 		b, err := spiking.NewTdBN(nn.At(root, name+".bn"), ch, c.LIF.VTh, dt)
@@ -160,7 +160,7 @@ func (m *Model) build() {
 }
 
 // layer applies l's op, tdBN and LIF to x (T*N, ...); it drops x when own is true.
-func (m *Model) layer(l *layer, x *ts.Tensor, train, own bool) *ts.Tensor {
+func (m *ESVAE) layer(l *layer, x *ts.Tensor, train, own bool) *ts.Tensor {
 	if y := m.fusedLayer(l, x, train, 1); y != nil {
 		if own {
 			nn.Drop(x)
@@ -192,13 +192,13 @@ func (m *Model) layer(l *layer, x *ts.Tensor, train, own bool) *ts.Tensor {
 // then bias, tdBN with the batch statistics and LIF in one autograd function) and returns its spikes,
 // or returns nil where that path does not apply: evaluation, no tdBN or no LIF, the per-step LIF,
 // or what spiking.TdBN.Fusable rules out. repeat > 1 repeats the op's output over time first.
-func (m *Model) fusedLayer(l *layer, x *ts.Tensor, train bool, repeat int64) *ts.Tensor {
+func (m *ESVAE) fusedLayer(l *layer, x *ts.Tensor, train bool, repeat int64) *ts.Tensor {
 	return m.fusedLayerReadout(l, x, train, repeat, nil)
 }
 
 // fusedLayerReadout is fusedLayer; with readout coefficients (T) it returns sum_t readout_t o_t
 // (N, ...) of the spikes o (native.TdLayerSpec.Readout).
-func (m *Model) fusedLayerReadout(l *layer, x *ts.Tensor, train bool, repeat int64, readout *ts.Tensor) *ts.Tensor {
+func (m *ESVAE) fusedLayerReadout(l *layer, x *ts.Tensor, train bool, repeat int64, readout *ts.Tensor) *ts.Tensor {
 	if !train || m.unfused || m.amp != nn.AMPOff || l.bn == nil || !l.spike || !l.bn.Fusable(x) {
 		return nil
 	}

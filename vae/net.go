@@ -34,7 +34,7 @@ type Net interface {
 }
 
 var (
-	_ Net = (*Model)(nil)
+	_ Net = (*ESVAE)(nil)
 	_ Net = (*FSVAE)(nil)
 	_ Net = (*ANNVAE)(nil)
 )
@@ -43,7 +43,7 @@ var (
 func NewNet(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (Net, error) {
 	switch cfg.KindName() {
 	case KindESVAE:
-		return New(vs, cfg, dtype)
+		return NewESVAE(vs, cfg, dtype)
 	case KindFSVAE:
 		return NewFSVAE(vs, cfg, dtype)
 	case KindANNVAE:
@@ -53,16 +53,16 @@ func NewNet(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (Net, error) {
 }
 
 // Config returns m's configuration.
-func (m *Model) Config() Config { return m.Cfg }
+func (m *ESVAE) Config() Config { return m.Cfg }
 
 // VarStore returns m's parameters.
-func (m *Model) VarStore() *gnn.VarStore { return m.VS }
+func (m *ESVAE) VarStore() *gnn.VarStore { return m.VS }
 
 // SetEpoch does nothing: ESVAE has no per-epoch settings.
-func (m *Model) SetEpoch(epoch, epochs, batchesPerEpoch int) {}
+func (m *ESVAE) SetEpoch(epoch, epochs, batchesPerEpoch int) {}
 
 // Objective is Forward (fresh noise) and Loss, with the mean posterior and prior rates.
-func (m *Model) Objective(x *ts.Tensor, train bool) (*Loss, error) {
+func (m *ESVAE) Objective(x *ts.Tensor, train bool) (*Loss, error) {
 	out, err := m.Forward(x, nil, train)
 	if err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func (m *Model) Objective(x *ts.Tensor, train bool) (*Loss, error) {
 }
 
 // Reconstruct encodes x, samples z from r_q and decodes it, in evaluation mode.
-func (m *Model) Reconstruct(x *ts.Tensor) (xhat *ts.Tensor, err error) {
+func (m *ESVAE) Reconstruct(x *ts.Tensor) (xhat *ts.Tensor, err error) {
 	e, rq, err := m.Encode(x, false)
 	if err != nil {
 		return nil, err
@@ -97,7 +97,7 @@ func (m *Model) Reconstruct(x *ts.Tensor) (xhat *ts.Tensor, err error) {
 }
 
 // Sample is Generate with fresh noise, without the latent spikes.
-func (m *Model) Sample(count int64) (*ts.Tensor, error) {
+func (m *ESVAE) Sample(count int64) (*ts.Tensor, error) {
 	xh, z, err := m.Generate(count, nil)
 	if err != nil {
 		return nil, err

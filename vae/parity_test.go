@@ -14,7 +14,7 @@ import (
 )
 
 // modelFromFixture builds the fixture's network in float64 and loads the reference's hashed weights.
-func modelFromFixture(t *testing.T, fx fixture.Fixture) *Model {
+func modelFromFixture(t *testing.T, fx fixture.Fixture) *ESVAE {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.InChannels = fx.I("cfg.in_channels")
@@ -22,7 +22,7 @@ func modelFromFixture(t *testing.T, fx fixture.Fixture) *Model {
 	cfg.T = fx.I("cfg.T")
 	cfg.Large = fx.I("cfg.image_size") == 64
 	vs := gnn.NewVarStore(gotch.CPU)
-	m, err := New(vs, cfg, gotch.Double)
+	m, err := NewESVAE(vs, cfg, gotch.Double)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -300,7 +300,7 @@ func ignoredKey(k string) bool {
 // present with the same number of elements and a compatible shape (reference conv kernels
 // (.., 3, 3, 1) become (.., 3, 3)); values are cast to the model's dtype and device. It returns the
 // keys it ignored. An unknown key that is not a known leftover is an error.
-func (m *Model) LoadStateDict(sd map[string]*ts.Tensor) (ignored []string, err error) {
+func (m *ESVAE) LoadStateDict(sd map[string]*ts.Tensor) (ignored []string, err error) {
 	return loadStateDict(m.VS, m.DType, sd, ignoredKey, "ESVAE")
 }
 
@@ -311,7 +311,7 @@ func LoadStateDictInto(vs *gnn.VarStore, dtype gotch.DType, sd map[string]*ts.Te
 	return loadStateDict(vs, dtype, sd, ignore, model)
 }
 
-// loadStateDict copies sd into the variables of vs (see Model.LoadStateDict); keys for which
+// loadStateDict copies sd into the variables of vs (see ESVAE.LoadStateDict); keys for which
 // ignore is true may be absent from the model.
 func loadStateDict(vs *gnn.VarStore, dtype gotch.DType, sd map[string]*ts.Tensor, ignore func(string) bool, model string) (ignored []string, err error) {
 	vars := vs.Variables()

@@ -36,7 +36,7 @@ func TestImportReferencePth(t *testing.T) {
 	if cfg.InChannels != 1 || cfg.LatentDim != 32 || cfg.T != 4 || cfg.Large {
 		t.Fatalf("inferred config %+v, want 1 channel, L=32, T=4, 32x32", cfg)
 	}
-	m, err := New(gnn.NewVarStore(gotch.CPU), cfg, gotch.Double)
+	m, err := NewESVAE(gnn.NewVarStore(gotch.CPU), cfg, gotch.Double)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestImportErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, _ := InferConfig(sd)
-	m, err := New(gnn.NewVarStore(gotch.CPU), cfg, gotch.Float)
+	m, err := NewESVAE(gnn.NewVarStore(gotch.CPU), cfg, gotch.Float)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestImportErrors(t *testing.T) {
 	}
 	large := DefaultConfig()
 	large.Large, large.LatentDim, large.T = true, 32, 4
-	ml, err := New(gnn.NewVarStore(gotch.CPU), large, gotch.Float)
+	ml, err := NewESVAE(gnn.NewVarStore(gotch.CPU), large, gotch.Float)
 	if err != nil {
 		t.Fatal(err)
 	}
