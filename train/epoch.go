@@ -51,11 +51,11 @@ func (t *trainer) endEpoch(testDS data.Dataset, epoch int, s *epochStats) (float
 		t.log.Info().Int("epoch", epoch+1).Float64("fad", fad).Msg("FAD")
 	}
 	for _, r := range []vis.Record{trainRec, testRec} {
-		if err := t.metric.Write(r); err != nil {
+		if err := t.epochLog.Write(r); err != nil {
 			return nan(), err
 		}
 	}
-	if err := t.metric.Sync(); err != nil {
+	if err := t.epochLog.Sync(); err != nil {
 		return nan(), err
 	}
 	t.hist.add(trainRec, testRec)
@@ -131,7 +131,7 @@ func (t *trainer) evaluate(ds data.Dataset, epoch int) (float64, error) {
 // reconstruct runs the model in eval mode on n images and returns the batch MSE and, when want, the
 // reconstructions.
 func (t *trainer) reconstruct(imgs []float32, n, c, h, w int, want bool) (float64, []float32, error) {
-	x, err := batchTensor(imgs, n, c, h, w, t.dev)
+	x, err := nn.ImagesTensor(imgs, n, c, h, w, t.dev)
 	if err == nil && t.dtype != gotch.Float {
 		x, err = x.Totype(t.dtype, true)
 	}

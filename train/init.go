@@ -88,7 +88,7 @@ func (t *trainer) initFrom(path string) error {
 	if err := load(); err != nil {
 		return fmt.Errorf("--init %s: %w", path, err)
 	}
-	if src.Relevant() != t.cfg.Model.Relevant() {
+	if src.WithoutOtherKinds() != t.cfg.Model.WithoutOtherKinds() {
 		t.log.Info().Interface("file", src).Interface("config", t.cfg.Model).Msg("--init: the file's other model settings differ from the configuration's; the configuration's are used")
 	}
 	t.meta.Source = "initialised from " + path

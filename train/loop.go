@@ -191,17 +191,9 @@ const maxPending = 100
 // step runs one optimizer step on a batch. Its metrics stay on the device (no host-device sync);
 // flush reads them. stopping says that this process was asked to stop; step returns whether the
 // run stops after this step (in a data-parallel job: whether any rank was asked to).
-func (t *trainer) step(b *data.Batch, c, h, w int, stopping bool) (bool, error) {
-	stop, err := t.step1(b, c, h, w, stopping)
-	if err != nil {
-		return false, err
-	}
-	return stop, nil
-}
-
-func (t *trainer) step1(b *data.Batch, c, h, w int, stopping bool) (stop bool, err error) {
+func (t *trainer) step(b *data.Batch, c, h, w int, stopping bool) (stop bool, err error) {
 	n := len(b.Labels)
-	x, err := batchTensor(b.Images, n, c, h, w, t.dev)
+	x, err := nn.ImagesTensor(b.Images, n, c, h, w, t.dev)
 	if err == nil && t.dtype != gotch.Float {
 		x, err = x.Totype(t.dtype, true)
 	}

@@ -34,7 +34,7 @@ func TestOverfitSixteenImages(t *testing.T) {
 		}
 		imgs = append(imgs, img...)
 	}
-	x, err := batchTensor(imgs, n, 1, 32, 32, gotch.CPU)
+	x, err := nn.ImagesTensor(imgs, n, 1, 32, 32, gotch.CPU)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -193,8 +193,8 @@ func rateSamples(m *vae.ESVAE, ds data.Dataset, dev gotch.Device, dtype gotch.DT
 	}
 	err = nn.Catch(func() {
 		nn.NoGrad(func() {
-			x := nn.M(batchTensor(imgs, n, c, h, w, dev))
-			z := nn.M(batchTensor(noise, n, 1, 1, L, dev))
+			x := nn.M(nn.ImagesTensor(imgs, n, c, h, w, dev))
+			z := nn.M(nn.ImagesTensor(noise, n, 1, 1, L, dev))
 			zz := drop(z, nn.M(z.View([]int64{int64(n), int64(L)}, false)))
 			if dtype != gotch.Float {
 				x = drop(x, nn.M(x.Totype(dtype, false)))

@@ -16,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sugarme/gotch"
 	gnn "github.com/sugarme/gotch/nn"
-	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/eval"
@@ -65,17 +64,17 @@ var ErrNonFinite = errors.New("loss is not finite")
 
 // trainer holds one run's state; it lives on one OS thread.
 type trainer struct {
-	cfg     Config
-	opts    Options
-	log     zerolog.Logger
-	dev     gotch.Device
-	model   vae.Net
-	opt     *AdamW
-	run     *runDir
-	meta    Meta
-	metric  *vis.MetricsLog
-	hist    history
-	metrics stepMetrics
+	cfg      Config
+	opts     Options
+	log      zerolog.Logger
+	dev      gotch.Device
+	model    vae.Net
+	opt      *AdamW
+	run      *runDir
+	meta     Meta
+	epochLog *vis.MetricsLog // metrics.jsonl: one record per epoch
+	hist     history
+	metrics  stepMetrics // the steps whose metrics wait on the device
 	// perEpoch is the number of training batches per epoch (for Net.SetEpoch).
 	perEpoch int
 	// group is the data-parallel process group (nil: a single process).
@@ -208,10 +207,10 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (res
 		}
 	}
 	if t.rank() == 0 { // outputs come from rank 0 only
-		if t.metric, err = vis.OpenMetricsLog(t.run.path("metrics.jsonl")); err != nil {
+		if t.epochLog, err = vis.OpenMetricsLog(t.run.path("metrics.jsonl")); err != nil {
 			return nil, err
 		}
-		defer t.metric.Close()
+		defer t.epochLog.Close()
 	}
 	t.openTB()
 	defer t.closeTB()
@@ -296,7 +295,7 @@ func (t *trainer) checkResumePoint(ckpt *Checkpoint, path string) (*Checkpoint, 
 		ckpt.Drop()
 		return nil, err
 	}
-	if !reflect.DeepEqual(ckpt.Meta.Config.Model.Relevant(), t.cfg.Model.Relevant()) {
+	if !reflect.DeepEqual(ckpt.Meta.Config.Model.WithoutOtherKinds(), t.cfg.Model.WithoutOtherKinds()) {
 		ckpt.Drop()
 		return nil, fmt.Errorf("resuming from %s: the configuration's model %+v contradicts the checkpoint's %+v; the architecture comes from the checkpoint: drop the model settings or use the checkpoint's", path, t.cfg.Model, ckpt.Meta.Config.Model)
 	}
@@ -404,21 +403,5 @@ type limited struct {
 }
 
 func (l limited) Len() int { return l.n }
-
-// batchTensor copies a batch of images (N*C*H*W float32) to a (N, C, H, W) tensor on dev.
-func batchTensor(imgs []float32, n, c, h, w int, dev gotch.Device) (*ts.Tensor, error) {
-	t, err := ts.OfSlice(imgs)
-	if err != nil {
-		return nil, err
-	}
-	v, err := t.View([]int64{int64(n), int64(c), int64(h), int64(w)}, true)
-	if err != nil {
-		return nil, err
-	}
-	if dev == gotch.CPU {
-		return v, nil
-	}
-	return v.To(dev, true)
-}
 
 func elapsed(since time.Time) float64 { return time.Since(since).Seconds() }

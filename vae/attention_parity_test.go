@@ -308,8 +308,8 @@ func TestAttentionPthImport(t *testing.T) {
 func TestAttentionConfig(t *testing.T) {
 	old := DefaultConfig()
 	old.Readout, old.InputAttention, old.PFARank = "", "", 0 // a checkpoint from before the options
-	if old.Relevant() != DefaultConfig().Relevant() || old.Variant() != "esvae" {
-		t.Fatalf("an old config differs from the default: %+v", old.Relevant())
+	if old.WithoutOtherKinds() != DefaultConfig().WithoutOtherKinds() || old.Variant() != "esvae" {
+		t.Fatalf("an old config differs from the default: %+v", old.WithoutOtherKinds())
 	}
 	taid := DefaultConfig()
 	taid.Readout = ReadoutTAID

@@ -84,10 +84,10 @@ type Config struct {
 	PFARank int64 `mapstructure:"pfa_rank" json:"pfa_rank,omitempty"`
 }
 
-// Relevant returns c with the settings of the other kinds zeroed (FSVAE's for a non-FSVAE model, the
+// WithoutOtherKinds returns c with the settings of the other kinds zeroed (FSVAE's for a non-FSVAE model, the
 // ANN VAE's for others) and Kind spelled out: two configurations describe the same model when their
-// Relevant forms are equal (checkpoints written before model.kind existed have no FSVAE settings).
-func (c Config) Relevant() Config {
+// WithoutOtherKinds forms are equal (checkpoints written before model.kind existed have no FSVAE settings).
+func (c Config) WithoutOtherKinds() Config {
 	c.Kind = c.KindName()
 	if c.Kind != KindFSVAE {
 		c.FSVAE = FSVAEConfig{}

@@ -10,14 +10,14 @@ import (
 func TestKindConfig(t *testing.T) {
 	old := DefaultConfig()
 	old.Kind, old.FSVAE = "", FSVAEConfig{}
-	if old.Relevant() != DefaultConfig().Relevant() || old.KindName() != KindESVAE {
-		t.Fatalf("an old ESVAE config differs from the default: %+v", old.Relevant())
+	if old.WithoutOtherKinds() != DefaultConfig().WithoutOtherKinds() || old.KindName() != KindESVAE {
+		t.Fatalf("an old ESVAE config differs from the default: %+v", old.WithoutOtherKinds())
 	}
 	f := DefaultConfig()
 	f.Kind = KindFSVAE
 	g := f
 	g.FSVAE.K = 10
-	if f.Relevant() == g.Relevant() {
+	if f.WithoutOtherKinds() == g.WithoutOtherKinds() {
 		t.Fatal("FSVAE configs with k 20 and 10 compare equal")
 	}
 	if err := CheckKind("x.ckpt", f, DefaultConfig()); err == nil || !strings.Contains(err.Error(), "fsvae") || !strings.Contains(err.Error(), "esvae") {

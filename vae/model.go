@@ -40,9 +40,10 @@ type ESVAE struct {
 
 	// lif is the neuron implementation: the fused kernel, or the per-step baseline (benchmarks).
 	lif func(x *ts.Tensor, T int64, cfg spiking.LIFConfig) (*ts.Tensor, error)
-	// unfused turns off the fused training-mode layer (op + bias + tdBN + LIF in one native call),
-	// which the model uses where it can (spiking.TdBN.Fusable) unless the per-step LIF is chosen.
-	unfused bool
+	// separateLayers runs each training-mode layer as separate calls (op with bias, then tdBN, then
+	// the LIF) instead of the fused layer (one native call), which the model uses where it can
+	// (spiking.TdBN.Fusable); the per-step LIF sets it too.
+	separateLayers bool
 	// amp is the mixed precision of the products (SetAMP); the fused layer runs fp32 only.
 	amp nn.AMP
 
@@ -60,7 +61,7 @@ func (m *ESVAE) SetNoiseShard(rank, world int) { m.shardRank, m.shardWorld = int
 // UsePerStepLIF switches the model to the per-step LIF formulation (the authors' design: a loop over
 // time steps with a straight-through surrogate). Same numbers, slower; a benchmark baseline.
 func (m *ESVAE) UsePerStepLIF(on bool) {
-	m.unfused = on
+	m.separateLayers = on
 	if on {
 		m.lif = spiking.LIFPerStep
 	} else {
@@ -71,7 +72,7 @@ func (m *ESVAE) UsePerStepLIF(on bool) {
 // UseFusedLayers switches the fused training-mode layers on (the default) or off: off, every layer
 // runs its op with bias, then tdBN, then the LIF as separate calls. Same numbers up to rounding; a
 // benchmark baseline.
-func (m *ESVAE) UseFusedLayers(on bool) { m.unfused = !on }
+func (m *ESVAE) UseFusedLayers(on bool) { m.separateLayers = !on }
 
 // NewESVAE builds the network in vs with PyTorch's default initialisation drawn from libtorch's RNG
 // (seed it first with native.ManualSeed for a reproducible model).
@@ -199,7 +200,7 @@ func (m *ESVAE) fusedLayer(l *layer, x *ts.Tensor, train bool, repeat int64) *ts
 // fusedLayerReadout is fusedLayer; with readout coefficients (T) it returns sum_t readout_t o_t
 // (N, ...) of the spikes o (native.TdLayerSpec.Readout).
 func (m *ESVAE) fusedLayerReadout(l *layer, x *ts.Tensor, train bool, repeat int64, readout *ts.Tensor) *ts.Tensor {
-	if !train || m.unfused || m.amp != nn.AMPOff || l.bn == nil || !l.spike || !l.bn.Fusable(x) {
+	if !train || m.separateLayers || m.amp != nn.AMPOff || l.bn == nil || !l.spike || !l.bn.Fusable(x) {
 		return nil
 	}
 	s := &native.TdLayerSpec{Repeat: repeat, Readout: readout}

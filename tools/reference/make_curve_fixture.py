@@ -12,7 +12,7 @@ What it does (the paper's training and data settings): the reference ESVAE of es
 authors' per-step design, time last) is trained for STEPS = 50 AdamW steps on real MNIST, once in
 float32 (as users train) and once in float64 from the same initial weights, the same batches and
 the same noise, and evaluated on fixed test images. train/curve_parity_test.go runs the same 50
-steps through the Go model (vae.Model.Forward with the stored noise, Model.Loss, Backward,
+steps through the Go model (vae.ESVAE.Forward with the stored noise, ESVAE.Loss, Backward,
 train.NewAdamW, Step, ZeroGrad) and compares the curves step by step.
 
 Size (why T = 8, L = 32, N = 8): the Go test runs the 50 steps twice (float32 and float64; libtorch's
