@@ -257,8 +257,8 @@ func benchSteps(w io.Writer, c Config, impl benchImpl, ref *Reference, rep *Repo
 	if err != nil {
 		return res, nil, err
 	}
-	x := nn.M(x0.MulScalar(ts.FloatScalar(2), true))
-	x = nn.M(x.AddScalar(ts.FloatScalar(-1), true)) // U[-1, 1)
+	x := nn.Try(x0.MulScalar(ts.FloatScalar(2), true))
+	x = nn.Try(x.AddScalar(ts.FloatScalar(-1), true)) // U[-1, 1)
 	defer nn.Drop(x)
 	for i := 0; i < c.Warmup+c.Steps; i++ {
 		if ref != nil && i == c.Warmup+c.Steps/2 {
@@ -377,8 +377,8 @@ func benchLIF(shape []int64, T int64, cfg spiking.LIFConfig, f func(*ts.Tensor, 
 	if err != nil {
 		return 0, err
 	}
-	x := nn.M(x0.MulScalar(ts.FloatScalar(0.5), true))
-	x = nn.M(x.SetRequiresGrad(true, true))
+	x := nn.Try(x0.MulScalar(ts.FloatScalar(0.5), true))
+	x = nn.Try(x.SetRequiresGrad(true, true))
 	defer nn.Drop(x)
 	var start time.Time
 	for i := 0; i < reps+1; i++ {

@@ -107,9 +107,9 @@ func (b aeBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
 	} else {
 		y = b.convT.Forward(x)
 	}
-	z := nn.M(b.bn.Forward(y, train))
+	z := nn.Try(b.bn.Forward(y, train))
 	nn.Drop(y)
-	out := nn.M(z.LeakyRelu(false)) // negative slope 0.01
+	out := nn.Try(z.LeakyRelu(false)) // negative slope 0.01
 	nn.Drop(z)
 	return out
 }
@@ -146,7 +146,7 @@ func (a *FeatureAE) encode(x *ts.Tensor, train bool) *ts.Tensor {
 		}
 		h = next
 	}
-	flat := nn.M(h.Flatten(1, -1, false))
+	flat := nn.Try(h.Flatten(1, -1, false))
 	nn.Drop(h)
 	defer nn.Drop(flat)
 	return a.latent.Forward(flat)
@@ -161,7 +161,7 @@ func (a *FeatureAE) Forward(x *ts.Tensor, train bool) (recon, feat *ts.Tensor, e
 		feat = a.encode(x, train)
 		h := a.decoderInput.Forward(feat)
 		hd := a.hidden()
-		v := nn.M(h.View([]int64{-1, hd[len(hd)-1], 2, 2}, false))
+		v := nn.Try(h.View([]int64{-1, hd[len(hd)-1], 2, 2}, false))
 		nn.Drop(h)
 		h = v
 		for _, b := range a.decoder {
@@ -173,7 +173,7 @@ func (a *FeatureAE) Forward(x *ts.Tensor, train bool) (recon, feat *ts.Tensor, e
 		nn.Drop(h)
 		h = a.final3.Forward(next)
 		nn.Drop(next)
-		recon = nn.M(h.Tanh(false))
+		recon = nn.Try(h.Tanh(false))
 		nn.Drop(h)
 	})
 	if err != nil {

@@ -95,7 +95,7 @@ func TrainFeatureAE(ctx context.Context, ds data.Dataset, o AETrainOptions, dev 
 			recon, feat, err := a.Forward(x, true)
 			nn.Check(err)
 			nn.Drop(feat)
-			l := nn.M(recon.MseLoss(x, 1, false))
+			l := nn.Try(recon.MseLoss(x, 1, false))
 			nn.Drop(recon)
 			defer nn.Drop(l)
 			nn.Check(opt.BackwardStep(l))

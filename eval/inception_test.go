@@ -34,7 +34,7 @@ func TestFIDAndISPathMatchesReference(t *testing.T) {
 	// The resize alone: channel 0 of image 0, back in 0..255.
 	var pre *ts.Tensor
 	if err := nn.Catch(func() {
-		one := nn.M(a.Narrow(0, 0, 1, false))
+		one := nn.Try(a.Narrow(0, 0, 1, false))
 		defer nn.Drop(one)
 		pre = feat.preprocess(one)
 	}); err != nil {

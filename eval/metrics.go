@@ -68,7 +68,7 @@ func ForEachBatch(ctx context.Context, ds data.Dataset, batch, limit int, dev go
 func mse(a, b *ts.Tensor) (float64, error) {
 	var v float64
 	err := nn.Catch(func() {
-		l := nn.M(a.MseLoss(b, 1, false)) // reduction mean
+		l := nn.Try(a.MseLoss(b, 1, false)) // reduction mean
 		defer nn.Drop(l)
 		var err error
 		v, err = nn.HostScalar(l)

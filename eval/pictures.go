@@ -38,7 +38,7 @@ func CollectRates(ctx context.Context, m *vae.ESVAE, ds data.Dataset, limit int,
 	n := len(q) / int(m.Cfg.LatentDim)
 	err = nn.Catch(func() {
 		nn.NoGrad(func() {
-			noise := nn.M(ts.Randn([]int64{int64(n), m.Cfg.LatentDim}, m.DType, dev))
+			noise := nn.Try(ts.Randn([]int64{int64(n), m.Cfg.LatentDim}, m.DType, dev))
 			defer nn.Drop(noise)
 			rp, err := m.PriorRate(noise)
 			nn.Check(err)
@@ -118,9 +118,9 @@ func Interpolate(path string, m *vae.ESVAE, a, b *ts.Tensor, steps int) error {
 			defer nn.Drop(rb)
 			for i := 0; i < steps; i++ {
 				t := float64(i) / float64(steps-1)
-				x := nn.M(ra.MulScalar(ts.FloatScalar(1-t), false))
-				y := nn.M(rb.MulScalar(ts.FloatScalar(t), false))
-				r := nn.M(x.Add(y, true))
+				x := nn.Try(ra.MulScalar(ts.FloatScalar(1-t), false))
+				y := nn.Try(rb.MulScalar(ts.FloatScalar(t), false))
+				r := nn.Try(x.Add(y, true))
 				nn.Drop(y)
 				z, err := m.SamplePosterior(r, nil)
 				nn.Drop(r)

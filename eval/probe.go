@@ -106,7 +106,7 @@ func Probe(ctx context.Context, m *vae.ESVAE, trainDS, testDS data.Dataset, o Pr
 				nn.Drop(h)
 			}
 			if i+1 < len(layers) {
-				y = dropTo(y, nn.M(y.Relu(false)))
+				y = dropTo(y, nn.Try(y.Relu(false)))
 			}
 			h = y
 		}
@@ -123,12 +123,12 @@ func Probe(ctx context.Context, m *vae.ESVAE, trainDS, testDS data.Dataset, o Pr
 			xb = append(xb, x[i*L:(i+1)*L]...)
 			yb = append(yb, y[i])
 		}
-		xt := nn.M(ts.OfSlice(xb))
-		xt = dropTo(xt, nn.M(xt.View([]int64{int64(len(idx)), int64(L)}, false)))
-		yt := nn.M(ts.OfSlice(yb))
+		xt := nn.Try(ts.OfSlice(xb))
+		xt = dropTo(xt, nn.Try(xt.View([]int64{int64(len(idx)), int64(L)}, false)))
+		yt := nn.Try(ts.OfSlice(yb))
 		if dev != gotch.CPU {
-			xt = dropTo(xt, nn.M(xt.To(dev, false)))
-			yt = dropTo(yt, nn.M(yt.To(dev, false)))
+			xt = dropTo(xt, nn.Try(xt.To(dev, false)))
+			yt = dropTo(yt, nn.Try(yt.To(dev, false)))
 		}
 		return xt, yt
 	}
@@ -172,9 +172,9 @@ func Probe(ctx context.Context, m *vae.ESVAE, trainDS, testDS data.Dataset, o Pr
 				}
 				xt, yt := tensorOf(xte, yte, idx)
 				logits := forward(xt)
-				pred := nn.M(logits.Argmax([]int64{1}, false, true))
-				eq := nn.M(pred.EqTensor(yt, true))
-				c := nn.M(eq.Sum(gotch.Double, true))
+				pred := nn.Try(logits.Argmax([]int64{1}, false, true))
+				eq := nn.Try(pred.EqTensor(yt, true))
+				c := nn.Try(eq.Sum(gotch.Double, true))
 				v, err := nn.HostScalar(c)
 				nn.Drop(c, xt, yt)
 				nn.Check(err)
@@ -193,12 +193,12 @@ func Probe(ctx context.Context, m *vae.ESVAE, trainDS, testDS data.Dataset, o Pr
 
 // crossEntropy is the mean of -log softmax(logits)[y].
 func crossEntropy(logits, y *ts.Tensor) *ts.Tensor {
-	lp := nn.M(logits.LogSoftmax(1, gotch.Float, false))
-	yi := nn.M(y.Unsqueeze(1, false))
-	g := nn.M(lp.Gather(1, yi, false, true))
+	lp := nn.Try(logits.LogSoftmax(1, gotch.Float, false))
+	yi := nn.Try(y.Unsqueeze(1, false))
+	g := nn.Try(lp.Gather(1, yi, false, true))
 	nn.Drop(yi)
-	m := nn.M(g.Mean(gotch.Float, true))
-	return nn.M(m.Neg(true))
+	m := nn.Try(g.Mean(gotch.Float, true))
+	return nn.Try(m.Neg(true))
 }
 
 func dropTo(old, next *ts.Tensor) *ts.Tensor {

@@ -17,7 +17,7 @@ func ReconstructBatch(m vae.Net, x *ts.Tensor, want bool) (mse float64, out []fl
 		xh, err := m.Reconstruct(x)
 		nn.Check(err)
 		defer nn.Drop(xh)
-		l := nn.M(xh.MseLoss(x, 1, false))
+		l := nn.Try(xh.MseLoss(x, 1, false))
 		defer nn.Drop(l)
 		mse, err = nn.HostScalar(l)
 		nn.Check(err)

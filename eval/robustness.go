@@ -114,21 +114,21 @@ func countImages(ds data.Dataset, limit int) int {
 // ShuffleTime permutes z (T, N, L) along time independently for every (n, l): the permutation is
 // the argsort of uniform keys, which is uniformly random. Panics with *nn.OpError on failure.
 func ShuffleTime(z *ts.Tensor) *ts.Tensor {
-	keys := nn.M(z.RandLike(false))
-	idx := nn.M(keys.Argsort(0, false, true))
+	keys := nn.Try(z.RandLike(false))
+	idx := nn.Try(keys.Argsort(0, false, true))
 	defer nn.Drop(idx)
-	return nn.M(z.Gather(0, idx, false, false))
+	return nn.Try(z.Gather(0, idx, false, false))
 }
 
 // FlipSpikes returns z (0/1 values) with every entry flipped independently with probability p:
 // z XOR b with b ~ Bernoulli(p), computed as |z - b|. Panics with *nn.OpError on failure.
 func FlipSpikes(z *ts.Tensor, p float64) *ts.Tensor {
-	u := nn.M(z.RandLike(false))
-	b := nn.M(u.Lt(ts.FloatScalar(p), true))
-	bf := nn.M(b.Totype(z.DType(), true))
-	d := nn.M(z.Sub(bf, false))
+	u := nn.Try(z.RandLike(false))
+	b := nn.Try(u.Lt(ts.FloatScalar(p), true))
+	bf := nn.Try(b.Totype(z.DType(), true))
+	d := nn.Try(z.Sub(bf, false))
 	nn.Drop(bf)
-	return nn.M(d.Abs(true))
+	return nn.Try(d.Abs(true))
 }
 
 // PlotRobustness draws both noise curves against p, with the temporal-shuffle values as flat

@@ -82,18 +82,18 @@ func CPUHasBF16() bool { return cpu.X86.HasAVX512BF16 || cpu.X86.HasAMXBF16 }
 // AMPOff it runs f on the tensors as they are. b may be nil.
 func mixed(a AMP, x, w, b *ts.Tensor, f func(x, w, b *ts.Tensor) (*ts.Tensor, error)) *ts.Tensor {
 	if a == AMPOff {
-		return M(f(x, w, b))
+		return Try(f(x, w, b))
 	}
 	dt := a.DType()
-	xc := M(x.Totype(dt, false))
+	xc := Try(x.Totype(dt, false))
 	defer Drop(xc)
-	wc := M(w.Totype(dt, false))
+	wc := Try(w.Totype(dt, false))
 	defer Drop(wc)
 	var bc *ts.Tensor
 	if b != nil {
-		bc = M(b.Totype(dt, false))
+		bc = Try(b.Totype(dt, false))
 		defer Drop(bc)
 	}
-	y := M(f(xc, wc, bc))
-	return M(y.Totype(x.DType(), true))
+	y := Try(f(xc, wc, bc))
+	return Try(y.Totype(x.DType(), true))
 }

@@ -58,7 +58,7 @@ func (c *ConvTranspose) Forward(x *ts.Tensor) *ts.Tensor { return c.forward(x, c
 
 // ForwardScaledBias is Forward with the bias multiplied by the scalar tensor k.
 func (c *ConvTranspose) ForwardScaledBias(x, k *ts.Tensor) *ts.Tensor {
-	b := M(c.Bias.Mul(k, false))
+	b := Try(c.Bias.Mul(k, false))
 	defer Drop(b)
 	return c.forward(x, b)
 }

@@ -20,9 +20,10 @@ type OpError struct{ Err error }
 func (e *OpError) Error() string { return e.Err.Error() }
 func (e *OpError) Unwrap() error { return e.Err }
 
-// M returns t or panics with an *OpError: the error-returning gotch ops are used through it so that
-// a failure can be recovered (gotch's Must* variants exit the process).
-func M(t *ts.Tensor, err error) *ts.Tensor {
+// Try returns t or panics with an *OpError, which the enclosing Catch turns back into an error:
+// model code writes nn.Try(x.Add(y, false)) inside nn.Catch(func() { ... }), try and catch, instead
+// of checking every op's error by hand (gotch's Must* variants exit the process instead).
+func Try(t *ts.Tensor, err error) *ts.Tensor {
 	if err != nil {
 		panic(&OpError{err})
 	}
@@ -57,9 +58,9 @@ func At(root *gnn.Path, dotted string) *gnn.Path {
 
 // uniformParam adds a trainable parameter drawn from uniform(-bound, bound) with libtorch's RNG.
 func uniformParam(p *gnn.Path, name string, dims []int64, bound float64, dtype gotch.DType) *ts.Tensor {
-	r := M(ts.Rand(dims, dtype, p.Device()))           // U[0,1)
-	w := M(r.MulScalar(ts.FloatScalar(2*bound), true)) // U[0,2b)
-	w = M(w.AddScalar(ts.FloatScalar(-bound), true))   // U[-b,b)
+	r := Try(ts.Rand(dims, dtype, p.Device()))           // U[0,1)
+	w := Try(r.MulScalar(ts.FloatScalar(2*bound), true)) // U[0,2b)
+	w = Try(w.AddScalar(ts.FloatScalar(-bound), true))   // U[-b,b)
 	v, err := p.Add(name, w, true)
 	if err != nil {
 		panic(&OpError{fmt.Errorf("adding %s: %w", name, err)})

@@ -240,16 +240,16 @@ func devName(d gotch.Device) string {
 // uniform returns U(lo, hi) of the shape on the CPU (seeded), moved to dev.
 func uniform(seed uint64, shape []int64, kind gotch.DType, lo, hi float64, dev gotch.Device) *ts.Tensor {
 	nn.Check(native.ManualSeed(seed))
-	r := nn.M(ts.Rand(shape, kind, gotch.CPU))
-	r = nn.M(r.MulScalar(ts.FloatScalar(hi-lo), true))
-	r = nn.M(r.AddScalar(ts.FloatScalar(lo), true))
-	return nn.M(r.To(dev, true))
+	r := nn.Try(ts.Rand(shape, kind, gotch.CPU))
+	r = nn.Try(r.MulScalar(ts.FloatScalar(hi-lo), true))
+	r = nn.Try(r.AddScalar(ts.FloatScalar(lo), true))
+	return nn.Try(r.To(dev, true))
 }
 
 func normal(seed uint64, shape []int64, kind gotch.DType, dev gotch.Device) *ts.Tensor {
 	nn.Check(native.ManualSeed(seed))
-	r := nn.M(ts.Randn(shape, kind, gotch.CPU))
-	return nn.M(r.To(dev, true))
+	r := nn.Try(ts.Randn(shape, kind, gotch.CPU))
+	return nn.Try(r.To(dev, true))
 }
 
 func host(t *ts.Tensor) []float64 {
@@ -261,13 +261,13 @@ func host(t *ts.Tensor) []float64 {
 // fwdBwd runs out = f(leaf) for a fresh leaf copy of x and backpropagates sum(out * gout); returns
 // out and dL/dx on the host.
 func fwdBwd(f func(*ts.Tensor) (*ts.Tensor, error), x, gout *ts.Tensor) (out, grad []float64) {
-	leaf := nn.M(x.Detach(false))
-	leaf = nn.M(leaf.SetRequiresGrad(true, true))
-	o := nn.M(f(leaf))
-	prod := nn.M(o.Mul(gout, false))
-	loss := nn.M(prod.Sum(x.DType(), true))
+	leaf := nn.Try(x.Detach(false))
+	leaf = nn.Try(leaf.SetRequiresGrad(true, true))
+	o := nn.Try(f(leaf))
+	prod := nn.Try(o.Mul(gout, false))
+	loss := nn.Try(prod.Sum(x.DType(), true))
 	nn.Check(loss.Backward())
-	g := nn.M(leaf.Grad(false))
+	g := nn.Try(leaf.Grad(false))
 	out, grad = host(o), host(g)
 	nn.Drop(o, loss, g, leaf)
 	return out, grad
@@ -334,17 +334,17 @@ func checkDevice(e *env) (string, error) {
 func checkRoundTrip(e *env) (string, error) {
 	for _, kind := range []gotch.DType{gotch.Float, gotch.Double} {
 		x := uniform(1, []int64{64, 33}, kind, -3, 3, gotch.CPU)
-		d := nn.M(x.To(e.dev, false))
-		back := nn.M(d.To(gotch.CPU, true))
+		d := nn.Try(x.To(e.dev, false))
+		back := nn.Try(d.To(gotch.CPU, true))
 		if n := countDiff(host(x), host(back)); n != 0 {
 			return "", fmt.Errorf("%v: %d of %d values changed on the way", kind, n, 64*33)
 		}
 		nn.Drop(x, back)
 	}
 	ints := []int64{-5, 0, 7, 1 << 40}
-	x := nn.M(ts.OfSlice(ints))
-	d := nn.M(x.To(e.dev, true))
-	back := nn.M(d.To(gotch.CPU, true))
+	x := nn.Try(ts.OfSlice(ints))
+	d := nn.Try(x.To(e.dev, true))
+	back := nn.Try(d.To(gotch.CPU, true))
 	if got := back.Int64Values(); fmt.Sprint(got) != fmt.Sprint(ints) {
 		return "", fmt.Errorf("int64: %v came back as %v", ints, got)
 	}
@@ -354,9 +354,9 @@ func checkRoundTrip(e *env) (string, error) {
 func checkMatmul(e *env) (string, error) {
 	a := uniform(2, []int64{128, 96}, gotch.Double, -1, 1, gotch.CPU)
 	b := uniform(3, []int64{96, 64}, gotch.Double, -1, 1, gotch.CPU)
-	ref := nn.M(a.Matmul(b, false))
-	ad, bd := nn.M(a.To(e.dev, false)), nn.M(b.To(e.dev, false))
-	got := nn.M(ad.Matmul(bd, true))
+	ref := nn.Try(a.Matmul(b, false))
+	ad, bd := nn.Try(a.To(e.dev, false)), nn.Try(b.To(e.dev, false))
+	got := nn.Try(ad.Matmul(bd, true))
 	nn.Drop(bd)
 	err := maxRelErr(host(got), host(ref))
 	if err > 1e-12 {
@@ -432,17 +432,17 @@ func checkLIFGradient(e *env) (string, error) {
 func poissonATen(r, u *ts.Tensor, a float64) (*ts.Tensor, error) {
 	var out *ts.Tensor
 	err := nn.Catch(func() {
-		d := nn.M(r.Sub(u, false))                // (T, N, L) by broadcasting
-		z := nn.M(d.Gt(ts.FloatScalar(0), false)) // bool
-		z = nn.M(z.Totype(r.DType(), true))
-		absd := nn.M(d.Abs(false))
-		win := nn.M(absd.Lt(ts.FloatScalar(a), true))
-		win = nn.M(win.Totype(r.DType(), true))
-		win = nn.M(win.DivScalar(ts.FloatScalar(2*a), true))
-		g := nn.M(d.Mul(nn.M(win.Detach(false)), true)) // d(g)/dr = win
-		gd := nn.M(g.Detach(false))
-		st := nn.M(g.Sub(gd, true))
-		out = nn.M(z.Add(st, true))
+		d := nn.Try(r.Sub(u, false))                // (T, N, L) by broadcasting
+		z := nn.Try(d.Gt(ts.FloatScalar(0), false)) // bool
+		z = nn.Try(z.Totype(r.DType(), true))
+		absd := nn.Try(d.Abs(false))
+		win := nn.Try(absd.Lt(ts.FloatScalar(a), true))
+		win = nn.Try(win.Totype(r.DType(), true))
+		win = nn.Try(win.DivScalar(ts.FloatScalar(2*a), true))
+		g := nn.Try(d.Mul(nn.Try(win.Detach(false)), true)) // d(g)/dr = win
+		gd := nn.Try(g.Detach(false))
+		st := nn.Try(g.Sub(gd, true))
+		out = nn.Try(z.Add(st, true))
 		nn.Drop(win, absd, gd, st)
 	})
 	return out, err
@@ -502,7 +502,7 @@ func checkSeeded(e *env) (string, error) {
 		nn.Check(native.ManualSeed(42))
 		r := uniform(5, []int64{8, 16}, gotch.Float, 0, 1, e.dev)
 		nn.Check(native.ManualSeed(42))
-		z := nn.M(spiking.PoissonSample(r, 8, 0.5))
+		z := nn.Try(spiking.PoissonSample(r, 8, 0.5))
 		v := host(z)
 		nn.Drop(r, z)
 		return v
@@ -538,7 +538,7 @@ func copyWeights(dst, src *vae.ESVAE) {
 		if !ok {
 			nn.Check(fmt.Errorf("variable %s missing", name))
 		}
-		c := nn.M(s.To(nn.Device(&d), false))
+		c := nn.Try(s.To(nn.Device(&d), false))
 		nn.NoGrad(func() { d.Copy_(c) })
 		nn.Drop(c)
 	}
@@ -562,7 +562,7 @@ func lossAndGrads(m *vae.ESVAE, x *ts.Tensor, noise *vae.Noise) (loss []float64,
 		if !rg {
 			continue
 		}
-		g := nn.M(v.Grad(false))
+		g := nn.Try(v.Grad(false))
 		if def, err := g.Defined(); err == nil && def {
 			grads[name] = host(g)
 		}
@@ -586,7 +586,7 @@ func checkModelVsCPU(e *env) (string, error) {
 	u := uniform(32, []int64{cfg.T, N, cfg.LatentDim}, kind, 0, 1, gotch.CPU)
 	n := normal(33, []int64{N, cfg.LatentDim}, kind, gotch.CPU)
 	lc, gc := lossAndGrads(cpu, x, &vae.Noise{UPost: u, N: n})
-	xd, ud, nd := nn.M(x.To(e.dev, false)), nn.M(u.To(e.dev, false)), nn.M(n.To(e.dev, false))
+	xd, ud, nd := nn.Try(x.To(e.dev, false)), nn.Try(u.To(e.dev, false)), nn.Try(n.To(e.dev, false))
 	var ld []float64
 	var gd map[string][]float64
 	if err := e.fused("model forward/backward", func() error {

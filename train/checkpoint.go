@@ -182,15 +182,15 @@ func nonFiniteVars(m vae.Net) (bad []string, err error) {
 			defer func() { nn.Drop(all...) }()
 			for _, k := range keys {
 				v := vars[k]
-				f := nn.M(v.Isfinite(false))
-				all = append(all, nn.M(f.All(true)))
+				f := nn.Try(v.Isfinite(false))
+				all = append(all, nn.Try(f.All(true)))
 			}
 			if len(all) == 0 {
 				return
 			}
-			st := nn.M(ts.Stack(all, 0))
+			st := nn.Try(ts.Stack(all, 0))
 			defer nn.Drop(st)
-			fl := nn.M(st.Totype(gotch.Double, false))
+			fl := nn.Try(st.Totype(gotch.Double, false))
 			defer nn.Drop(fl)
 			var e error
 			if flags, e = nn.HostFloat64(fl); e != nil {
@@ -300,8 +300,8 @@ func (c *Checkpoint) LoadInto(m vae.Net) error {
 			if !slices.Equal(want, got) {
 				nn.Check(fmt.Errorf("has shape %v, the model needs %v (another architecture?)", got, want))
 			}
-			s := nn.M(src.To(nn.Device(&v), false))
-			s2 := nn.M(s.Totype(v.DType(), true))
+			s := nn.Try(src.To(nn.Device(&v), false))
+			s2 := nn.Try(s.Totype(v.DType(), true))
 			defer nn.Drop(s2)
 			nn.NoGrad(func() { v.Copy_(s2) })
 		})

@@ -293,12 +293,12 @@ func (t *trainer) exchange(m *ts.Tensor, stop bool) (*ts.Tensor, bool, error) {
 	}
 	var packed *ts.Tensor
 	err := nn.Catch(func() {
-		f := nn.M(ts.OfSlice([]float64{flag}))
-		f = drop(f, nn.M(f.To(nn.Device(m), false)))
+		f := nn.Try(ts.OfSlice([]float64{flag}))
+		f = drop(f, nn.Try(f.To(nn.Device(m), false)))
 		defer nn.Drop(f)
-		mm := nn.M(m.Totype(gotch.Double, false))
+		mm := nn.Try(m.Totype(gotch.Double, false))
 		defer nn.Drop(mm)
-		packed = nn.M(ts.Cat([]*ts.Tensor{mm, f}, 0)) // (6,)
+		packed = nn.Try(ts.Cat([]*ts.Tensor{mm, f}, 0)) // (6,)
 	})
 	if err != nil {
 		return nil, false, err
@@ -313,9 +313,9 @@ func (t *trainer) exchange(m *ts.Tensor, stop bool) (*ts.Tensor, bool, error) {
 	}
 	var avg *ts.Tensor
 	err = nn.Catch(func() {
-		s := nn.M(packed.Narrow(0, 0, 5, false))
-		s2 := drop(s, nn.M(s.DivScalar(ts.FloatScalar(float64(t.group.d.World)), false)))
-		avg = drop(s2, nn.M(s2.Totype(m.DType(), false)))
+		s := nn.Try(packed.Narrow(0, 0, 5, false))
+		s2 := drop(s, nn.Try(s.DivScalar(ts.FloatScalar(float64(t.group.d.World)), false)))
+		avg = drop(s2, nn.Try(s2.Totype(m.DType(), false)))
 	})
 	if err != nil {
 		return nil, false, err

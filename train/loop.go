@@ -236,7 +236,7 @@ func (t *trainer) step(b *data.Batch, c, h, w int, stopping bool) (stop bool, er
 	var m *ts.Tensor
 	err = nn.Catch(func() {
 		nn.NoGrad(func() {
-			m = nn.M(ts.Stack([]*ts.Tensor{loss.Total, loss.MSE, loss.MMD, loss.MeanQ, loss.MeanP}, 0)) // (5,)
+			m = nn.Try(ts.Stack([]*ts.Tensor{loss.Total, loss.MSE, loss.MMD, loss.MeanQ, loss.MeanP}, 0)) // (5,)
 		})
 	})
 	if err != nil {
@@ -277,7 +277,7 @@ func (t *trainer) flush(stats *epochStats) error {
 	}
 	var vals []float64
 	err := nn.Catch(func() {
-		all := nn.M(ts.Stack(t.metrics.pending, 0)) // (k, 5)
+		all := nn.Try(ts.Stack(t.metrics.pending, 0)) // (k, 5)
 		defer nn.Drop(all)
 		var e error
 		if vals, e = nn.HostFloat64(all); e != nil {

@@ -193,12 +193,12 @@ func rateSamples(m *vae.ESVAE, ds data.Dataset, dev gotch.Device, dtype gotch.DT
 	}
 	err = nn.Catch(func() {
 		nn.NoGrad(func() {
-			x := nn.M(nn.ImagesTensor(imgs, n, c, h, w, dev))
-			z := nn.M(nn.ImagesTensor(noise, n, 1, 1, L, dev))
-			zz := drop(z, nn.M(z.View([]int64{int64(n), int64(L)}, false)))
+			x := nn.Try(nn.ImagesTensor(imgs, n, c, h, w, dev))
+			z := nn.Try(nn.ImagesTensor(noise, n, 1, 1, L, dev))
+			zz := drop(z, nn.Try(z.View([]int64{int64(n), int64(L)}, false)))
 			if dtype != gotch.Float {
-				x = drop(x, nn.M(x.Totype(dtype, false)))
-				zz = drop(zz, nn.M(zz.Totype(dtype, false)))
+				x = drop(x, nn.Try(x.Totype(dtype, false)))
+				zz = drop(zz, nn.Try(zz.Totype(dtype, false)))
 			}
 			defer nn.Drop(x, zz)
 			e, q, err := m.Encode(x, false)

@@ -110,8 +110,8 @@ func (b annBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
 	} else {
 		y = b.convT.Forward(x)
 	}
-	y = drop(y, nn.M(b.bn.Forward(y, train)))
-	return drop(y, nn.M(y.LeakyRelu(false))) // negative slope 0.01
+	y = drop(y, nn.Try(b.bn.Forward(y, train)))
+	return drop(y, nn.Try(y.LeakyRelu(false))) // negative slope 0.01
 }
 
 // Encode maps images x (N, C, H, W) to mu and logvar (N, L).
@@ -124,7 +124,7 @@ func (m *ANNVAE) Encode(x *ts.Tensor, train bool) (mu, logvar *ts.Tensor, err er
 		for _, b := range m.encoder[1:] {
 			h = drop(h, b.forward(h, train)) // ... -> (N, C_last, 2, 2)
 		}
-		h = drop(h, nn.M(h.View([]int64{nn.Size(x)[0], m.Cfg.flat()}, false))) // (N, flat)
+		h = drop(h, nn.Try(h.View([]int64{nn.Size(x)[0], m.Cfg.flat()}, false))) // (N, flat)
 		mu = m.fcMu.Forward(h)
 		logvar = m.fcVar.Forward(h)
 		nn.Drop(h)
@@ -136,13 +136,13 @@ func (m *ANNVAE) Encode(x *ts.Tensor, train bool) (mu, logvar *ts.Tensor, err er
 func (m *ANNVAE) Reparameterize(mu, logvar, eps *ts.Tensor) (z *ts.Tensor, err error) {
 	err = nn.Catch(func() {
 		if eps == nil {
-			eps = nn.M(ts.Randn(nn.Size(mu), mu.DType(), nn.Device(mu)))
+			eps = nn.Try(ts.Randn(nn.Size(mu), mu.DType(), nn.Device(mu)))
 			defer nn.Drop(eps)
 		}
-		std := nn.M(logvar.MulScalar(ts.FloatScalar(0.5), false))
-		std = drop(std, nn.M(std.Exp(false)))
-		z = drop(std, nn.M(std.Mul(eps, false)))
-		z = drop(z, nn.M(z.Add(mu, false)))
+		std := nn.Try(logvar.MulScalar(ts.FloatScalar(0.5), false))
+		std = drop(std, nn.Try(std.Exp(false)))
+		z = drop(std, nn.Try(std.Mul(eps, false)))
+		z = drop(z, nn.Try(z.Add(mu, false)))
 	})
 	return z, err
 }
@@ -153,14 +153,14 @@ func (m *ANNVAE) Decode(z *ts.Tensor, train bool) (xhat *ts.Tensor, err error) {
 		n := nn.Size(z)[0]
 		h := m.decoderInput.Forward(z) // (N, flat), no norm, no activation
 		hid := m.Cfg.hidden()
-		h = drop(h, nn.M(h.View([]int64{n, hid[len(hid)-1], 2, 2}, false)))
+		h = drop(h, nn.Try(h.View([]int64{n, hid[len(hid)-1], 2, 2}, false)))
 		for _, b := range m.decoder {
 			h = drop(h, b.forward(h, train))
 		}
 		h = drop(h, m.final0.forward(h, train)) // (N, 32, S, S)
 		y := m.final3.Forward(h)                // (N, C, S, S)
 		nn.Drop(h)
-		xhat = drop(y, nn.M(y.Tanh(false)))
+		xhat = drop(y, nn.Try(y.Tanh(false)))
 	})
 	return xhat, err
 }
@@ -194,18 +194,18 @@ func (m *ANNVAE) Forward(x, eps *ts.Tensor, train bool) (*ANNOutput, error) {
 // and w = KLWeight(); the KLD is stored in Loss.MMD.
 func (m *ANNVAE) Loss(o *ANNOutput, x *ts.Tensor) (l *Loss, err error) {
 	err = nn.Catch(func() {
-		mse := nn.M(o.XHat.MseLoss(x, 1, false))
-		mu2 := nn.M(o.Mu.Square(false))
-		ev := nn.M(o.LogVar.Exp(false))
-		k := nn.M(o.LogVar.AddScalar(ts.FloatScalar(1), false)) // 1 + logvar
-		k = drop(k, nn.M(k.Sub(mu2, false)))
-		k = drop(k, nn.M(k.Sub(ev, false)))
+		mse := nn.Try(o.XHat.MseLoss(x, 1, false))
+		mu2 := nn.Try(o.Mu.Square(false))
+		ev := nn.Try(o.LogVar.Exp(false))
+		k := nn.Try(o.LogVar.AddScalar(ts.FloatScalar(1), false)) // 1 + logvar
+		k = drop(k, nn.Try(k.Sub(mu2, false)))
+		k = drop(k, nn.Try(k.Sub(ev, false)))
 		nn.Drop(mu2, ev)
-		k = drop(k, nn.M(k.SumDimIntlist([]int64{1}, false, k.DType(), false))) // (N,)
-		k = drop(k, nn.M(k.Mean(k.DType(), false)))
-		kld := drop(k, nn.M(k.MulScalar(ts.FloatScalar(-0.5), false)))
-		w := nn.M(kld.MulScalar(ts.FloatScalar(m.KLWeight()), false))
-		total := drop(w, nn.M(w.Add(mse, false)))
+		k = drop(k, nn.Try(k.SumDimIntlist([]int64{1}, false, k.DType(), false))) // (N,)
+		k = drop(k, nn.Try(k.Mean(k.DType(), false)))
+		kld := drop(k, nn.Try(k.MulScalar(ts.FloatScalar(-0.5), false)))
+		w := nn.Try(kld.MulScalar(ts.FloatScalar(m.KLWeight()), false))
+		total := drop(w, nn.Try(w.Add(mse, false)))
 		l = &Loss{Total: total, MSE: mse, MMD: kld}
 	})
 	return l, err
@@ -224,7 +224,7 @@ func (m *ANNVAE) Objective(x *ts.Tensor, train bool) (*Loss, error) {
 	}
 	err = nn.Catch(func() {
 		l.MeanQ = meanDetached(o.Mu)
-		ev := nn.M(o.LogVar.Exp(false))
+		ev := nn.Try(o.LogVar.Exp(false))
 		l.MeanP = drop(ev, meanDetached(ev))
 	})
 	if err != nil {

@@ -48,17 +48,17 @@ func (a *taid) forward(x *ts.Tensor) *ts.Tensor {
 	T := a.T
 	n, c, hw := s[0]/T, s[1], s[2]*s[3]
 	// Reshape, not View: final_layer.1's output may be channels last.
-	xv := nn.M(x.Reshape([]int64{T, n * c, hw}, false))         // (T, N*C, HW)
-	m := nn.M(xv.MeanDim([]int64{2}, false, xv.DType(), false)) // (T, N*C)
-	w := nn.M(a.W.View([]int64{T, T}, false))                   // (T', T)
-	att := nn.M(w.Mm(m, false))                                 // (T', N*C)
+	xv := nn.Try(x.Reshape([]int64{T, n * c, hw}, false))         // (T, N*C, HW)
+	m := nn.Try(xv.MeanDim([]int64{2}, false, xv.DType(), false)) // (T, N*C)
+	w := nn.Try(a.W.View([]int64{T, T}, false))                   // (T', T)
+	att := nn.Try(w.Mm(m, false))                                 // (T', N*C)
 	nn.Drop(m, w)
-	att = drop(att, nn.M(att.Sigmoid(false)))      // (T, N*C)
-	att = drop(att, nn.M(att.Unsqueeze(2, false))) // (T, N*C, 1)
-	y := nn.M(xv.Mul(att, false))                  // (T, N*C, HW)
+	att = drop(att, nn.Try(att.Sigmoid(false)))      // (T, N*C)
+	att = drop(att, nn.Try(att.Unsqueeze(2, false))) // (T, N*C, 1)
+	y := nn.Try(xv.Mul(att, false))                  // (T, N*C, HW)
 	nn.Drop(xv, att)
-	y = drop(y, nn.M(y.SumDimIntlist([]int64{0}, false, y.DType(), false))) // (N*C, HW)
-	return drop(y, nn.M(y.View([]int64{n, c, s[2], s[3]}, false)))          // (N, C, H, W)
+	y = drop(y, nn.Try(y.SumDimIntlist([]int64{0}, false, y.DType(), false))) // (N*C, HW)
+	return drop(y, nn.Try(y.View([]int64{n, c, s[2], s[3]}, false)))          // (N, C, H, W)
 }
 
 // pfa is TCSAModule(H, W, T, C, kernel_sizeTS=3, rank=R) under the name PFA:
@@ -105,36 +105,36 @@ func (a *pfa) forward(x *ts.Tensor) *ts.Tensor {
 	n, c, h, w := s[0], s[1], s[2], s[3]
 	T, R := a.T, a.R
 	// Spatial factors: TS_conv over the T (equal) channels of mean over C.
-	xm := nn.M(x.MeanDim([]int64{1}, true, x.DType(), false)) // (N, 1, H, W)
-	xin := nn.M(xm.Expand([]int64{n, T, h, w}, false, false)) // (N, T, H, W)
-	xin = drop(xin, nn.M(xin.Contiguous(false)))
+	xm := nn.Try(x.MeanDim([]int64{1}, true, x.DType(), false)) // (N, 1, H, W)
+	xin := nn.Try(xm.Expand([]int64{n, T, h, w}, false, false)) // (N, T, H, W)
+	xin = drop(xin, nn.Try(xin.Contiguous(false)))
 	nn.Drop(xm)
 	sp := a.ts.Forward(xin) // (N, R, H, W)
 	nn.Drop(xin)
-	sp = drop(sp, nn.M(sp.Sigmoid(false)))
+	sp = drop(sp, nn.Try(sp.Sigmoid(false)))
 	// Pooled input p (N, C), the same at every step.
-	p := nn.M(x.MeanDim([]int64{2, 3}, false, x.DType(), false))
+	p := nn.Try(x.MeanDim([]int64{2, 3}, false, x.DType(), false))
 	// Temporal factors: TC_FC(p[n, t, :]) is the same for every t.
 	tau := a.tc.Forward(p) // (N, R)
-	tau = drop(tau, nn.M(tau.Sigmoid(false)))
+	tau = drop(tau, nn.Try(tau.Sigmoid(false)))
 	// Channel factors: SC_FC over the T equal values p[n, c].
-	pt := nn.M(p.Unsqueeze(2, false))                              // (N, C, 1)
-	pt = drop(pt, nn.M(pt.Expand([]int64{n, c, T}, false, false))) // (N, C, T)
-	pt = drop(pt, nn.M(pt.Reshape([]int64{n * c, T}, false)))
+	pt := nn.Try(p.Unsqueeze(2, false))                              // (N, C, 1)
+	pt = drop(pt, nn.Try(pt.Expand([]int64{n, c, T}, false, false))) // (N, C, T)
+	pt = drop(pt, nn.Try(pt.Reshape([]int64{n * c, T}, false)))
 	nn.Drop(p)
 	chi := a.sc.Forward(pt) // (N*C, R)
 	nn.Drop(pt)
-	chi = drop(chi, nn.M(chi.Sigmoid(false)))
-	chi = drop(chi, nn.M(chi.View([]int64{n, c, R}, false)))
+	chi = drop(chi, nn.Try(chi.Sigmoid(false)))
+	chi = drop(chi, nn.Try(chi.View([]int64{n, c, R}, false)))
 	// A[n, c, hw] = sum_r chi[n, c, r] * (s[n, r, hw] * tau[n, r]).
-	st := nn.M(tau.View([]int64{n, R, 1, 1}, false))
-	st = drop(st, nn.M(sp.Mul(st, false)))
+	st := nn.Try(tau.View([]int64{n, R, 1, 1}, false))
+	st = drop(st, nn.Try(sp.Mul(st, false)))
 	nn.Drop(sp)
-	st = drop(st, nn.M(st.View([]int64{n, R, h * w}, false)))
-	att := nn.M(chi.Bmm(st, false)) // (N, C, HW)
+	st = drop(st, nn.Try(st.View([]int64{n, R, h * w}, false)))
+	att := nn.Try(chi.Bmm(st, false)) // (N, C, HW)
 	nn.Drop(chi, st)
-	att = drop(att, nn.M(att.View([]int64{n, c, h, w}, false)))
-	y := nn.M(att.Mul(x, false))
+	att = drop(att, nn.Try(att.View([]int64{n, c, h, w}, false)))
+	y := nn.Try(att.Mul(x, false))
 	nn.Drop(att)
-	return drop(y, nn.M(y.Relu(false)))
+	return drop(y, nn.Try(y.Relu(false)))
 }

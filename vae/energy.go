@@ -47,7 +47,7 @@ func (m *ESVAE) generationOps(count int64) []LayerOps {
 	T, L := m.Cfg.T, m.Cfg.LatentDim
 	dev := m.VS.Device()
 	sum := func(t *ts.Tensor) float64 {
-		s := nn.M(t.Sum(gotch.Double, false))
+		s := nn.Try(t.Sum(gotch.Double, false))
 		defer nn.Drop(s)
 		v, err := nn.HostScalar(s)
 		nn.Check(err)
@@ -57,17 +57,17 @@ func (m *ESVAE) generationOps(count int64) []LayerOps {
 	var ops []LayerOps
 
 	// sample_layer: a Linear on real-valued normal noise, once per image (not per step).
-	noise := nn.M(ts.Randn([]int64{count, L}, m.DType, dev))
+	noise := nn.Try(ts.Randn([]int64{count, L}, m.DType, dev))
 	defer nn.Drop(noise)
 	h := m.sample.Forward(noise)
-	rp := nn.M(h.Sigmoid(false))
+	rp := nn.Try(h.Sigmoid(false))
 	nn.Drop(h)
 	defer nn.Drop(rp)
 	n := float64(count)
 	ops = append(ops, LayerOps{Name: "sample_layer", FloatOps: n * float64(L*L+L), DenseMACs: n * float64(L*L+L), Neurons: float64(L)})
 	z, err := m.SamplePosterior(rp, nil)
 	nn.Check(err)
-	x := nn.M(z.View([]int64{T * count, L}, false)) // (T*N, L) spikes
+	x := nn.Try(z.View([]int64{T * count, L}, false)) // (T*N, L) spikes
 	nn.Drop(z)
 
 	spikeLayer := func(name string, l *layer, x *ts.Tensor) *ts.Tensor {
@@ -86,7 +86,7 @@ func (m *ESVAE) generationOps(count int64) []LayerOps {
 	y := spikeLayer("decoder_input", m.decoderInput, x)
 	nn.Drop(x)
 	hid := m.Cfg.hidden()
-	x = nn.M(y.View([]int64{T * count, hid[len(hid)-1], 2, 2}, false))
+	x = nn.Try(y.View([]int64{T * count, hid[len(hid)-1], 2, 2}, false))
 	nn.Drop(y)
 	for i, l := range m.decoder {
 		y = spikeLayer(fmt.Sprintf("decoder.%d", i), l, x)
@@ -136,8 +136,8 @@ func (m *ESVAE) onesOp(l *layer, x *ts.Tensor) (syn, dense float64) {
 	default:
 		w, b = l.lin.Weight, l.lin.Bias
 	}
-	w1 := nn.M(w.OnesLike(false))
-	b0 := nn.M(b.ZerosLike(false))
+	w1 := nn.Try(w.OnesLike(false))
+	b0 := nn.Try(b.ZerosLike(false))
 	defer nn.Drop(w1, b0)
 	apply := func(in *ts.Tensor) float64 {
 		var y *ts.Tensor
@@ -151,9 +151,9 @@ func (m *ESVAE) onesOp(l *layer, x *ts.Tensor) (syn, dense float64) {
 			c.Weight, c.Bias = w1, b0
 			y = c.Forward(in)
 		default:
-			y = nn.M(ts.Linear(in, w1, b0))
+			y = nn.Try(ts.Linear(in, w1, b0))
 		}
-		s := nn.M(y.Sum(gotch.Double, false))
+		s := nn.Try(y.Sum(gotch.Double, false))
 		nn.Drop(y)
 		defer nn.Drop(s)
 		v, err := nn.HostScalar(s)
@@ -161,8 +161,8 @@ func (m *ESVAE) onesOp(l *layer, x *ts.Tensor) (syn, dense float64) {
 		return v
 	}
 	syn = apply(x)
-	one := nn.M(x.Narrow(0, 0, 1, false))
-	ones := nn.M(one.OnesLike(false))
+	one := nn.Try(x.Narrow(0, 0, 1, false))
+	ones := nn.Try(one.OnesLike(false))
 	nn.Drop(one)
 	defer nn.Drop(ones)
 	return syn, apply(ones)

@@ -71,18 +71,18 @@ func (m *ESVAE) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
 	h := m.fusedLayer(first, x, train, T) // (T*N, 32, H/2, W/2)
 	if h == nil {
 		h = first.conv.Forward(x)                               // (N, 32, H/2, W/2)
-		h = drop(h, nn.M(h.Repeat([]int64{T, 1, 1, 1}, false))) // (T*N, 32, H/2, W/2)
-		h = drop(h, nn.M(first.bn.Forward(h, train)))
-		h = drop(h, nn.M(m.lif(h, T, lif)))
+		h = drop(h, nn.Try(h.Repeat([]int64{T, 1, 1, 1}, false))) // (T*N, 32, H/2, W/2)
+		h = drop(h, nn.Try(first.bn.Forward(h, train)))
+		h = drop(h, nn.Try(m.lif(h, T, lif)))
 	}
 	for _, l := range m.encoder[1:] {
 		h = m.layer(l, h, train, true) // ... -> (T*N, C_last, 2, 2)
 	}
 	// Reshape, not View: the fused layers' spikes may be channels last (native.TdLayer).
-	h = drop(h, nn.M(h.Reshape([]int64{T * n, m.Cfg.flat()}, false))) // (T*N, flat)
+	h = drop(h, nn.Try(h.Reshape([]int64{T * n, m.Cfg.flat()}, false))) // (T*N, flat)
 	h = m.layer(m.beforeLatent, h, train, true)                       // (T*N, L)
-	e = drop(h, nn.M(h.View([]int64{T, n, L}, false)))                // (T, N, L)
-	rq = nn.M(e.MeanDim([]int64{0}, false, m.DType, false))           // (N, L)
+	e = drop(h, nn.Try(h.View([]int64{T, n, L}, false)))                // (T, N, L)
+	rq = nn.Try(e.MeanDim([]int64{0}, false, m.DType, false))           // (N, L)
 	return e, rq
 }
 
@@ -120,10 +120,10 @@ func (m *ESVAE) decode(z *ts.Tensor, train bool) *ts.Tensor {
 		panic(&nn.OpError{Err: fmt.Errorf("decode expects latent spikes (T=%d, N, L=%d), got %v", T, m.Cfg.LatentDim, s)})
 	}
 	n := s[1]
-	h := nn.M(z.View([]int64{T * n, s[2]}, false)) // (T*N, L)
+	h := nn.Try(z.View([]int64{T * n, s[2]}, false)) // (T*N, L)
 	h = m.layer(m.decoderInput, h, train, true)    // (T*N, flat)
 	hid := m.Cfg.hidden()
-	h = drop(h, nn.M(h.View([]int64{T * n, hid[len(hid)-1], 2, 2}, false))) // (T*N, C_last, 2, 2)
+	h = drop(h, nn.Try(h.View([]int64{T * n, hid[len(hid)-1], 2, 2}, false))) // (T*N, C_last, 2, 2)
 	for _, l := range m.decoder {
 		h = m.layer(l, h, train, true) // doubles H, W; halves channels
 	}
@@ -134,7 +134,7 @@ func (m *ESVAE) decode(z *ts.Tensor, train bool) *ts.Tensor {
 		y := m.final1.Forward(h)              // (T*N, C, S, S)
 		nn.Drop(h)
 		y = drop(y, m.taid.forward(y)) // (N, C, S, S)
-		return drop(y, nn.M(y.Tanh(false)))
+		return drop(y, nn.Try(y.Tanh(false)))
 	}
 	// final_layer.1 (no spike) and the readout tanh(sum_t 0.8^(T-1-t) y_t), y_t = W * h_t + b:
 	// the weighted sum commutes with the linear layer, sum_t c_t (W * h_t + b) = W * (sum_t c_t h_t)
@@ -144,20 +144,20 @@ func (m *ESVAE) decode(z *ts.Tensor, train bool) *ts.Tensor {
 	hm := m.fusedLayerReadout(m.final0, h, train, 1, m.readout.Coef) // (N, 32, S, S)
 	if hm == nil {
 		h = m.layer(m.final0, h, train, true) // (T*N, 32, S, S)
-		hm = nn.M(m.readout.Sum(h))
+		hm = nn.Try(m.readout.Sum(h))
 	}
 	nn.Drop(h)
-	k := nn.M(m.readout.CoefSum())
+	k := nn.Try(m.readout.CoefSum())
 	y := m.final1.ForwardScaledBias(hm, k) // (N, C, S, S)
 	nn.Drop(hm, k)
-	return drop(y, nn.M(y.Tanh(false)))
+	return drop(y, nn.Try(y.Tanh(false)))
 }
 
 // PriorRate maps standard normal n (N, L) to prior rates r_p = sigmoid(W n + b) (N, L).
 func (m *ESVAE) PriorRate(n *ts.Tensor) (rp *ts.Tensor, err error) {
 	err = nn.Catch(func() {
 		h := m.sample.Forward(n)
-		rp = drop(h, nn.M(h.Sigmoid(false)))
+		rp = drop(h, nn.Try(h.Sigmoid(false)))
 	})
 	return rp, err
 }
@@ -220,12 +220,12 @@ func (m *ESVAE) shardedNoise(rq *ts.Tensor) (noise *Noise, err error) {
 		s := nn.Size(rq) // (N, L)
 		n, w, r := s[0], m.shardWorld, m.shardRank
 		dev := nn.Device(rq)
-		u := nn.M(ts.Rand([]int64{m.Cfg.T, n * w, s[1]}, m.DType, dev))
-		uu := drop(u, nn.M(u.Narrow(1, r*n, n, false)))
-		uc := drop(uu, nn.M(uu.Contiguous(false)))
-		g := nn.M(ts.Randn([]int64{n * w, s[1]}, m.DType, dev))
-		gg := drop(g, nn.M(g.Narrow(0, r*n, n, false)))
-		gc := drop(gg, nn.M(gg.Contiguous(false)))
+		u := nn.Try(ts.Rand([]int64{m.Cfg.T, n * w, s[1]}, m.DType, dev))
+		uu := drop(u, nn.Try(u.Narrow(1, r*n, n, false)))
+		uc := drop(uu, nn.Try(uu.Contiguous(false)))
+		g := nn.Try(ts.Randn([]int64{n * w, s[1]}, m.DType, dev))
+		gg := drop(g, nn.Try(g.Narrow(0, r*n, n, false)))
+		gc := drop(gg, nn.Try(gg.Contiguous(false)))
 		noise = &Noise{UPost: uc, N: gc}
 	})
 	return noise, err

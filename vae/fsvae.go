@@ -59,7 +59,7 @@ func NewFSVAE(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (*FSVAE, error) {
 
 func (m *FSVAE) newARNet(name string, widths []int64) *arNet {
 	root, dt := m.VS.Root(), m.bb.DType
-	z := nn.M(ts.Zeros([]int64{1, m.Cfg.LatentDim, 1}, dt, m.VS.Device()))
+	z := nn.Try(ts.Zeros([]int64{1, m.Cfg.LatentDim, 1}, dt, m.VS.Device()))
 	a := &arNet{initial: nn.Buffer(nn.At(root, name), "initial_input", z)}
 	nn.Drop(z)
 	for i := 0; i < 3; i++ {
@@ -101,8 +101,8 @@ func (m *FSVAE) run(a *arNet, x *ts.Tensor, P int64, train bool) *ts.Tensor {
 		if i > 0 {
 			nn.Drop(h)
 		}
-		y = drop(y, nn.M(l.bn.Forward(y, train)))
-		h = drop(y, nn.M(m.bb.lif(y, P, m.Cfg.LIF)))
+		y = drop(y, nn.Try(l.bn.Forward(y, train)))
+		h = drop(y, nn.Try(m.bb.lif(y, P, m.Cfg.LIF)))
 	}
 	return h
 }
@@ -126,33 +126,33 @@ func (m *FSVAE) step(a *arNet, s *arState, x *ts.Tensor) *ts.Tensor {
 	h := x
 	for i, l := range a.layers {
 		y := l.lin.Forward(h)
-		y = drop(y, nn.M(l.bn.Forward(y, false)))
+		y = drop(y, nn.Try(l.bn.Forward(y, false)))
 		// u_t = tau * u_{t-1} * (1 - o_{t-1}) + x_t
 		if s.u[i] != nil {
-			r := nn.M(s.u[i].MulScalar(ts.FloatScalar(lif.Tau), false))
-			keep := nn.M(s.o[i].MulScalar(ts.FloatScalar(-1), false))
-			keep = drop(keep, nn.M(keep.AddScalar(ts.FloatScalar(1), false)))
-			r = drop(r, nn.M(r.Mul(keep, false)))
+			r := nn.Try(s.u[i].MulScalar(ts.FloatScalar(lif.Tau), false))
+			keep := nn.Try(s.o[i].MulScalar(ts.FloatScalar(-1), false))
+			keep = drop(keep, nn.Try(keep.AddScalar(ts.FloatScalar(1), false)))
+			r = drop(r, nn.Try(r.Mul(keep, false)))
 			nn.Drop(keep)
-			y = drop(y, nn.M(r.Add(y, true)))
+			y = drop(y, nn.Try(r.Add(y, true)))
 		}
-		o := nn.M(y.Gt(ts.FloatScalar(lif.VTh), false))
-		o = drop(o, nn.M(o.Totype(y.DType(), false)))
+		o := nn.Try(y.Gt(ts.FloatScalar(lif.VTh), false))
+		o = drop(o, nn.Try(o.Totype(y.DType(), false)))
 		nn.Drop(s.u[i], s.o[i])
 		s.u[i], s.o[i] = y, o
 		h = o
 	}
-	return nn.M(h.ShallowClone())
+	return nn.Try(h.ShallowClone())
 }
 
 // pick returns out[n, l*k + j[n, l]] for out (N, kL) and j (N, L) int64: one copy per latent.
 func pick(out, j *ts.Tensor, L, k int64) *ts.Tensor {
 	n := nn.Size(out)[0]
-	v := nn.M(out.View([]int64{n, L, k}, false))
-	ji := nn.M(j.Unsqueeze(2, false))
-	g := nn.M(v.Gather(2, ji, false, false))
+	v := nn.Try(out.View([]int64{n, L, k}, false))
+	ji := nn.Try(j.Unsqueeze(2, false))
+	g := nn.Try(v.Gather(2, ji, false, false))
 	nn.Drop(v, ji)
-	return drop(g, nn.M(g.SqueezeDim(2, false)))
+	return drop(g, nn.Try(g.SqueezeDim(2, false)))
 }
 
 // FSVAENoise fixes the random draws of one FSVAE forward; a nil field is drawn from libtorch's RNG.
@@ -190,9 +190,9 @@ func (m *FSVAE) Decode(z *ts.Tensor, train bool) (*ts.Tensor, error) { return m.
 // drawJ returns noise.J or a fresh uniform draw of copy indices (T, N, L).
 func (m *FSVAE) drawJ(j *ts.Tensor, n int64) *ts.Tensor {
 	if j != nil {
-		return nn.M(j.ShallowClone())
+		return nn.Try(j.ShallowClone())
 	}
-	return nn.M(ts.Randint(m.Cfg.FSVAE.K, []int64{m.Cfg.T, n, m.Cfg.LatentDim}, gotch.Int64, m.VS.Device()))
+	return nn.Try(ts.Randint(m.Cfg.FSVAE.K, []int64{m.Cfg.T, n, m.Cfg.LatentDim}, gotch.Int64, m.VS.Device()))
 }
 
 // Posterior samples z (T, N, L) from encoder spikes e (T, N, L) (PosteriorBernoulliSTBP in
@@ -209,8 +209,8 @@ func (m *FSVAE) posteriorRun(e, jIn *ts.Tensor, train bool) (z, q *ts.Tensor) {
 	n := nn.Size(e)[1]
 	j := m.drawJ(jIn, n) // (T, N, L)
 	defer nn.Drop(j)
-	jt := func(t int64) *ts.Tensor { return nn.M(j.Select(0, t, false)) } // (N, L)
-	zero := nn.M(ts.Zeros([]int64{n, L}, e.DType(), nn.Device(e)))
+	jt := func(t int64) *ts.Tensor { return nn.Try(j.Select(0, t, false)) } // (N, L)
+	zero := nn.Try(ts.Zeros([]int64{n, L}, e.DType(), nn.Device(e)))
 	if !train {
 		// Evaluation: step by step; q_t needs z_{t-1} only.
 		var s arState
@@ -218,8 +218,8 @@ func (m *FSVAE) posteriorRun(e, jIn *ts.Tensor, train bool) (z, q *ts.Tensor) {
 		prev := zero
 		var qs, zs []*ts.Tensor
 		for t := int64(0); t < T; t++ {
-			et := nn.M(e.Select(0, t, false))
-			in := nn.M(ts.Cat([]*ts.Tensor{et, prev}, 1)) // (N, 2L): e first, then z
+			et := nn.Try(e.Select(0, t, false))
+			in := nn.Try(ts.Cat([]*ts.Tensor{et, prev}, 1)) // (N, 2L): e first, then z
 			nn.Drop(et)
 			qt := m.step(m.posterior, &s, in)
 			nn.Drop(in)
@@ -230,8 +230,8 @@ func (m *FSVAE) posteriorRun(e, jIn *ts.Tensor, train bool) (z, q *ts.Tensor) {
 			prev = zt
 		}
 		nn.Drop(zero)
-		q = nn.M(ts.Cat(qs, 0)) // (T*N, kL)
-		z = nn.M(ts.Stack(zs, 0))
+		q = nn.Try(ts.Cat(qs, 0)) // (T*N, kL)
+		z = nn.Try(ts.Stack(zs, 0))
 		nn.Drop(qs...)
 		nn.Drop(zs...)
 		return z, q
@@ -239,35 +239,35 @@ func (m *FSVAE) posteriorRun(e, jIn *ts.Tensor, train bool) (z, q *ts.Tensor) {
 	// Training: gradient-free prefix runs for the history z_0..z_{T-2}.
 	hist := []*ts.Tensor{zero} // z_{-1}, z_0, ...
 	nn.NoGrad(func() {
-		ed := nn.M(e.Detach(false))
+		ed := nn.Try(e.Detach(false))
 		defer nn.Drop(ed)
 		for t := int64(0); t < T-1; t++ {
-			ep := nn.M(ed.Narrow(0, 0, t+1, false)) // (t+1, N, L)
-			hp := nn.M(ts.Stack(hist, 0))           // (t+1, N, L)
-			in := nn.M(ts.Cat([]*ts.Tensor{ep, hp}, 2))
+			ep := nn.Try(ed.Narrow(0, 0, t+1, false)) // (t+1, N, L)
+			hp := nn.Try(ts.Stack(hist, 0))           // (t+1, N, L)
+			in := nn.Try(ts.Cat([]*ts.Tensor{ep, hp}, 2))
 			nn.Drop(ep, hp)
-			in = drop(in, nn.M(in.View([]int64{(t + 1) * n, 2 * L}, false)))
+			in = drop(in, nn.Try(in.View([]int64{(t + 1) * n, 2 * L}, false)))
 			out := m.run(m.posterior, in, t+1, true) // ((t+1)*N, kL)
 			nn.Drop(in)
-			last := nn.M(out.Narrow(0, t*n, n, false))
+			last := nn.Try(out.Narrow(0, t*n, n, false))
 			nn.Drop(out)
 			ji := jt(t)
 			hist = append(hist, pick(last, ji, L, k))
 			nn.Drop(last, ji)
 		}
 	})
-	hs := nn.M(ts.Stack(hist, 0)) // (T, N, L), no gradient
+	hs := nn.Try(ts.Stack(hist, 0)) // (T, N, L), no gradient
 	nn.Drop(hist...)
-	in := nn.M(ts.Cat([]*ts.Tensor{e, hs}, 2)) // e keeps its gradient
+	in := nn.Try(ts.Cat([]*ts.Tensor{e, hs}, 2)) // e keeps its gradient
 	nn.Drop(hs)
-	in = drop(in, nn.M(in.View([]int64{T * n, 2 * L}, false)))
+	in = drop(in, nn.Try(in.View([]int64{T * n, 2 * L}, false)))
 	q = m.run(m.posterior, in, T, true) // (T*N, kL), with gradient
 	nn.Drop(in)
-	qv := nn.M(q.View([]int64{T, n, L, k}, false))
-	ji := nn.M(j.Unsqueeze(3, false))
-	z = nn.M(qv.Gather(3, ji, false, false)) // (T, N, L, 1): backward scatters into the picked copy
+	qv := nn.Try(q.View([]int64{T, n, L, k}, false))
+	ji := nn.Try(j.Unsqueeze(3, false))
+	z = nn.Try(qv.Gather(3, ji, false, false)) // (T, N, L, 1): backward scatters into the picked copy
 	nn.Drop(qv, ji)
-	z = drop(z, nn.M(z.SqueezeDim(3, false)))
+	z = drop(z, nn.Try(z.SqueezeDim(3, false)))
 	return z, q
 }
 
@@ -282,15 +282,15 @@ func (m *FSVAE) Prior(z *ts.Tensor, noise *FSVAENoise, train bool) (p *ts.Tensor
 func (m *FSVAE) priorRun(z *ts.Tensor, noise *FSVAENoise, train bool) *ts.Tensor {
 	T, L, k := m.Cfg.T, m.Cfg.LatentDim, m.Cfg.FSVAE.K
 	n := nn.Size(z)[1]
-	zd := nn.M(z.Detach(false))
+	zd := nn.Try(z.Detach(false))
 	defer nn.Drop(zd)
-	hist := []*ts.Tensor{nn.M(ts.Zeros([]int64{n, L}, z.DType(), nn.Device(z)))}
+	hist := []*ts.Tensor{nn.Try(ts.Zeros([]int64{n, L}, z.DType(), nn.Device(z)))}
 	scheduled := train && m.Cfg.FSVAE.Scheduled
 	var coins []float64
 	if scheduled {
 		coins = noise.Coins
 		if coins == nil {
-			c := nn.M(ts.Rand([]int64{T}, gotch.Double, gotch.CPU))
+			c := nn.Try(ts.Rand([]int64{T}, gotch.Double, gotch.CPU))
 			coins = c.Float64Values()
 			nn.Drop(c)
 		}
@@ -301,34 +301,34 @@ func (m *FSVAE) priorRun(z *ts.Tensor, noise *FSVAENoise, train bool) *ts.Tensor
 	nn.NoGrad(func() {
 		for t := int64(0); t < T-1; t++ {
 			if !(scheduled && t >= 5 && coins[t] < m.p) {
-				hist = append(hist, nn.M(zd.Select(0, t, false)))
+				hist = append(hist, nn.Try(zd.Select(0, t, false)))
 				continue
 			}
-			hp := nn.M(ts.Stack(hist, 0))
-			hp = drop(hp, nn.M(hp.View([]int64{(t + 1) * n, L}, false)))
+			hp := nn.Try(ts.Stack(hist, 0))
+			hp = drop(hp, nn.Try(hp.View([]int64{(t + 1) * n, L}, false)))
 			out := m.run(m.prior, hp, t+1, true)
 			nn.Drop(hp)
-			last := nn.M(out.Narrow(0, t*n, n, false))
+			last := nn.Try(out.Narrow(0, t*n, n, false))
 			nn.Drop(out)
-			last = drop(last, nn.M(last.View([]int64{n, L, k}, false)))
-			prob := drop(last, nn.M(last.MeanDim([]int64{2}, false, z.DType(), false))) // (N, L)
+			last = drop(last, nn.Try(last.View([]int64{n, L, k}, false)))
+			prob := drop(last, nn.Try(last.MeanDim([]int64{2}, false, z.DType(), false))) // (N, L)
 			var eps *ts.Tensor
 			if noise.SS != nil {
-				eps = nn.M(noise.SS.Select(0, t, false))
+				eps = nn.Try(noise.SS.Select(0, t, false))
 			} else {
-				eps = nn.M(ts.Randn([]int64{n, L}, z.DType(), nn.Device(z)))
+				eps = nn.Try(ts.Randn([]int64{n, L}, z.DType(), nn.Device(z)))
 			}
-			eps = drop(eps, nn.M(eps.MulScalar(ts.FloatScalar(0.001), false)))
-			prob = drop(prob, nn.M(prob.Add(eps, false)))
+			eps = drop(eps, nn.Try(eps.MulScalar(ts.FloatScalar(0.001), false)))
+			prob = drop(prob, nn.Try(prob.Add(eps, false)))
 			nn.Drop(eps)
-			tok := nn.M(prob.Gt(ts.FloatScalar(0.5), false))
+			tok := nn.Try(prob.Gt(ts.FloatScalar(0.5), false))
 			nn.Drop(prob)
-			hist = append(hist, drop(tok, nn.M(tok.Totype(z.DType(), false))))
+			hist = append(hist, drop(tok, nn.Try(tok.Totype(z.DType(), false))))
 		}
 	})
-	in := nn.M(ts.Stack(hist, 0)) // (T, N, L)
+	in := nn.Try(ts.Stack(hist, 0)) // (T, N, L)
 	nn.Drop(hist...)
-	in = drop(in, nn.M(in.View([]int64{T * n, L}, false)))
+	in = drop(in, nn.Try(in.View([]int64{T * n, L}, false)))
 	p := m.run(m.prior, in, T, train)
 	nn.Drop(in)
 	return p
@@ -353,8 +353,8 @@ func (m *FSVAE) Forward(x *ts.Tensor, noise *FSVAENoise, train bool) (*FSVAEOutp
 	if err == nil {
 		err = nn.Catch(func() {
 			s := []int64{m.Cfg.T, nn.Size(o.E)[1], m.Cfg.LatentDim, m.Cfg.FSVAE.K}
-			o.QZ = drop(q, nn.M(q.View(s, false)))
-			o.PZ = drop(p, nn.M(p.View(s, false)))
+			o.QZ = drop(q, nn.Try(q.View(s, false)))
+			o.PZ = drop(p, nn.Try(p.View(s, false)))
 		})
 	}
 	if err != nil {
@@ -375,11 +375,11 @@ func psp(y *ts.Tensor, T int64, tauS float64) *ts.Tensor {
 			c *= 1 - 1/tauS
 		}
 	}
-	W := nn.M(ts.OfSlice(w))
-	W = drop(W, nn.M(W.View([]int64{T, T}, false)))
-	W = drop(W, nn.M(W.Totype(y.DType(), false)))
-	W = drop(W, nn.M(W.To(nn.Device(y), false)))
-	out := nn.M(W.Mm(y, false))
+	W := nn.Try(ts.OfSlice(w))
+	W = drop(W, nn.Try(W.View([]int64{T, T}, false)))
+	W = drop(W, nn.Try(W.Totype(y.DType(), false)))
+	W = drop(W, nn.Try(W.To(nn.Device(y), false)))
+	out := nn.Try(W.Mm(y, false))
 	nn.Drop(W)
 	return out
 }
@@ -389,17 +389,17 @@ func psp(y *ts.Tensor, T int64, tauS float64) *ts.Tensor {
 func (m *FSVAE) Loss(o *FSVAEOutput, x *ts.Tensor) (l *Loss, err error) {
 	err = nn.Catch(func() {
 		T := m.Cfg.T
-		mse := nn.M(o.XHat.MseLoss(x, 1, false))
-		qb := nn.M(o.QZ.MeanDim([]int64{3}, false, o.QZ.DType(), false)) // (T, N, L)
-		pb := nn.M(o.PZ.MeanDim([]int64{3}, false, o.PZ.DType(), false))
-		d := nn.M(qb.Sub(pb, false))
+		mse := nn.Try(o.XHat.MseLoss(x, 1, false))
+		qb := nn.Try(o.QZ.MeanDim([]int64{3}, false, o.QZ.DType(), false)) // (T, N, L)
+		pb := nn.Try(o.PZ.MeanDim([]int64{3}, false, o.PZ.DType(), false))
+		d := nn.Try(qb.Sub(pb, false))
 		nn.Drop(qb, pb)
-		d = drop(d, nn.M(d.View([]int64{T, -1}, false)))
+		d = drop(d, nn.Try(d.View([]int64{T, -1}, false)))
 		f := psp(d, T, m.Cfg.FSVAE.TauS) // PSP is linear: PSP(qb) - PSP(pb) = PSP(qb - pb)
 		nn.Drop(d)
-		f = drop(f, nn.M(f.Square(false)))
-		dist := drop(f, nn.M(f.Mean(f.DType(), false)))
-		total := nn.M(mse.Add(dist, false))
+		f = drop(f, nn.Try(f.Square(false)))
+		dist := drop(f, nn.Try(f.Mean(f.DType(), false)))
+		total := nn.Try(mse.Add(dist, false))
 		l = &Loss{Total: total, MSE: mse, MMD: dist}
 	})
 	return l, err
@@ -451,11 +451,11 @@ func (m *FSVAE) Generate(count int64, j *ts.Tensor) (xhat, z *ts.Tensor, err err
 		defer nn.Drop(jj)
 		var s arState
 		defer s.drop()
-		prev := nn.M(ts.Zeros([]int64{count, L}, m.bb.DType, m.VS.Device()))
+		prev := nn.Try(ts.Zeros([]int64{count, L}, m.bb.DType, m.VS.Device()))
 		var zs []*ts.Tensor
 		for t := int64(0); t < T; t++ {
 			out := m.step(m.prior, &s, prev)
-			ji := nn.M(jj.Select(0, t, false))
+			ji := nn.Try(jj.Select(0, t, false))
 			zt := pick(out, ji, L, k)
 			nn.Drop(out, ji)
 			zs = append(zs, zt)
@@ -464,7 +464,7 @@ func (m *FSVAE) Generate(count int64, j *ts.Tensor) (xhat, z *ts.Tensor, err err
 			}
 			prev = zt
 		}
-		z = nn.M(ts.Stack(zs, 0))
+		z = nn.Try(ts.Stack(zs, 0))
 		nn.Drop(zs...)
 	})
 	if err != nil {

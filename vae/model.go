@@ -181,10 +181,10 @@ func (m *ESVAE) layer(l *layer, x *ts.Tensor, train, own bool) *ts.Tensor {
 		nn.Drop(x)
 	}
 	if l.bn != nil {
-		y = drop(y, nn.M(l.bn.Forward(y, train)))
+		y = drop(y, nn.Try(l.bn.Forward(y, train)))
 	}
 	if l.spike {
-		y = drop(y, nn.M(m.lif(y, m.Cfg.T, m.Cfg.LIF)))
+		y = drop(y, nn.Try(m.lif(y, m.Cfg.T, m.Cfg.LIF)))
 	}
 	return y
 }
@@ -213,7 +213,7 @@ func (m *ESVAE) fusedLayerReadout(l *layer, x *ts.Tensor, train bool, repeat int
 	default:
 		s.Op, s.Weight, s.Bias = native.OpLinear, l.lin.Weight, l.lin.Bias
 	}
-	return nn.M(l.bn.ForwardLIF(x, s, m.Cfg.T, m.Cfg.LIF))
+	return nn.Try(l.bn.ForwardLIF(x, s, m.Cfg.T, m.Cfg.LIF))
 }
 
 // drop frees old and returns next: for chains of intermediate tensors.

@@ -341,9 +341,9 @@ func loadStateDict(vs *gnn.VarStore, dtype gotch.DType, sd map[string]*ts.Tensor
 			if !sameShape(want, got) {
 				nn.Check(fmt.Errorf("has shape %v, the model needs %v", got, want))
 			}
-			r := nn.M(src.View(want, false))
-			c := drop(r, nn.M(r.Totype(dtype, false)))
-			c = drop(c, nn.M(c.To(nn.Device(&v), false)))
+			r := nn.Try(src.View(want, false))
+			c := drop(r, nn.Try(r.Totype(dtype, false)))
+			c = drop(c, nn.Try(c.To(nn.Device(&v), false)))
 			defer nn.Drop(c)
 			nn.NoGrad(func() { v.Copy_(c) })
 		})

@@ -10,7 +10,7 @@ import (
 )
 
 // gotch's Must* functions exit the process on a libtorch error: library and command code returns
-// errors instead (nn.M / nn.Catch at the boundaries). Tests, and internal/fixture (test support),
+// errors instead (nn.Try / nn.Catch at the boundaries). Tests, and internal/fixture (test support),
 // may use them; regexp.MustCompile of a constant may panic only at start-up.
 func TestNoGotchMustOutsideTests(t *testing.T) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
