@@ -12,6 +12,7 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/spiking"
@@ -248,7 +249,7 @@ func benchSteps(w io.Writer, c Config, impl benchImpl, ref *Reference, rep *Repo
 		res.Name = "esvae amp " + c.AMP.String()
 	}
 	m.SetEpoch(0, 1, 1)
-	opt, err := train.NewAdamW(m.VarStore(), train.DefaultAdamWConfig())
+	opt, err := train.NewAdamW(m.VarStore(), config.DefaultAdamWConfig())
 	if err != nil {
 		return res, nil, err
 	}

@@ -8,15 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/esvae-go/esvae/config"
 	"github.com/sugarme/gotch"
-
-	"github.com/esvae-go/esvae/train"
 )
 
 // The benchmark runs end to end on a tiny model and reports bad sizes as errors. T 3 and batch 25:
 // the LIF timing once took T as shape[0]/32 = 75/32 = 2, which does not divide 75 (an error).
 func TestBenchSmall(t *testing.T) {
-	m := train.DefaultConfig().Model
+	m := config.DefaultConfig().Model
 	m.T, m.LatentDim = 3, 8
 	var out bytes.Buffer
 	trace := filepath.Join(t.TempDir(), "trace.json")
@@ -56,7 +55,7 @@ func TestBenchSmall(t *testing.T) {
 // variant's and the backbone's, each with its peak tensor memory, and the ratio printed. The
 // variant's memory is the larger: TAID keeps final_layer.1's output at every step for its backward.
 func TestBenchAttentionVariant(t *testing.T) {
-	m := train.DefaultConfig().Model
+	m := config.DefaultConfig().Model
 	m.T, m.LatentDim, m.Readout = 3, 8, "taid"
 	var out bytes.Buffer
 	rep, err := Measure(&out, Config{Batch: 4, Steps: 2, Model: m, Device: gotch.CPU})

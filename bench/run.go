@@ -11,7 +11,6 @@ import (
 	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
-	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vae"
 )
 
@@ -41,7 +40,7 @@ type Options struct {
 
 // Run measures as o says, printing to w, and writes o.JSON.
 func Run(w io.Writer, o Options) error {
-	dev, err := train.ParseDevice(o.Device)
+	dev, err := nn.ParseDevice(o.Device)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/sugarme/gotch"
 
 	"github.com/esvae-go/esvae/bench"
+	"github.com/esvae-go/esvae/checkpoint"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
@@ -30,7 +32,7 @@ import (
 // Entry is one model of a comparison: a training configuration (its Model.Variant() names the
 // model: the kind and its attention modules), and optionally a checkpoint to take instead of training.
 type Entry struct {
-	Config     train.Config
+	Config     config.Config
 	Checkpoint string
 }
 
@@ -214,7 +216,7 @@ func compareOne(ctx context.Context, cc Config, e Entry, log zerolog.Logger) (Ro
 	} else {
 		row.Source = e.Checkpoint
 	}
-	ck, err := train.LoadCheckpoint(path)
+	ck, err := checkpoint.Load(path)
 	if err != nil {
 		return row, nil, err
 	}
@@ -226,7 +228,7 @@ func compareOne(ctx context.Context, cc Config, e Entry, log zerolog.Logger) (Ro
 	if ck.Meta.Config.Data.BatchSize > 0 && e.Checkpoint != "" {
 		row.Batch = ck.Meta.Config.Data.BatchSize
 	}
-	dev, err := train.ParseDevice(cfg.Device)
+	dev, err := nn.ParseDevice(cfg.Device)
 	if err != nil {
 		return row, nil, err
 	}
@@ -255,16 +257,7 @@ func compareOne(ctx context.Context, cc Config, e Entry, log zerolog.Logger) (Ro
 	if err := native.ManualSeed(cc.Seed); err != nil {
 		return row, nil, err
 	}
-	var imgs []float32
-	nn.NoGrad(func() {
-		xh, e := m.Sample(int64(cc.Samples))
-		if e != nil {
-			err = e
-			return
-		}
-		defer nn.Drop(xh)
-		imgs, err = nn.HostFloat32(xh)
-	})
+	imgs, err := eval.Generate(m, cc.Samples, cc.Samples)
 	if err != nil {
 		return row, nil, fmt.Errorf("sampling: %w", err)
 	}
@@ -275,12 +268,12 @@ func compareOne(ctx context.Context, cc Config, e Entry, log zerolog.Logger) (Ro
 }
 
 // testMSE is the mean reconstruction MSE over the test split (CelebA: valid) in evaluation mode.
-func testMSE(ctx context.Context, m vae.Net, cfg train.Config, cc Config, dev gotch.Device) (float64, int, error) {
+func testMSE(ctx context.Context, m vae.Net, cfg config.Config, cc Config, dev gotch.Device) (float64, int, error) {
 	split := data.Test
 	if cfg.Data.Name == "celeba" {
 		split = data.Valid
 	}
-	ds, err := train.OpenData(ctx, cfg.Data, split, cc.TestLimit)
+	ds, err := cfg.Data.Open(ctx, split, cc.TestLimit)
 	if err != nil {
 		return 0, 0, err
 	}

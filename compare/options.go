@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/esvae-go/esvae/train"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/vae"
 )
 
@@ -19,7 +19,7 @@ type Options struct {
 	Checkpoints     []string
 	KindCheckpoints map[string]string
 	// Settings reads a model's reference training configuration on the data set Data.
-	Settings func(data, model string) (train.Config, error)
+	Settings func(data, model string) (config.Config, error)
 	Data     string
 	// The common budget and the overrides of every model's configuration (0 or "": the settings').
 	Device                       string
@@ -74,7 +74,7 @@ func (o Options) Entries() ([]Entry, error) {
 }
 
 // apply sets the common budget and the overrides on one model's configuration.
-func (o Options) apply(cfg *train.Config) {
+func (o Options) apply(cfg *config.Config) {
 	cfg.Device = o.Device
 	cfg.Seed = o.Seed
 	cfg.MaxSteps = o.Steps

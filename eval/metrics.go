@@ -13,6 +13,7 @@ import (
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vae"
+	"github.com/esvae-go/esvae/vis"
 )
 
 // ForEachBatch runs fn on the images of ds in file order, in batches of batch images as (N, C, H, W)
@@ -104,6 +105,20 @@ func ReconstructionMSE(ctx context.Context, m vae.Net, ds data.Dataset, batch, l
 		return math.NaN(), 0, fmt.Errorf("eval: reconstruction MSE: the data set is empty")
 	}
 	return sum / float64(count), count, nil
+}
+
+// SaveSampleGrid draws n images from m's prior (Generate, in chunks of chunk) and writes them to path
+// as a grid of nrow images a row (0: vis.AutoNRow), 2 pixels apart; it returns the images.
+func SaveSampleGrid(path string, m vae.Net, n, nrow, chunk int) ([]float32, error) {
+	imgs, err := Generate(m, n, chunk)
+	if err != nil {
+		return nil, err
+	}
+	if nrow == 0 {
+		nrow = vis.AutoNRow(n)
+	}
+	c, s := int(m.Config().InChannels), int(m.Config().ImageSize())
+	return imgs, vis.SaveGrid(path, imgs, n, c, s, s, nrow, 2)
 }
 
 // Generate draws n images from m's prior in chunks of chunk (evaluation mode, no gradients) and

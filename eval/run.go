@@ -131,7 +131,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := native.ManualSeed(o.Seed); err != nil {
 		return nil, err
 	}
-	if err := writeSamples(filepath.Join(o.Out, "samples.png"), m); err != nil {
+	if _, err := SaveSampleGrid(filepath.Join(o.Out, "samples.png"), m, 64, 8, 64); err != nil {
 		return nil, err
 	}
 	if err := rep.Plots(o.Out); err != nil {
@@ -275,16 +275,6 @@ func (r *runner) probe(ctx context.Context, esv *vae.ESVAE, test data.Dataset) e
 	}
 	r.rep.Probe = res
 	return err
-}
-
-// writeSamples writes 64 generated images as a grid.
-func writeSamples(path string, m vae.Net) error {
-	v, err := Generate(m, 64, 64)
-	if err != nil {
-		return err
-	}
-	c, s := int(m.Config().InChannels), int(m.Config().ImageSize())
-	return vis.SaveGrid(path, v, 64, c, s, s, 8, 2)
 }
 
 // fad computes FAD of the model's samples against the reference statistics (FADStats, or the test

@@ -17,6 +17,8 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/checkpoint"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/spiking"
@@ -149,7 +151,7 @@ func Run(opts Options, progress io.Writer) (*Report, error) {
 		e.scratch = d
 	}
 	start := time.Now()
-	dev, devErr := train.ParseDevice(opts.Device)
+	dev, devErr := nn.ParseDevice(opts.Device)
 	e.dev = dev
 	e.requireKernels = devErr == nil && dev.IsCuda()
 	if e.requireKernels {
@@ -635,15 +637,15 @@ func synthBatch(e *env, cfg vae.Config, n int64) *ts.Tensor {
 
 func checkCheckpoint(e *env) (string, error) {
 	m := newModel(e.dev, gotch.Float)
-	opt, err := train.NewAdamW(m.VS, train.DefaultAdamWConfig())
+	opt, err := train.NewAdamW(m.VS, config.DefaultAdamWConfig())
 	nn.Check(err)
 	x := synthBatch(e, m.Cfg, 8)
 	trainSteps(m, opt, x, 2)
 	path := filepath.Join(e.scratch, "check.ckpt")
-	meta := train.Meta{Step: 2, Config: train.DefaultConfig()}
+	meta := checkpoint.Meta{Step: 2, Config: config.DefaultConfig()}
 	meta.Config.Model = m.Cfg
-	nn.Check(train.SaveCheckpoint(path, m, opt, meta))
-	c, err := train.LoadCheckpoint(path)
+	nn.Check(checkpoint.Save(path, m, opt, meta))
+	c, err := checkpoint.Load(path)
 	nn.Check(err)
 	defer c.Drop()
 	if e.dev.IsCuda() && c.CUDARNG == nil {
@@ -669,23 +671,23 @@ func checkResume(e *env) (string, error) {
 	const k = 3
 	// Uninterrupted: 2k steps.
 	m := newModel(e.dev, gotch.Float)
-	opt, err := train.NewAdamW(m.VS, train.DefaultAdamWConfig())
+	opt, err := train.NewAdamW(m.VS, config.DefaultAdamWConfig())
 	nn.Check(err)
 	x := synthBatch(e, m.Cfg, 8)
 	nn.Check(native.ManualSeed(9)) // seeds the CPU and every CUDA generator
 	first := trainSteps(m, opt, x, k)
 	path := filepath.Join(e.scratch, "resume.ckpt")
-	meta := train.Meta{Step: k, Config: train.DefaultConfig()}
+	meta := checkpoint.Meta{Step: k, Config: config.DefaultConfig()}
 	meta.Config.Model = m.Cfg
-	nn.Check(train.SaveCheckpoint(path, m, opt, meta))
+	nn.Check(checkpoint.Save(path, m, opt, meta))
 	rest := trainSteps(m, opt, x, k)
 	// Resumed: a fresh model and optimizer from the checkpoint, RNG states restored.
-	c, err := train.LoadCheckpoint(path)
+	c, err := checkpoint.Load(path)
 	nn.Check(err)
 	defer c.Drop()
 	m2 := newModel(e.dev, gotch.Float)
 	nn.Check(c.LoadInto(m2))
-	opt2, err := train.NewAdamW(m2.VS, train.DefaultAdamWConfig())
+	opt2, err := train.NewAdamW(m2.VS, config.DefaultAdamWConfig())
 	nn.Check(err)
 	nn.Check(opt2.LoadState(c.Optim))
 	nn.Check(native.SetRNGState(c.RNG))
@@ -725,7 +727,7 @@ func checkTraining(e *env) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cfg := train.DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Data.Dir = dir
 	cfg.Data.BatchSize = 16
 	cfg.Data.TrainLimit = 64

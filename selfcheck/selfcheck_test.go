@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/esvae-go/esvae/nn"
-	"github.com/esvae-go/esvae/train"
 )
 
 // The self-checks pass on the CPU (the same code runs on a GPU with --device cuda), and the report
@@ -64,7 +63,7 @@ func TestFusedChecksFailWhenKernelsDoNotRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer runtime.UnlockOSThread()
-	dev, err := train.ParseDevice("cpu")
+	dev, err := nn.ParseDevice("cpu")
 	if err != nil {
 		t.Fatal(err)
 	}

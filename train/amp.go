@@ -6,22 +6,17 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/checkpoint"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 )
 
-// LossScale is the state of fp16 dynamic loss scaling (torch.cuda.amp.GradScaler's algorithm and
-// defaults): the loss is multiplied by Scale before the backward so that small gradients do not
-// flush to zero in fp16; the gradients are divided by it before the optimizer step; a step whose
-// gradients hold an inf or a NaN is skipped and halves Scale; GrowthInterval finite steps in a row
-// double it. It is saved in the checkpoint's meta, so a resumed run continues with the same scale.
-type LossScale struct {
-	Scale float64 `json:"scale"`
-	// Good counts the finite steps since the scale last changed.
-	Good int `json:"good"`
-	// Skipped counts the optimizer steps skipped over the run.
-	Skipped int64 `json:"skipped"`
-}
+// lossScale is fp16 dynamic loss scaling (torch.cuda.amp.GradScaler's algorithm and defaults) on
+// the checkpoint's record of its state: the loss is multiplied by Scale before the backward so that
+// small gradients do not flush to zero in fp16; the gradients are divided by it before the
+// optimizer step; a step whose gradients hold an inf or a NaN is skipped and halves Scale;
+// lossScaleInterval finite steps in a row double it.
+type lossScale checkpoint.LossScale
 
 const (
 	lossScaleInit     = 65536.0 // 2^16
@@ -30,10 +25,10 @@ const (
 	lossScaleInterval = 2000
 )
 
-func newLossScale() *LossScale { return &LossScale{Scale: lossScaleInit} }
+func newLossScale() *checkpoint.LossScale { return &checkpoint.LossScale{Scale: lossScaleInit} }
 
 // scaled returns loss * Scale (a new tensor, part of the graph).
-func (s *LossScale) scaled(loss *ts.Tensor) (*ts.Tensor, error) {
+func (s *lossScale) scaled(loss *ts.Tensor) (*ts.Tensor, error) {
 	sc := ts.FloatScalar(s.Scale)
 	defer sc.Drop() // a failed free of a scalar leaks a few bytes; gotch's MustDrop would exit
 	return loss.MulScalar(sc, false)
@@ -41,7 +36,7 @@ func (s *LossScale) scaled(loss *ts.Tensor) (*ts.Tensor, error) {
 
 // unscale divides the gradients of params by Scale and updates the scale; it says whether the
 // optimizer step must be skipped (a gradient was not finite).
-func (s *LossScale) unscale(params []*ts.Tensor) (skip bool, err error) {
+func (s *lossScale) unscale(params []*ts.Tensor) (skip bool, err error) {
 	found, err := native.AMPUnscale(params, 1/s.Scale)
 	if err != nil {
 		return false, err

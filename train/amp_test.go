@@ -7,8 +7,11 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/checkpoint"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
@@ -98,11 +101,11 @@ func TestLossScale(t *testing.T) {
 	}
 	cfg := vae.DefaultConfig()
 	cfg.LatentDim, cfg.T = 16, 4
-	m, err := vae.NewESVAE(newVarStore(gotch.CPU), cfg, gotch.Float)
+	m, err := vae.NewESVAE(gnn.NewVarStore(gotch.CPU), cfg, gotch.Float)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt, err := NewAdamW(m.VS, DefaultAdamWConfig())
+	opt, err := NewAdamW(m.VS, config.DefaultAdamWConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +115,7 @@ func TestLossScale(t *testing.T) {
 	defer nn.Drop(u)
 	n := ts.MustRandn([]int64{4, cfg.LatentDim}, gotch.Float, gotch.CPU)
 	defer nn.Drop(n)
-	grads := func(ls *LossScale) []float32 {
+	grads := func(ls *checkpoint.LossScale) []float32 {
 		out, err := m.Forward(x, &vae.Noise{UPost: u, N: n}, true)
 		if err != nil {
 			t.Fatal(err)
@@ -123,12 +126,12 @@ func TestLossScale(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer loss.Drop()
-		tr := &trainer{meta: Meta{LossScale: ls}}
+		tr := &trainer{meta: checkpoint.Meta{LossScale: ls}}
 		if err := tr.backward(loss.Total); err != nil {
 			t.Fatal(err)
 		}
 		if ls != nil {
-			skip, err := ls.unscale(opt.params)
+			skip, err := (*lossScale)(ls).unscale(opt.params)
 			if err != nil || skip {
 				t.Fatalf("unscale: skip %v, err %v", skip, err)
 			}
@@ -168,7 +171,7 @@ func TestLossScale(t *testing.T) {
 	bad := opt.params[0].MustMulScalar(inf, false).MustSum(gotch.Float, true) // d/dp = inf
 	nn.Check(bad.Backward())
 	nn.Drop(bad)
-	ls := newLossScale()
+	ls := (*lossScale)(newLossScale())
 	skip, err := ls.unscale(opt.params)
 	if err != nil || !skip || ls.Scale != lossScaleInit/2 || ls.Skipped != 1 {
 		t.Fatalf("inf gradient: skip %v, scale %g, skipped %d, err %v; want skip, scale %g, 1", skip, ls.Scale, ls.Skipped, err, lossScaleInit/2)

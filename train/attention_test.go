@@ -12,19 +12,21 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/checkpoint"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/vae"
 )
 
 // attnConfig is kindConfig with both attention modules (TAID and PFA, tools/reference/attention_ref.py).
-func attnConfig(t *testing.T, kind, out string) Config {
+func attnConfig(t *testing.T, kind, out string) config.Config {
 	cfg := kindConfig(t, kind, out)
 	cfg.Model.Readout, cfg.Model.InputAttention, cfg.Model.PFARank = vae.ReadoutTAID, vae.AttentionPFA, 8
 	return cfg
 }
 
 // initialValue is variable name of the model cfg builds with seed (the trainer's first weights).
-func initialValue(t *testing.T, cfg Config, name string, dtype gotch.DType) *ts.Tensor {
+func initialValue(t *testing.T, cfg config.Config, name string, dtype gotch.DType) *ts.Tensor {
 	t.Helper()
 	if err := native.ManualSeed(cfg.Seed); err != nil {
 		t.Fatal(err)
@@ -71,7 +73,7 @@ func TestAttentionTrainResumeInit(t *testing.T) {
 					t.Errorf("step %d: loss %.9g after resume, %.9g uninterrupted", s, second[s], lossA[s])
 				}
 			}
-			ck, err := LoadCheckpoint(filepath.Join(dir, "a", lastName))
+			ck, err := checkpoint.Load(filepath.Join(dir, "a", lastName))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,7 +149,7 @@ func TestAttentionDataParallelUnusedWeight(t *testing.T) {
 	cfg.Model.Readout = vae.ReadoutTAID
 	cfg.MaxSteps = 3
 	waitRanks(t, startRanks(t, 2, cfg, "", filepath.Join(dir, "losses"), 60*time.Second))
-	ck, err := LoadCheckpoint(filepath.Join(cfg.Out, lastName))
+	ck, err := checkpoint.Load(filepath.Join(cfg.Out, lastName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/fixture"
@@ -81,7 +82,7 @@ type curveFixture struct {
 	fx        fixture.Fixture
 	sd        map[string]*ts.Tensor
 	cfg       vae.Config
-	opt       train.AdamWConfig
+	opt       config.AdamWConfig
 	steps     int
 	batch     int
 	nTest     int
@@ -145,7 +146,7 @@ func loadCurveFixture(t *testing.T) *curveFixture {
 	}
 	// The reference's optimizer, which is esvae's default: any other field the config may grow keeps
 	// its default.
-	def := train.DefaultAdamWConfig()
+	def := config.DefaultAdamWConfig()
 	cf.opt = def
 	cf.opt.LR, cf.opt.SampleLayerLRMult = fx.F("cfg.lr"), fx.F("cfg.sample_layer_lr_mult")
 	cf.opt.Beta1, cf.opt.Beta2 = fx.F("cfg.beta1"), fx.F("cfg.beta2")

@@ -21,6 +21,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/esvae-go/esvae/checkpoint"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/native"
 )
@@ -30,7 +32,7 @@ import (
 // mmd_weight is 0: the MMD term is a statistic of the whole batch (every pair of rows), which each
 // rank computes over its own rows, exactly as DDP on the reference would; with it the two set-ups
 // are different objectives, and only the per-sample MSE term is compared.
-func distConfig(t *testing.T, out string, batch int) Config {
+func distConfig(t *testing.T, out string, batch int) config.Config {
 	cfg := smallConfig(t, out)
 	cfg.Data.BatchSize = batch
 	cfg.Data.TrainLimit = 0 // all 512 images: 16 global batches of 32 per epoch
@@ -53,7 +55,7 @@ func TestHelperDistRank(t *testing.T) {
 	if js == "" {
 		t.Skip("helper process for the data-parallel tests")
 	}
-	var cfg Config
+	var cfg config.Config
 	if err := json.Unmarshal([]byte(js), &cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +103,7 @@ type rankProc struct {
 }
 
 // startRanks starts world ranks of cfg as child processes (one thread each) over the loopback.
-func startRanks(t *testing.T, world int, cfg Config, resume, losses string, timeout time.Duration) []*rankProc {
+func startRanks(t *testing.T, world int, cfg config.Config, resume, losses string, timeout time.Duration) []*rankProc {
 	t.Helper()
 	js, err := json.Marshal(cfg)
 	if err != nil {
@@ -172,12 +174,12 @@ func countLines(path string) int {
 // in front of a tdBN (cancelled) and over everything else (rest).
 func maxRelDiff(t *testing.T, a, b string) (rest float64, at string, cancelled float64) {
 	t.Helper()
-	ca, err := LoadCheckpoint(a)
+	ca, err := checkpoint.Load(a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ca.Drop()
-	cb, err := LoadCheckpoint(b)
+	cb, err := checkpoint.Load(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +285,7 @@ func TestDataParallelMatchesSingleProcess(t *testing.T) {
 	}
 	ps[1].cmd.Process.Signal(syscall.SIGTERM)
 	waitRanks(t, ps)
-	ck, err := LoadCheckpoint(filepath.Join(cut.Out, lastName))
+	ck, err := checkpoint.Load(filepath.Join(cut.Out, lastName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +355,7 @@ func TestDataParallelRankDeath(t *testing.T) {
 	if took > timeout {
 		t.Errorf("rank 0 took %v to fail, more than the timeout %v", took, timeout)
 	}
-	if _, err := LoadCheckpoint(filepath.Join(cfg.Out, lastName)); err != nil {
+	if _, err := checkpoint.Load(filepath.Join(cfg.Out, lastName)); err != nil {
 		t.Errorf("last.ckpt after the failure: %v", err)
 	}
 	if m, _ := filepath.Glob(filepath.Join(cfg.Out, "*.tmp*")); len(m) > 0 {

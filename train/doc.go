@@ -1,5 +1,8 @@
-// Package train trains ESVAE: the loop over batches, evaluation each epoch, libtorch-format
-// checkpoints with optimizer state, step and RNG for an exact resume, image grids, metrics and plots.
+// Package train trains the models (ESVAE and the baselines): the loop over batches, AdamW with
+// saveable state, fp16 loss scaling, evaluation each epoch, checkpoints (written in package
+// checkpoint's format) with optimizer state, step and RNG for an exact resume, resume and --init,
+// the run folder with its image grids, metrics, plots and TensorBoard events, and data-parallel
+// training (dist.go).
 //
 // One goroutine owns every tensor (Run locks it to its OS thread: libtorch's grad mode is per
 // thread); data decoding happens in the data package's worker goroutines into plain []float32.
@@ -12,6 +15,6 @@
 // for error paths, not the way memory is returned: TestNoLeakOverLongRun counts live libtorch CPU
 // storages over 2,000 steps, and the training tests also run with the garbage collector forced.
 //
-// Imports: eval (the per-epoch test MSE and FAD), vae, spiking, nn, data, vis and internal/*; it
-// must not import bench, compare, selfcheck, serve or the commands.
+// Imports: checkpoint, config, eval (the per-epoch test MSE and FAD), vae, spiking, nn, data, vis
+// and internal/*; it must not import bench, compare, selfcheck, serve or the commands.
 package train

@@ -144,21 +144,7 @@ func (t *trainer) reconstruct(imgs []float32, n, c, h, w int, want bool) (float6
 
 // sampleGrid draws cfg.Samples images from the prior (eval mode) into samples_epochNNN.png.
 func (t *trainer) sampleGrid(epoch int) error {
-	var err error
-	nn.NoGrad(func() {
-		var xh *ts.Tensor
-		xh, err = t.model.Sample(int64(t.cfg.Samples))
-		if err != nil {
-			return
-		}
-		defer nn.Drop(xh)
-		var imgs []float32
-		if imgs, err = nn.HostFloat32(xh); err != nil {
-			return
-		}
-		c, s := int(t.cfg.Model.InChannels), int(t.cfg.Model.ImageSize())
-		err = vis.SaveGrid(t.run.path(fmt.Sprintf("samples_epoch%03d.png", epoch+1)), imgs, t.cfg.Samples, c, s, s, 8, 2)
-	})
+	_, err := eval.SaveSampleGrid(t.run.path(fmt.Sprintf("samples_epoch%03d.png", epoch+1)), t.model, t.cfg.Samples, 8, t.cfg.Samples)
 	return err
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sugarme/gotch"
 
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/fixture"
@@ -37,7 +38,7 @@ func TestFADEveryEpoch(t *testing.T) {
 	}
 	cfg := smallConfig(t, filepath.Join(dir, "run"))
 	cfg.Epochs = 2
-	cfg.Eval = EvalConfig{Every: 1, FADModel: model, FADSamples: 256}
+	cfg.Eval = config.EvalConfig{Every: 1, FADModel: model, FADSamples: 256}
 	runSteps(t, cfg, "", 0)
 	f, err := os.Open(filepath.Join(cfg.Out, "metrics.jsonl"))
 	if err != nil {

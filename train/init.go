@@ -10,6 +10,7 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/checkpoint"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vae"
 )
@@ -40,7 +41,7 @@ func isReference(path string) bool {
 // (if any) into the new model; with one, the resume wins: the run continues as saved, so that
 // restarting a fine-tuning job with the same command continues it, and the checkpoint's Source
 // (where its first weights came from) is carried on.
-func (t *trainer) applyInit(resume *Checkpoint) error {
+func (t *trainer) applyInit(resume *checkpoint.Checkpoint) error {
 	if resume != nil {
 		t.meta.Source = resume.Meta.Source
 		if t.opts.Init != "" {
@@ -71,7 +72,7 @@ func (t *trainer) initFrom(path string) error {
 		src, free = mc, func() { dropAll(sd) }
 		load = func() error { _, err := t.model.LoadStateDict(sd); return err }
 	} else {
-		ck, err := LoadCheckpoint(path)
+		ck, err := checkpoint.Load(path)
 		if err != nil {
 			return fmt.Errorf("--init: %w (a .pth or .pt file is read as a PyTorch state_dict, anything else as an esvae checkpoint)", err)
 		}

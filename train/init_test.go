@@ -11,8 +11,11 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/checkpoint"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/internal/fixture"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
@@ -20,8 +23,8 @@ import (
 )
 
 // initConfig is a small CPU model: T = 4, L = 16.
-func initConfig(out string) Config {
-	cfg := DefaultConfig()
+func initConfig(out string) config.Config {
+	cfg := config.DefaultConfig()
 	cfg.Model.LatentDim = 16
 	cfg.Model.T = 4
 	cfg.Device = "cpu"
@@ -30,12 +33,12 @@ func initConfig(out string) Config {
 }
 
 // newInitTrainer builds what Run has before applyInit: a model from seed and a fresh optimizer.
-func newInitTrainer(t *testing.T, cfg Config, init string, seed uint64) *trainer {
+func newInitTrainer(t *testing.T, cfg config.Config, init string, seed uint64) *trainer {
 	t.Helper()
 	if err := native.ManualSeed(seed); err != nil {
 		t.Fatal(err)
 	}
-	m, err := vae.NewESVAE(newVarStore(gotch.CPU), cfg.Model, gotch.Float)
+	m, err := vae.NewESVAE(gnn.NewVarStore(gotch.CPU), cfg.Model, gotch.Float)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +46,7 @@ func newInitTrainer(t *testing.T, cfg Config, init string, seed uint64) *trainer
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &trainer{cfg: cfg, opts: Options{Init: init}, log: zerolog.Nop(), dev: gotch.CPU, model: m, opt: opt, meta: Meta{Config: cfg}}
+	return &trainer{cfg: cfg, opts: Options{Init: init}, log: zerolog.Nop(), dev: gotch.CPU, model: m, opt: opt, meta: checkpoint.Meta{Config: cfg}}
 }
 
 func hostValues(t *testing.T, x *ts.Tensor) []float32 {
@@ -100,7 +103,7 @@ func TestInitFromCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "src.ckpt")
-	if err := SaveCheckpoint(path, src.model, src.opt, Meta{Config: cfg, Step: 1}); err != nil {
+	if err := checkpoint.Save(path, src.model, src.opt, checkpoint.Meta{Config: cfg, Step: 1}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -139,7 +142,7 @@ func TestInitFromCheckpoint(t *testing.T) {
 
 	// With a resume point the resume wins: nothing is loaded, the checkpoint's Source carries on.
 	resumed := newInitTrainer(t, cfg, path, 4)
-	if err := resumed.applyInit(&Checkpoint{Meta: Meta{Source: "initialised from x.ckpt"}}); err != nil {
+	if err := resumed.applyInit(&checkpoint.Checkpoint{Meta: checkpoint.Meta{Source: "initialised from x.ckpt"}}); err != nil {
 		t.Fatal(err)
 	}
 	if sameWeights(t, resumed.model, src.model) == "" || resumed.meta.Source != "initialised from x.ckpt" {
@@ -201,7 +204,7 @@ func TestRunInit(t *testing.T) {
 	if res.Steps != 2 {
 		t.Fatalf("restarted fine-tune ran to step %d, want 2 (continued from 1)", res.Steps)
 	}
-	ck, err := LoadCheckpoint(filepath.Join(dir, "b", lastName))
+	ck, err := checkpoint.Load(filepath.Join(dir, "b", lastName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,15 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sugarme/gotch"
 
+	"github.com/esvae-go/esvae/checkpoint"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/vae"
 )
 
 // kindConfig is smallConfig for a model kind; FSVAE runs T = 8 so that scheduled sampling (from
 // t = 5 on) takes part, with k = 4 copies.
-func kindConfig(t *testing.T, kind, out string) Config {
+func kindConfig(t *testing.T, kind, out string) config.Config {
 	cfg := smallConfig(t, out)
 	cfg.Model.Kind = kind
 	if kind == vae.KindFSVAE {
@@ -49,7 +51,7 @@ func TestBaselineKindsTrainAndResume(t *testing.T) {
 					t.Errorf("step %d: loss %.9g after resume, %.9g uninterrupted", s, got, lossA[s])
 				}
 			}
-			ck, err := LoadCheckpoint(filepath.Join(dir, "a", lastName))
+			ck, err := checkpoint.Load(filepath.Join(dir, "a", lastName))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,8 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/checkpoint"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vis"
@@ -45,7 +47,7 @@ func (s *epochStats) mean(v float64) float64 {
 func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	cfg := t.cfg
 	// The loader must not stop on ctx: an interrupt finishes the current step and saves.
-	trainDS, err := OpenData(ctx, cfg.Data, data.Train, cfg.Data.TrainLimit)
+	trainDS, err := cfg.Data.Open(ctx, data.Train, cfg.Data.TrainLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +56,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	if cfg.Data.Name == "celeba" {
 		testSplit = data.Valid // the reference evaluates CelebA on its validation split
 	}
-	testDS, err := OpenData(ctx, cfg.Data, testSplit, cfg.Data.TestLimit)
+	testDS, err := cfg.Data.Open(ctx, testSplit, cfg.Data.TestLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +218,7 @@ func (t *trainer) step(b *data.Batch, c, h, w int, stopping bool) (stop bool, er
 		}
 	}
 	skip := false
-	if ls := t.meta.LossScale; ls != nil {
+	if ls := (*lossScale)(t.meta.LossScale); ls != nil {
 		if skip, err = ls.unscale(t.opt.params); err != nil {
 			return false, fmt.Errorf("step %d: %w", t.meta.Step+1, err)
 		}
@@ -317,7 +319,7 @@ func (t *trainer) backward(loss *ts.Tensor) error {
 	if t.meta.LossScale == nil {
 		return loss.Backward()
 	}
-	s, err := t.meta.LossScale.scaled(loss)
+	s, err := (*lossScale)(t.meta.LossScale).scaled(loss)
 	if err != nil {
 		return err
 	}
@@ -330,7 +332,7 @@ func (t *trainer) oomHint(err error) string {
 	return oomHint(err, t.dev, t.cfg)
 }
 
-func oomHint(err error, dev gotch.Device, cfg Config) string {
+func oomHint(err error, dev gotch.Device, cfg config.Config) string {
 	if err == nil || !containsAny(err.Error(), "out of memory", "CUDA out of memory", "DefaultCPUAllocator: can't allocate") {
 		return ""
 	}
@@ -349,7 +351,7 @@ func (t *trainer) saveLast(best bool) error {
 	if err := t.checkWeights(); err != nil {
 		return err
 	}
-	if err := SaveCheckpoint(t.run.path(lastName), t.model, t.opt, t.meta); err != nil {
+	if err := checkpoint.Save(t.run.path(lastName), t.model, t.opt, t.meta); err != nil {
 		return err
 	}
 	if best {

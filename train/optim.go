@@ -6,7 +6,6 @@ package train
 import (
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -15,57 +14,9 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/internal/native"
 )
-
-// AdamWConfig holds AdamW's hyper-parameters (the paper's: AdamW, lr 0.0006, the bottleneck at 10x).
-type AdamWConfig struct {
-	// LR is the learning rate of every parameter but the bottleneck. Default 0.0006.
-	LR float64 `mapstructure:"lr" json:"lr"`
-	// SampleLayerLRMult scales LR for the bottleneck `sample_layer.*` (group 1). Default 10.
-	SampleLayerLRMult float64 `mapstructure:"sample_layer_lr_mult" json:"sample_layer_lr_mult"`
-	// Beta1, Beta2 are the moment decay rates. Default 0.9, 0.999.
-	Beta1 float64 `mapstructure:"beta1" json:"beta1"`
-	Beta2 float64 `mapstructure:"beta2" json:"beta2"`
-	// Eps is added to the denominator. Default 1e-8.
-	Eps float64 `mapstructure:"eps" json:"eps"`
-	// WeightDecay is the decoupled weight decay, applied to every parameter. Default 0.001.
-	WeightDecay float64 `mapstructure:"weight_decay" json:"weight_decay"`
-}
-
-// DefaultAdamWConfig returns the paper's optimizer settings.
-func DefaultAdamWConfig() AdamWConfig {
-	return AdamWConfig{LR: 0.0006, SampleLayerLRMult: 10, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.001}
-}
-
-func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-
-// Validate reports every bad field by name.
-func (c AdamWConfig) Validate() error {
-	var errs []error
-	bad := func(key string, v float64, want string) {
-		errs = append(errs, fmt.Errorf("optim.%s = %v: must be %s", key, v, want))
-	}
-	if !(c.LR > 0) || !finite(c.LR) {
-		bad("lr", c.LR, "> 0 and finite")
-	}
-	if !(c.SampleLayerLRMult > 0) || !finite(c.SampleLayerLRMult) {
-		bad("sample_layer_lr_mult", c.SampleLayerLRMult, "> 0 and finite")
-	}
-	if !(c.Beta1 >= 0 && c.Beta1 < 1) {
-		bad("beta1", c.Beta1, "in [0, 1)")
-	}
-	if !(c.Beta2 >= 0 && c.Beta2 < 1) {
-		bad("beta2", c.Beta2, "in [0, 1)")
-	}
-	if !(c.Eps > 0) || !finite(c.Eps) {
-		bad("eps", c.Eps, "> 0 and finite")
-	}
-	if !(c.WeightDecay >= 0) || !finite(c.WeightDecay) {
-		bad("weight_decay", c.WeightDecay, ">= 0 and finite")
-	}
-	return errors.Join(errs...)
-}
 
 // SampleLayerPrefix marks the parameters of parameter group 1 (the bottleneck at a higher rate).
 const SampleLayerPrefix = "sample_layer."
@@ -90,7 +41,7 @@ const (
 //
 // Not safe for concurrent use; like all tensor work, call it from the training goroutine.
 type AdamW struct {
-	cfg      AdamWConfig
+	cfg      config.AdamWConfig
 	names    []string     // sorted
 	params   []*ts.Tensor // shallow clones: the same tensors as the VarStore's variables
 	groups   []int
@@ -103,7 +54,7 @@ type AdamW struct {
 
 // NewAdamW builds the optimizer over every trainable variable of vs (those that require grad),
 // sorted by name.
-func NewAdamW(vs *gnn.VarStore, cfg AdamWConfig) (*AdamW, error) {
+func NewAdamW(vs *gnn.VarStore, cfg config.AdamWConfig) (*AdamW, error) {
 	if vs == nil {
 		return nil, errors.New("train: NewAdamW: nil VarStore")
 	}

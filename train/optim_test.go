@@ -11,6 +11,7 @@ import (
 	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/internal/fixture"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
@@ -101,7 +102,7 @@ func TestAdamWMatchesPyTorch(t *testing.T) {
 		init[n] = fx.T("init." + n)
 	}
 	vs := newStore(t, init)
-	cfg := AdamWConfig{LR: fx.F("cfg.lr0"), SampleLayerLRMult: 10, Beta1: fx.F("cfg.beta1"),
+	cfg := config.AdamWConfig{LR: fx.F("cfg.lr0"), SampleLayerLRMult: 10, Beta1: fx.F("cfg.beta1"),
 		Beta2: fx.F("cfg.beta2"), Eps: fx.F("cfg.eps"), WeightDecay: fx.F("cfg.weight_decay")}
 	opt, err := NewAdamW(vs, cfg)
 	if err != nil {
@@ -186,7 +187,7 @@ func testInit(salt string) map[string]*ts.Tensor {
 // Stopping after 3 steps, saving model and optimizer through a checkpoint archive and resuming in
 // a fresh model and optimizer gives exactly the parameters of an uninterrupted 6-step run.
 func TestAdamWResumeIsExact(t *testing.T) {
-	cfg := DefaultAdamWConfig()
+	cfg := config.DefaultAdamWConfig()
 	run := func(vs *gnn.VarStore, opt *AdamW, from, to int) {
 		for k := from; k <= to; k++ {
 			setGrads(t, opt, vs, testGrads(k))
@@ -262,7 +263,7 @@ func TestAdamWResumeIsExact(t *testing.T) {
 
 func TestAdamWLoadStateNamesTheProblem(t *testing.T) {
 	vs := newStore(t, testInit("init."))
-	opt, err := NewAdamW(vs, DefaultAdamWConfig())
+	opt, err := NewAdamW(vs, config.DefaultAdamWConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func TestAdamWLoadStateNamesTheProblem(t *testing.T) {
 // A parameter without a gradient is left alone (no weight decay either), like PyTorch.
 func TestAdamWSkipsParamsWithoutGrad(t *testing.T) {
 	vs := newStore(t, testInit("init."))
-	opt, err := NewAdamW(vs, DefaultAdamWConfig())
+	opt, err := NewAdamW(vs, config.DefaultAdamWConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,10 +328,10 @@ func TestAdamWSkipsParamsWithoutGrad(t *testing.T) {
 }
 
 func TestAdamWConfigValidate(t *testing.T) {
-	if err := DefaultAdamWConfig().Validate(); err != nil {
+	if err := config.DefaultAdamWConfig().Validate(); err != nil {
 		t.Fatal(err)
 	}
-	c := AdamWConfig{LR: 0, SampleLayerLRMult: -1, Beta1: 1, Beta2: -0.1, Eps: 0, WeightDecay: math.NaN()}
+	c := config.AdamWConfig{LR: 0, SampleLayerLRMult: -1, Beta1: 1, Beta2: -0.1, Eps: 0, WeightDecay: math.NaN()}
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("bad config accepted")
@@ -340,7 +341,7 @@ func TestAdamWConfigValidate(t *testing.T) {
 			t.Errorf("error does not name %s: %v", f, err)
 		}
 	}
-	if _, err := NewAdamW(gnn.NewVarStore(gotch.CPU), DefaultAdamWConfig()); err == nil {
+	if _, err := NewAdamW(gnn.NewVarStore(gotch.CPU), config.DefaultAdamWConfig()); err == nil {
 		t.Fatal("an optimizer over no parameters was built")
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"testing"
 
 	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
 
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/internal/fixture"
 	"github.com/esvae-go/esvae/internal/native"
@@ -43,11 +45,11 @@ func TestOverfitSixteenImages(t *testing.T) {
 	}
 	cfg := vae.DefaultConfig()
 	cfg.LatentDim, cfg.T = 32, 4
-	m, err := vae.NewESVAE(newVarStore(gotch.CPU), cfg, gotch.Float)
+	m, err := vae.NewESVAE(gnn.NewVarStore(gotch.CPU), cfg, gotch.Float)
 	if err != nil {
 		t.Fatal(err)
 	}
-	oc := DefaultAdamWConfig()
+	oc := config.DefaultAdamWConfig()
 	oc.LR = 0.003
 	opt, err := NewAdamW(m.VS, oc)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/esvae-go/esvae/checkpoint"
 	"github.com/rs/zerolog"
 )
 
@@ -46,7 +47,7 @@ func TestNonFiniteWeightsNeverLast(t *testing.T) {
 		t.Fatal("last.ckpt was replaced by non-finite weights")
 	}
 	aside := filepath.Join(cfg.Out, "nonfinite-step-00000003.ckpt")
-	ck, err := LoadCheckpoint(aside)
+	ck, err := checkpoint.Load(aside)
 	if err != nil {
 		t.Fatalf("the non-finite weights were not written aside: %v", err)
 	}

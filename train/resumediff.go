@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/esvae-go/esvae/config"
 )
 
 // resumeNeutralKeys are the settings that a resumed run may change without changing what it
@@ -20,7 +22,7 @@ var resumeNeutralKeys = map[string]bool{
 // checkpoint's configuration and this run's, as "key: old -> new". Settings that do not change the
 // computation (resumeNeutralKeys, eval.*) are left out, and so is model.*: the model settings that
 // matter must equal the checkpoint's (resumePoint refuses others), the rest are not used.
-func changedSettings(saved, now Config) []string {
+func changedSettings(saved, now config.Config) []string {
 	a, b := flatConfig(saved), flatConfig(now)
 	var out []string
 	for k, v := range b {
@@ -36,7 +38,7 @@ func changedSettings(saved, now Config) []string {
 }
 
 // flatConfig is c's JSON form flattened to dotted keys (the configuration file's key names).
-func flatConfig(c Config) map[string]any {
+func flatConfig(c config.Config) map[string]any {
 	js, err := json.Marshal(c)
 	out := map[string]any{}
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/esvae-go/esvae/checkpoint"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/internal/approx"
 	"github.com/esvae-go/esvae/internal/fixture"
 	"github.com/esvae-go/esvae/internal/native"
@@ -24,9 +26,9 @@ import (
 // smallConfig is a quick run on real MNIST digits carried in the repository (testdata/mnist-small,
 // so it needs no network): 64 training images in batches of 16 (4 steps an epoch), 32 test images,
 // T = 4, L = 16.
-func smallConfig(t *testing.T, out string) Config {
+func smallConfig(t *testing.T, out string) config.Config {
 	t.Helper()
-	cfg := DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Data.Dir = fixture.MNISTSmallDir()
 	cfg.Data.BatchSize = 16
 	cfg.Data.TrainLimit = 64
@@ -42,7 +44,7 @@ func smallConfig(t *testing.T, out string) Config {
 	return cfg
 }
 
-func runSteps(t *testing.T, cfg Config, resume string, maxSteps int64) (*Result, map[int64]float64) {
+func runSteps(t *testing.T, cfg config.Config, resume string, maxSteps int64) (*Result, map[int64]float64) {
 	t.Helper()
 	cfg.MaxSteps = maxSteps
 	losses := map[int64]float64{}
@@ -170,7 +172,7 @@ func TestKillDuringCheckpointWrite(t *testing.T) {
 		} else {
 			mid = false
 		}
-		ck, err := LoadCheckpoint(last)
+		ck, err := checkpoint.Load(last)
 		if err != nil {
 			t.Fatalf("round %d: last checkpoint unreadable after SIGKILL: %v", round, err)
 		}
@@ -180,7 +182,7 @@ func TestKillDuringCheckpointWrite(t *testing.T) {
 		t.Fatal("no kill landed inside a checkpoint write in 10 rounds: the test did not test what it claims")
 	}
 	// Resume continues from the intact checkpoint.
-	ck, _ := LoadCheckpoint(filepath.Join(out, lastName))
+	ck, _ := checkpoint.Load(filepath.Join(out, lastName))
 	cfg := smallConfig(t, out)
 	res, _ := runSteps(t, cfg, "auto", ck.Meta.Step+2)
 	if res.Steps != ck.Meta.Step+2 {
@@ -208,7 +210,7 @@ func testInterruptSaves(t *testing.T) {
 	if !res.Interrupted || res.Steps != 3 {
 		t.Fatalf("result %+v: want interrupted at step 3", res)
 	}
-	ck, err := LoadCheckpoint(filepath.Join(cfg.Out, lastName))
+	ck, err := checkpoint.Load(filepath.Join(cfg.Out, lastName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +242,7 @@ func TestNonFiniteLossStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck, err := LoadCheckpoint(filepath.Join(cfg.Out, lastName))
+	ck, err := checkpoint.Load(filepath.Join(cfg.Out, lastName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,8 @@ import (
 	"github.com/sugarme/gotch"
 	gnn "github.com/sugarme/gotch/nn"
 
-	"github.com/esvae-go/esvae/data"
+	"github.com/esvae-go/esvae/checkpoint"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/internal/tb"
@@ -64,14 +65,14 @@ var ErrNonFinite = errors.New("loss is not finite")
 
 // trainer holds one run's state; it lives on one OS thread.
 type trainer struct {
-	cfg      Config
+	cfg      config.Config
 	opts     Options
 	log      zerolog.Logger
 	dev      gotch.Device
 	model    vae.Net
 	opt      *AdamW
 	run      *runDir
-	meta     Meta
+	meta     checkpoint.Meta
 	epochLog *vis.MetricsLog // metrics.jsonl: one record per epoch
 	hist     history
 	metrics  stepMetrics // the steps whose metrics wait on the device
@@ -114,7 +115,7 @@ func (t *trainer) world() int {
 // Run trains ESVAE as cfg says, writing checkpoints, grids, metrics and plots into cfg.Out. It
 // returns when the epochs (or max_steps) are done, or when ctx is cancelled: then it finishes the
 // current step, saves last.ckpt and returns with Result.Interrupted set and a nil error.
-func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (res *Result, err error) {
+func Run(ctx context.Context, cfg config.Config, opts Options, log zerolog.Logger) (res *Result, err error) {
 	if err := nn.LockThread(); err != nil {
 		return nil, err
 	}
@@ -122,7 +123,7 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (res
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dev, err := ParseDevice(cfg.Device)
+	dev, err := nn.ParseDevice(cfg.Device)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +168,7 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (res
 	if err := native.ManualSeed(cfg.Seed); err != nil {
 		return nil, err
 	}
-	if t.model, err = vae.NewNet(newVarStore(dev), cfg.Model, t.dtype); err != nil {
+	if t.model, err = vae.NewNet(gnn.NewVarStore(dev), cfg.Model, t.dtype); err != nil {
 		return nil, err
 	}
 	if sh, ok := t.model.(interface{ SetNoiseShard(rank, world int) }); ok && t.world() > 1 {
@@ -176,7 +177,7 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (res
 	if t.opt, err = NewAdamW(t.model.VarStore(), cfg.Optim); err != nil {
 		return nil, err
 	}
-	t.meta = Meta{Config: cfg, Versions: opts.Versions}
+	t.meta = checkpoint.Meta{Config: cfg, Versions: opts.Versions}
 	if t.world() > 1 {
 		t.meta.WorldSize = t.world()
 	}
@@ -221,7 +222,7 @@ func Run(ctx context.Context, cfg Config, opts Options, log zerolog.Logger) (res
 }
 
 // resumePoint finds the checkpoint to continue from and checks it against the configuration.
-func (t *trainer) resumePoint() (*Checkpoint, error) {
+func (t *trainer) resumePoint() (*checkpoint.Checkpoint, error) {
 	last := t.run.path(lastName)
 	path := t.opts.Resume
 	switch path {
@@ -231,14 +232,14 @@ func (t *trainer) resumePoint() (*Checkpoint, error) {
 		}
 		return nil, nil
 	case "auto":
-		var ckpt *Checkpoint
+		var ckpt *checkpoint.Checkpoint
 		var err error
 		if ckpt, path, err = t.autoResumePoint(); err != nil || ckpt == nil {
 			return nil, err
 		}
 		return t.checkResumePoint(ckpt, path)
 	}
-	ckpt, err := LoadCheckpoint(path)
+	ckpt, err := checkpoint.Load(path)
 	if err != nil {
 		return nil, fmt.Errorf("resuming: %w", err)
 	}
@@ -249,7 +250,7 @@ func (t *trainer) resumePoint() (*Checkpoint, error) {
 // load (damaged, truncated), the newest step-N.ckpt that loads, else best.ckpt, with a warning
 // that says which and why. Damage without any valid fallback is an error, never a fresh run; a run
 // folder without any checkpoint starts fresh.
-func (t *trainer) autoResumePoint() (*Checkpoint, string, error) {
+func (t *trainer) autoResumePoint() (*checkpoint.Checkpoint, string, error) {
 	last := t.run.path(lastName)
 	steps, _ := filepath.Glob(t.run.path("step-*.ckpt"))
 	sort.Sort(sort.Reverse(sort.StringSlice(steps))) // zero-padded step numbers: newest first
@@ -265,7 +266,7 @@ func (t *trainer) autoResumePoint() (*Checkpoint, string, error) {
 		}
 		why = fmt.Errorf("%s is missing", last)
 	} else {
-		ckpt, err := LoadCheckpoint(last)
+		ckpt, err := checkpoint.Load(last)
 		if err == nil {
 			return ckpt, last, nil
 		}
@@ -273,7 +274,7 @@ func (t *trainer) autoResumePoint() (*Checkpoint, string, error) {
 	}
 	var tried []string
 	for _, p := range fallbacks {
-		ckpt, err := LoadCheckpoint(p)
+		ckpt, err := checkpoint.Load(p)
 		if err != nil {
 			tried = append(tried, err.Error())
 			continue
@@ -290,7 +291,7 @@ func (t *trainer) autoResumePoint() (*Checkpoint, string, error) {
 }
 
 // checkResumePoint checks a loaded checkpoint against the configuration (it is dropped on error).
-func (t *trainer) checkResumePoint(ckpt *Checkpoint, path string) (*Checkpoint, error) {
+func (t *trainer) checkResumePoint(ckpt *checkpoint.Checkpoint, path string) (*checkpoint.Checkpoint, error) {
 	if err := vae.CheckKind("resuming: checkpoint "+path, ckpt.Meta.Config.Model, t.cfg.Model); err != nil {
 		ckpt.Drop()
 		return nil, err
@@ -314,7 +315,7 @@ func (t *trainer) checkResumePoint(ckpt *Checkpoint, path string) (*Checkpoint, 
 	return ckpt, nil
 }
 
-func (t *trainer) restore(c *Checkpoint) error {
+func (t *trainer) restore(c *checkpoint.Checkpoint) error {
 	if err := c.LoadInto(t.model); err != nil {
 		return err
 	}
@@ -335,73 +336,5 @@ func (t *trainer) restore(c *Checkpoint) error {
 	t.meta.LossScale = c.Meta.LossScale
 	return nil
 }
-
-func newVarStore(dev gotch.Device) *gnn.VarStore { return gnn.NewVarStore(dev) }
-
-// ParseDevice maps auto, cpu, cuda or cuda:N to a device, checking that CUDA is there when asked for.
-func ParseDevice(s string) (gotch.Device, error) {
-	switch s {
-	case "", "auto":
-		if native.CUDAAvailable() {
-			return gotch.CudaBuilder(0), nil
-		}
-		return gotch.CPU, nil
-	case "cpu":
-		return gotch.CPU, nil
-	}
-	idx, err := cudaIndex(s)
-	if err != nil {
-		return gotch.CPU, err
-	}
-	if n := native.CUDADeviceCount(); n == 0 {
-		return gotch.CPU, fmt.Errorf("device %s: no GPU: %s; or train on the CPU with --device cpu", s, native.NoGPUReason())
-	} else if idx >= n {
-		return gotch.CPU, fmt.Errorf("device %s: only %d CUDA device(s) available (cuda:0 to cuda:%d)", s, n, n-1)
-	}
-	return gotch.CudaBuilder(uint(idx)), nil
-}
-
-// cudaIndex parses cuda or cuda:N (syntax only).
-func cudaIndex(s string) (int, error) {
-	if s == "cuda" {
-		return 0, nil
-	}
-	var idx int
-	if n, err := fmt.Sscanf(s, "cuda:%d", &idx); err != nil || n != 1 || idx < 0 || fmt.Sprintf("cuda:%d", idx) != s {
-		return 0, fmt.Errorf("device %q is not auto, cpu, cuda or cuda:N", s)
-	}
-	return idx, nil
-}
-
-// OpenData opens a split of the configured data set as the trainer does, limited to the first limit
-// images (0: all).
-func OpenData(ctx context.Context, c DataConfig, split data.Split, limit int) (data.Dataset, error) {
-	dir := c.Dir
-	if dir == "" {
-		if c.Name != "mnist" {
-			return nil, fmt.Errorf("data.dir is empty: give the folder that holds the %s files (see docs/datasets.md)", c.Name)
-		}
-		var err error
-		if dir, err = data.DefaultMNISTDir(ctx); err != nil {
-			return nil, err
-		}
-	}
-	ds, err := data.Open(c.Name, dir, split)
-	if err != nil {
-		return nil, err
-	}
-	if limit > 0 && limit < ds.Len() {
-		return limited{ds, limit}, nil
-	}
-	return ds, nil
-}
-
-// limited exposes the first n images of a data set.
-type limited struct {
-	data.Dataset
-	n int
-}
-
-func (l limited) Len() int { return l.n }
 
 func elapsed(since time.Time) float64 { return time.Since(since).Seconds() }

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/esvae-go/esvae/compare"
-	"github.com/esvae-go/esvae/train"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/vae"
 )
 
@@ -44,7 +44,7 @@ Table V on CIFAR-10:
 				o.KindCheckpoints[k] = *file
 			}
 			o.Device = a.cfg.Device
-			o.Settings = func(data, model string) (train.Config, error) { return compareSettings(configs, data, model) }
+			o.Settings = func(data, model string) (config.Config, error) { return compareSettings(configs, data, model) }
 			entries, err := o.Entries()
 			if err != nil {
 				return err
@@ -89,10 +89,10 @@ Table V on CIFAR-10:
 // compareSettings reads the reference settings of a model (a canonical variant name) on a data set:
 // configs/DATA-KIND-MODULES.yaml when it exists (MODULES: taid, pfa or taid-pfa), else the backbone's
 // file (configs/DATA.yaml for esvae, configs/DATA-KIND.yaml for the others) with the modules set.
-func compareSettings(configs, dataName, name string) (train.Config, error) {
+func compareSettings(configs, dataName, name string) (config.Config, error) {
 	var want vae.Config
 	if err := vae.ParseVariant(name, &want); err != nil {
-		return train.Config{}, err
+		return config.Config{}, err
 	}
 	kind := want.KindName()
 	base := filepath.Join(configs, dataName+".yaml")
@@ -108,22 +108,22 @@ func compareSettings(configs, dataName, name string) (train.Config, error) {
 		}
 	}
 	if _, err := os.Stat(file); err != nil {
-		return train.Config{}, fmt.Errorf("%s settings: %w (give the folder of the config files with --configs)", name, err)
+		return config.Config{}, fmt.Errorf("%s settings: %w (give the folder of the config files with --configs)", name, err)
 	}
 	c, err := loadConfig(pflag.NewFlagSet("compare", pflag.ContinueOnError), file)
 	if err != nil {
-		return train.Config{}, err
+		return config.Config{}, err
 	}
 	cfg := c.Config
 	if cfg.Model.KindName() != kind {
-		return train.Config{}, fmt.Errorf("%s sets model.kind %s, expected %s", file, cfg.Model.KindName(), kind)
+		return config.Config{}, fmt.Errorf("%s sets model.kind %s, expected %s", file, cfg.Model.KindName(), kind)
 	}
 	if own {
 		if v := cfg.Model.Variant(); v != name {
-			return train.Config{}, fmt.Errorf("%s describes the model %s, expected %s", file, v, name)
+			return config.Config{}, fmt.Errorf("%s describes the model %s, expected %s", file, v, name)
 		}
 	} else if err := vae.ParseVariant(name, &cfg.Model); err != nil {
-		return train.Config{}, err
+		return config.Config{}, err
 	}
 	return cfg, nil
 }

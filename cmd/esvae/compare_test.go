@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/esvae-go/esvae/checkpoint"
 	"github.com/esvae-go/esvae/compare"
 	"github.com/esvae-go/esvae/internal/fixture"
-	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vae"
 )
 
@@ -98,7 +98,7 @@ func TestCompareModels(t *testing.T) {
 			t.Errorf("%s: paper %v %q, want %v %q", name, r.Paper, r.PaperSource, p, src)
 		}
 		// Each model trained in OUT/MODEL, and its checkpoint is that model.
-		ck, err := train.LoadCheckpoint(filepath.Join(out, name, "last.ckpt"))
+		ck, err := checkpoint.Load(filepath.Join(out, name, "last.ckpt"))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -11,11 +11,10 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/esvae-go/esvae/config"
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
-
-	"github.com/esvae-go/esvae/train"
 )
 
 // Config is the resolved configuration of one esvae invocation. Precedence: command-line flag >
@@ -30,7 +29,7 @@ type Config struct {
 	Threads int `mapstructure:"threads"`
 	// Config holds the data, model, optimizer and run settings (keys data.*, model.*, optim.*,
 	// epochs, seed, out, device, ...); see configs/*.yaml.
-	train.Config `mapstructure:",squash"`
+	config.Config `mapstructure:",squash"`
 }
 
 // defaults are the values of every known key; viper learns the key set from them, which makes
@@ -43,7 +42,7 @@ func defaults() map[string]any {
 	}
 	// The training defaults, flattened to dotted keys through their JSON form (json and
 	// mapstructure tags are the same names).
-	js, err := json.Marshal(train.DefaultConfig())
+	js, err := json.Marshal(config.DefaultConfig())
 	if err != nil {
 		panic(err)
 	}

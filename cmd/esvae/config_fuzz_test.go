@@ -1,11 +1,12 @@
 package main
 
 import (
-	"github.com/esvae-go/esvae/internal/fixture"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/esvae-go/esvae/internal/fixture"
 )
 
 // FuzzLoadConfig feeds YAML files to loadConfig (viper and its YAML parser underneath), seeded with the

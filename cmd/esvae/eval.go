@@ -9,7 +9,6 @@ import (
 
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/eval"
-	"github.com/esvae-go/esvae/train"
 )
 
 func newEvalCommand(a *app) *cobra.Command {
@@ -67,7 +66,7 @@ Metrics (--metrics, comma-separated; default all):
 			o.Model, o.Device, o.Step = m, dev, ck.Meta.Step
 			o.Data, o.BatchSize = dc.Name, dc.BatchSize
 			o.Open = func(ctx context.Context, sp data.Split, n int) (data.Dataset, error) {
-				return train.OpenData(ctx, dc, sp, n)
+				return dc.Open(ctx, sp, n)
 			}
 			o.Versions, o.Log, o.Progress, o.Stdout = versions(), a.log, a.stderr, a.stdout
 			o.TensorBoard = a.cfg.TensorBoard // the report as TensorBoard summaries too (config key tensorboard)

@@ -11,7 +11,6 @@ import (
 	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
-	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vis"
 )
 
@@ -27,7 +26,7 @@ func evalImages(ctx context.Context, a *app, f imagesEvalFlags, metrics, name, d
 	if err := nn.LockThread(); err != nil {
 		return err
 	}
-	dev, err := train.ParseDevice(a.cfg.Device)
+	dev, err := nn.ParseDevice(a.cfg.Device)
 	if err != nil {
 		return err
 	}

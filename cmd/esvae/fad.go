@@ -7,9 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/eval"
-	"github.com/esvae-go/esvae/train"
+	"github.com/esvae-go/esvae/nn"
 )
 
 func newFADCommand(a *app) *cobra.Command {
@@ -50,11 +51,11 @@ trained here it is comparable between checkpoints evaluated with the same model.
 				return fmt.Errorf("--data is required (mnist, fashion, cifar10 or celeba)")
 			}
 			name = strings.ToLower(name)
-			dev, err := train.ParseDevice(a.cfg.Device)
+			dev, err := nn.ParseDevice(a.cfg.Device)
 			if err != nil {
 				return err
 			}
-			dc := train.DataConfig{Name: name, Dir: dir}
+			dc := config.DataConfig{Name: name, Dir: dir}
 			if a.cfg != nil && strings.EqualFold(a.cfg.Data.Name, name) && dir == "" {
 				dc.Dir = a.cfg.Data.Dir
 			}
@@ -63,7 +64,7 @@ trained here it is comparable between checkpoints evaluated with the same model.
 			return eval.WriteFeatureModel(cmd.Context(), eval.FeatureModelOptions{
 				Data: name, Limit: limit, Train: o, Out: out, Device: dev, Log: a.log, Stdout: a.stdout,
 				Open: func(ctx context.Context, sp data.Split, n int) (data.Dataset, error) {
-					return train.OpenData(ctx, dc, sp, n)
+					return dc.Open(ctx, sp, n)
 				},
 			})
 		},

@@ -7,6 +7,7 @@ import (
 	"github.com/sugarme/gotch"
 	gnn "github.com/sugarme/gotch/nn"
 
+	"github.com/esvae-go/esvae/checkpoint"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vae"
@@ -48,8 +49,8 @@ esvae sample, reconstruct and eval read.`,
 			}
 			cfg := a.cfg.Config
 			cfg.Model = mc
-			meta := train.Meta{Config: cfg, Versions: versions(), Source: "imported from " + pth}
-			if err := train.SaveCheckpoint(out, m, nil, meta); err != nil {
+			meta := checkpoint.Meta{Config: cfg, Versions: versions(), Source: "imported from " + pth}
+			if err := checkpoint.Save(out, m, nil, meta); err != nil {
 				return err
 			}
 			a.log.Info().Str("checkpoint", out).Str("kind", mc.KindName()).Str("readout", mc.ReadoutName()).Str("input_attention", mc.InputAttentionName()).Int64("in_channels", mc.InChannels).Int64("latent_dim", mc.LatentDim).

@@ -9,7 +9,6 @@ import (
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
-	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vis"
 )
 
@@ -40,7 +39,7 @@ func newReconstructCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ds, err := train.OpenData(context.Background(), dc, sp, n)
+			ds, err := dc.Open(context.Background(), sp, n)
 			if err != nil {
 				return err
 			}

@@ -6,10 +6,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/sugarme/gotch"
 
+	"github.com/esvae-go/esvae/checkpoint"
 	"github.com/esvae-go/esvae/eval"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
-	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vae"
 	"github.com/esvae-go/esvae/vis"
 )
@@ -32,9 +32,6 @@ func newSampleCommand(a *app) *cobra.Command {
 			if out == "" && perImage == "" {
 				return fmt.Errorf("--out is empty and --per-image not given: nothing to write")
 			}
-			if nrow == 0 {
-				nrow = vis.AutoNRow(n)
-			}
 			m, _, _, err := a.openModel(ckptPath)
 			if err != nil {
 				return err
@@ -42,17 +39,16 @@ func newSampleCommand(a *app) *cobra.Command {
 			if err := native.ManualSeed(seed); err != nil {
 				return err
 			}
-			imgs, err := eval.Generate(m, n, chunk)
-			if err != nil {
-				return err
-			}
-			c, s := int(m.Config().InChannels), int(m.Config().ImageSize())
+			var imgs []float32
 			if out != "" {
-				if err := vis.SaveGrid(out, imgs, n, c, s, s, nrow, 2); err != nil {
+				if imgs, err = eval.SaveSampleGrid(out, m, n, nrow, chunk); err != nil {
 					return err
 				}
 				a.log.Info().Str("grid", out).Int("images", n).Msg("samples written")
+			} else if imgs, err = eval.Generate(m, n, chunk); err != nil {
+				return err
 			}
+			c, s := int(m.Config().InChannels), int(m.Config().ImageSize())
 			if perImage != "" {
 				if err := vis.SavePerImage(perImage, imgs, n, c, s, s); err != nil {
 					return err
@@ -76,15 +72,15 @@ func newSampleCommand(a *app) *cobra.Command {
 
 // openModel locks the goroutine to its thread (libtorch's grad mode is per thread), loads a
 // checkpoint and builds its model on the configured device.
-func (a *app) openModel(path string) (vae.Net, gotch.Device, *train.Checkpoint, error) {
+func (a *app) openModel(path string) (vae.Net, gotch.Device, *checkpoint.Checkpoint, error) {
 	if err := nn.LockThread(); err != nil {
 		return nil, gotch.CPU, nil, err
 	}
-	dev, err := train.ParseDevice(a.cfg.Device)
+	dev, err := nn.ParseDevice(a.cfg.Device)
 	if err != nil {
 		return nil, dev, nil, err
 	}
-	ck, err := train.LoadCheckpoint(path)
+	ck, err := checkpoint.Load(path)
 	if err != nil {
 		return nil, dev, nil, err
 	}

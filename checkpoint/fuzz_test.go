@@ -1,4 +1,4 @@
-package train
+package checkpoint
 
 import (
 	"bytes"
@@ -7,30 +7,32 @@ import (
 	"testing"
 
 	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vae"
 )
 
-// FuzzLoadCheckpoint fuzzes the metadata of a checkpoint: each input is written as meta.json, with the
-// tensors that fix the architecture (taken from a checkpoint SaveCheckpoint wrote for a model of latent
-// dimension 2 and T 2), into an archive, which LoadCheckpoint reads and checks. Its errors must name the
+// FuzzLoad fuzzes the metadata of a checkpoint: each input is written as meta.json, with the
+// tensors that fix the architecture (taken from a checkpoint Save wrote for a model of latent
+// dimension 2 and T 2), into an archive, which Load reads and checks. Its errors must name the
 // file, and what it accepts must be an architecture its tensors have (NewModel allocates it).
-func FuzzLoadCheckpoint(f *testing.F) {
+func FuzzLoad(f *testing.F) {
 	if err := nn.LockThread(); err != nil {
 		f.Fatal(err)
 	}
 	dir := f.TempDir()
-	cfg := DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Model.LatentDim, cfg.Model.T = 2, 2
-	m, err := vae.NewESVAE(newVarStore(gotch.CPU), cfg.Model, gotch.Float)
+	m, err := vae.NewESVAE(gnn.NewVarStore(gotch.CPU), cfg.Model, gotch.Float)
 	if err != nil {
 		f.Fatal(err)
 	}
 	seed := filepath.Join(dir, "seed.ckpt")
-	if err := SaveCheckpoint(seed, m, nil, Meta{Config: cfg, Epoch: 1, Step: 7}); err != nil {
+	if err := Save(seed, m, nil, Meta{Config: cfg, Epoch: 1, Step: 7}); err != nil {
 		f.Fatal(err)
 	}
 	all, err := native.LoadArchive(seed)
@@ -66,13 +68,13 @@ func FuzzLoadCheckpoint(f *testing.F) {
 		if err := native.SaveArchive(path, append(names, metaKey), append(tensors, mt)); err != nil {
 			t.Fatal(err)
 		}
-		c, err := LoadCheckpoint(path)
+		c, err := Load(path)
 		if err != nil {
 			if !strings.Contains(err.Error(), path) {
 				t.Fatalf("error %q does not name the file", err)
 			}
 			if bytes.Equal(b, meta) {
-				t.Fatalf("the checkpoint SaveCheckpoint wrote does not load: %v", err)
+				t.Fatalf("the checkpoint Save wrote does not load: %v", err)
 			}
 			return
 		}

@@ -1,8 +1,7 @@
-package train
+package checkpoint
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,15 +12,17 @@ import (
 	"time"
 
 	"github.com/sugarme/gotch"
+	gnn "github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vae"
 )
 
-// CheckpointFormat names the layout of the archive below; bumped on incompatible changes.
-const CheckpointFormat = "esvae-checkpoint/1"
+// Format names the layout of the archive below; bumped on incompatible changes.
+const Format = "esvae-checkpoint/1"
 
 // Meta is the non-tensor part of a checkpoint, stored as JSON bytes in the entry meta.json.
 type Meta struct {
@@ -34,7 +35,7 @@ type Meta struct {
 	// BestTestLoss is the lowest per-epoch test reconstruction loss so far (0 before any).
 	BestTestLoss float64 `json:"best_test_loss"`
 	// Config is the resolved configuration of the run; the architecture comes from Config.Model.
-	Config   Config            `json:"config"`
+	Config   config.Config     `json:"config"`
 	Versions map[string]string `json:"versions"`
 	Saved    time.Time         `json:"saved"`
 	// WorldSize is the number of data-parallel ranks of the run (0 or 1: one process); Batch counts
@@ -44,6 +45,25 @@ type Meta struct {
 	Source string `json:"source,omitempty"`
 	// LossScale is the fp16 loss scaler's state (amp: fp16 only).
 	LossScale *LossScale `json:"loss_scale,omitempty"`
+}
+
+// LossScale is the state of the fp16 loss scaler (the trainer's dynamic loss scaling, as
+// torch.cuda.amp.GradScaler): the loss is multiplied by Scale before the backward; a step whose
+// gradients hold an inf or a NaN is skipped and halves Scale; enough finite steps in a row double it.
+// It is saved in the checkpoint's meta, so a resumed run continues with the same scale.
+type LossScale struct {
+	Scale float64 `json:"scale"`
+	// Good counts the finite steps since the scale last changed.
+	Good int `json:"good"`
+	// Skipped counts the optimizer steps skipped over the run.
+	Skipped int64 `json:"skipped"`
+}
+
+// Optimizer is what a training checkpoint holds of the optimizer (train.AdamW): State returns its
+// archive entries ("optim.*"). Save reads the tensors and frees only tensors[0], which State makes
+// anew (the step counter); the others are the optimizer's live moments.
+type Optimizer interface {
+	State() (names []string, tensors []*ts.Tensor, err error)
 }
 
 // Checkpoint is a loaded checkpoint: the tensors of the archive by section, and Meta.
@@ -66,11 +86,12 @@ const (
 	metaKey     = "meta.json"
 )
 
-// SaveCheckpoint writes the model, the optimizer state (opt may be nil), libtorch's RNG state and meta
+// Save writes the model, the optimizer state (opt nil: a model alone, such as an imported .pth: no
+// optimizer and no RNG state), libtorch's RNG state and meta
 // to path atomically: a temporary file is written and synced, then renamed over path, so a crash at
 // any moment leaves the previous file intact. The archive is libtorch's format with a checksum entry.
-func SaveCheckpoint(path string, m vae.Net, opt *AdamW, meta Meta) error {
-	meta.Format = CheckpointFormat
+func Save(path string, m vae.Net, opt Optimizer, meta Meta) error {
+	meta.Format = Format
 	meta.Saved = time.Now().UTC()
 	js, err := json.Marshal(meta)
 	if err != nil {
@@ -139,82 +160,8 @@ func SaveCheckpoint(path string, m vae.Net, opt *AdamW, meta Meta) error {
 	return nil
 }
 
-// ErrNonFiniteWeights is wrapped by the error returned when a save finds NaN or inf weights.
-var ErrNonFiniteWeights = errors.New("weights are not finite")
-
-// checkWeights refuses to let non-finite weights become last.ckpt: it writes them aside as
-// nonfinite-step-N.ckpt (for debugging), says so in the log, and returns an error that names the
-// last good checkpoint.
-func (t *trainer) checkWeights() error {
-	bad, err := nonFiniteVars(t.model)
-	if err != nil || len(bad) == 0 {
-		return err
-	}
-	aside := t.run.path(fmt.Sprintf("nonfinite-step-%08d.ckpt", t.meta.Step))
-	if err := SaveCheckpoint(aside, t.model, t.opt, t.meta); err != nil {
-		t.log.Warn().Err(err).Msg("the non-finite weights could not be written aside")
-		aside = "(not written)"
-	}
-	shown := bad
-	if len(shown) > 5 {
-		shown = shown[:5]
-	}
-	t.log.Error().Int64("step", t.meta.Step).Strs("variables", shown).Int("non_finite", len(bad)).Str("written_aside", aside).
-		Str("kept", t.run.path(lastName)).Msg("non-finite weights: not saved as last.ckpt")
-	return fmt.Errorf("step %d: %w (NaN or inf in %d variable(s), %v...; finite loss but inf/NaN gradients?); written aside as %s; %s was not replaced: resume from it with a lower optim.lr",
-		t.meta.Step, ErrNonFiniteWeights, len(bad), shown, aside, t.run.path(lastName))
-}
-
-// nonFiniteVars returns the names of the model's parameters and buffers that hold a NaN or an
-// infinity (sorted; none: nil). One finiteness flag per variable, stacked and read back in one
-// transfer: a step can give a finite loss and still leave inf/NaN weights (inf/NaN gradients).
-func nonFiniteVars(m vae.Net) (bad []string, err error) {
-	vars := m.VarStore().Variables()
-	keys := make([]string, 0, len(vars))
-	for k := range vars {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var flags []float64
-	err = nn.Catch(func() {
-		nn.NoGrad(func() {
-			all := make([]*ts.Tensor, 0, len(keys))
-			defer func() { nn.Drop(all...) }()
-			for _, k := range keys {
-				v := vars[k]
-				f := nn.Try(v.Isfinite(false))
-				all = append(all, nn.Try(f.All(true)))
-			}
-			if len(all) == 0 {
-				return
-			}
-			st := nn.Try(ts.Stack(all, 0))
-			defer nn.Drop(st)
-			fl := nn.Try(st.Totype(gotch.Double, false))
-			defer nn.Drop(fl)
-			var e error
-			if flags, e = nn.HostFloat64(fl); e != nil {
-				panic(&nn.OpError{Err: e})
-			}
-		})
-	})
-	runtime.KeepAlive(m) // vars holds copies of the VarStore's handles
-	if err != nil {
-		return nil, fmt.Errorf("checking the weights for NaN and inf: %w", err)
-	}
-	if len(flags) != len(keys) {
-		return nil, fmt.Errorf("checking the weights for NaN and inf: %d flags for %d variables", len(flags), len(keys))
-	}
-	for i, f := range flags {
-		if f != 1 {
-			bad = append(bad, keys[i])
-		}
-	}
-	return bad, nil
-}
-
-// LoadCheckpoint reads and verifies a checkpoint written by SaveCheckpoint.
-func LoadCheckpoint(path string) (*Checkpoint, error) {
+// Load reads and verifies a checkpoint written by Save.
+func Load(path string) (*Checkpoint, error) {
 	all, err := native.LoadArchive(path)
 	if err != nil {
 		return nil, err
@@ -231,8 +178,8 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	if err := json.Unmarshal(tensorBytes(mt), &meta); err != nil {
 		return nil, fmt.Errorf("%s: damaged metadata: %w", path, err)
 	}
-	if meta.Format != CheckpointFormat {
-		return nil, fmt.Errorf("%s has format %q, this esvae reads %q", path, meta.Format, CheckpointFormat)
+	if meta.Format != Format {
+		return nil, fmt.Errorf("%s has format %q, this esvae reads %q", path, meta.Format, Format)
 	}
 	if meta.Config.Model.Kind == "" { // written before model.kind existed
 		meta.Config.Model.Kind = vae.KindESVAE
@@ -270,7 +217,7 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 
 // NewModel builds the checkpoint's architecture (of its kind) on device in float32 and loads its weights.
 func (c *Checkpoint) NewModel(device gotch.Device) (vae.Net, error) {
-	m, err := vae.NewNet(newVarStore(device), c.Meta.Config.Model, gotch.Float)
+	m, err := vae.NewNet(gnn.NewVarStore(device), c.Meta.Config.Model, gotch.Float)
 	if err != nil {
 		return nil, err
 	}

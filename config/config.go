@@ -1,8 +1,10 @@
-package train
+package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -152,12 +154,8 @@ func (c Config) Validate() error {
 	if c.Samples < 0 {
 		errs = append(errs, fmt.Errorf("samples = %d: must be >= 0", c.Samples))
 	}
-	switch c.Device {
-	case "auto", "cpu":
-	default:
-		if _, err := cudaIndex(c.Device); err != nil {
-			errs = append(errs, err)
-		}
+	if err := nn.CheckDeviceSyntax(c.Device); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Model.Validate(); err != nil {
 		errs = append(errs, err)
@@ -167,3 +165,83 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// AdamWConfig holds AdamW's hyper-parameters (the paper's: AdamW, lr 0.0006, the bottleneck at 10x).
+type AdamWConfig struct {
+	// LR is the learning rate of every parameter but the bottleneck. Default 0.0006.
+	LR float64 `mapstructure:"lr" json:"lr"`
+	// SampleLayerLRMult scales LR for the bottleneck `sample_layer.*` (group 1). Default 10.
+	SampleLayerLRMult float64 `mapstructure:"sample_layer_lr_mult" json:"sample_layer_lr_mult"`
+	// Beta1, Beta2 are the moment decay rates. Default 0.9, 0.999.
+	Beta1 float64 `mapstructure:"beta1" json:"beta1"`
+	Beta2 float64 `mapstructure:"beta2" json:"beta2"`
+	// Eps is added to the denominator. Default 1e-8.
+	Eps float64 `mapstructure:"eps" json:"eps"`
+	// WeightDecay is the decoupled weight decay, applied to every parameter. Default 0.001.
+	WeightDecay float64 `mapstructure:"weight_decay" json:"weight_decay"`
+}
+
+// DefaultAdamWConfig returns the paper's optimizer settings.
+func DefaultAdamWConfig() AdamWConfig {
+	return AdamWConfig{LR: 0.0006, SampleLayerLRMult: 10, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.001}
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// Validate reports every bad field by name.
+func (c AdamWConfig) Validate() error {
+	var errs []error
+	bad := func(key string, v float64, want string) {
+		errs = append(errs, fmt.Errorf("optim.%s = %v: must be %s", key, v, want))
+	}
+	if !(c.LR > 0) || !finite(c.LR) {
+		bad("lr", c.LR, "> 0 and finite")
+	}
+	if !(c.SampleLayerLRMult > 0) || !finite(c.SampleLayerLRMult) {
+		bad("sample_layer_lr_mult", c.SampleLayerLRMult, "> 0 and finite")
+	}
+	if !(c.Beta1 >= 0 && c.Beta1 < 1) {
+		bad("beta1", c.Beta1, "in [0, 1)")
+	}
+	if !(c.Beta2 >= 0 && c.Beta2 < 1) {
+		bad("beta2", c.Beta2, "in [0, 1)")
+	}
+	if !(c.Eps > 0) || !finite(c.Eps) {
+		bad("eps", c.Eps, "> 0 and finite")
+	}
+	if !(c.WeightDecay >= 0) || !finite(c.WeightDecay) {
+		bad("weight_decay", c.WeightDecay, ">= 0 and finite")
+	}
+	return errors.Join(errs...)
+}
+
+// Open opens a split of the configured data set as the trainer does, limited to the first limit
+// images (0: all).
+func (c DataConfig) Open(ctx context.Context, split data.Split, limit int) (data.Dataset, error) {
+	dir := c.Dir
+	if dir == "" {
+		if c.Name != "mnist" {
+			return nil, fmt.Errorf("data.dir is empty: give the folder that holds the %s files (see docs/datasets.md)", c.Name)
+		}
+		var err error
+		if dir, err = data.DefaultMNISTDir(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ds, err := data.Open(c.Name, dir, split)
+	if err != nil {
+		return nil, err
+	}
+	if limit > 0 && limit < ds.Len() {
+		return limited{ds, limit}, nil
+	}
+	return ds, nil
+}
+
+// limited exposes the first n images of a data set.
+type limited struct {
+	data.Dataset
+	n int
+}
+
+func (l limited) Len() int { return l.n }
