@@ -378,14 +378,9 @@ func (d *downloader) fetch(ctx context.Context, s Source, u, part string, follow
 		return err
 	}
 
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	req, err := rangeRequest(rctx, u, off)
 	if err != nil {
 		return false, err
-	}
-	req.Header.Set("Accept-Encoding", "identity")
-	req.Header.Set("User-Agent", "esvae-data-download")
-	if off > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
 	}
 	resp, err := d.opt.Client.Do(req)
 	if err != nil {
@@ -439,11 +434,62 @@ func (d *downloader) fetch(ctx context.Context, s Source, u, part string, follow
 			s.File, u, filepath.Join(d.dir, s.File))}
 	}
 
+	return d.receive(resp, s, u, part, off, total, timer, stallErr)
+}
+
+// rangeRequest asks for u from byte off (0: the whole file), uncompressed.
+func rangeRequest(ctx context.Context, u string, off int64) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	req.Header.Set("User-Agent", "esvae-data-download")
+	if off > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
+	}
+	return req, nil
+}
+
+// openPart opens part for writing after its first off bytes (off 0: truncated) and returns the
+// hash of the source's checksum (nil: none) fed with those kept bytes.
+func openPart(part string, off int64, s Source) (*os.File, hash.Hash, error) {
 	flag := os.O_WRONLY | os.O_CREATE
 	if off == 0 {
 		flag |= os.O_TRUNC
 	}
 	f, err := os.OpenFile(part, flag, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := s.newHash()
+	if off > 0 {
+		// Hash the kept bytes, and append after exactly off of them.
+		if h != nil {
+			old, err := os.Open(part)
+			if err != nil {
+				f.Close()
+				return nil, nil, err
+			}
+			_, err = io.CopyN(h, old, off)
+			old.Close()
+			if err != nil {
+				f.Close()
+				return nil, nil, fmt.Errorf("reading %s: %w", part, err)
+			}
+		}
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+	}
+	return f, h, nil
+}
+
+// receive writes resp's body (the file from byte off, total bytes in all; -1: unknown) into part,
+// rearming the stall timer on every read, and verifies the whole file's checksum.
+func (d *downloader) receive(resp *http.Response, s Source, u, part string, off, total int64, timer *time.Timer, stallErr func(error, bool) error) (resumed bool, err error) {
+	f, h, err := openPart(part, off, s)
 	if err != nil {
 		return false, err
 	}
@@ -452,27 +498,8 @@ func (d *downloader) fetch(ctx context.Context, s Source, u, part string, follow
 			f.Close()
 		}
 	}()
-	h := s.newHash()
-	if off > 0 {
-		// Hash the kept bytes, and append after exactly off of them.
-		if h != nil {
-			old, err := os.Open(part)
-			if err != nil {
-				return false, err
-			}
-			_, err = io.CopyN(h, old, off)
-			old.Close()
-			if err != nil {
-				return false, fmt.Errorf("reading %s: %w", part, err)
-			}
-		}
-		if _, err := f.Seek(off, io.SeekStart); err != nil {
-			return false, err
-		}
-		resumed = true
-	}
+	resumed = off > 0
 	d.emit(DownloadEvent{Kind: EventStart, File: s.File, URL: u, Offset: off, Done: off, Total: total})
-
 	done := off
 	buf := make([]byte, 256<<10)
 	for {
