@@ -69,7 +69,6 @@ func Probe(ctx context.Context, m *vae.ESVAE, trainDS, testDS data.Dataset, o Pr
 	if len(o.Hidden) != 3 || o.Epochs < 1 || o.Batch < 1 || o.LR <= 0 {
 		return nil, fmt.Errorf("eval: probe: 3 hidden widths, epochs >= 1, batch >= 1, lr > 0 (got %v, %d, %d, %v)", o.Hidden, o.Epochs, o.Batch, o.LR)
 	}
-	L := int(m.Cfg.LatentDim)
 	xtr, ytr, err := encoderRates(ctx, m, trainDS, o.TrainLimit, dev)
 	if err != nil {
 		return nil, fmt.Errorf("eval: probe: encoding the training split: %w", err)
@@ -88,90 +87,118 @@ func Probe(ctx context.Context, m *vae.ESVAE, trainDS, testDS data.Dataset, o Pr
 	if err := native.ManualSeed(o.Seed); err != nil {
 		return nil, err
 	}
-	vs := gnn.NewVarStore(dev)
-	widths := append([]int64{int64(L)}, append(append([]int64(nil), o.Hidden...), classes)...)
-	var layers []*nn.Linear
-	if err := nn.Catch(func() {
-		for i := 0; i+1 < len(widths); i++ {
-			layers = append(layers, nn.NewLinear(nn.At(vs.Root(), fmt.Sprintf("mlp.%d", i)), widths[i], widths[i+1], gotch.Float))
-		}
-	}); err != nil {
-		return nil, err
-	}
-	forward := func(x *ts.Tensor) *ts.Tensor {
-		h := x
-		for i, l := range layers {
-			y := l.Forward(h)
-			if h != x {
-				nn.Drop(h)
-			}
-			if i+1 < len(layers) {
-				y = dropTo(y, nn.Try(y.Relu(false)))
-			}
-			h = y
-		}
-		return h
-	}
-	opt, err := gnn.DefaultSGDConfig().Build(vs, o.LR)
+	mlp, err := newProbeMLP(int(m.Cfg.LatentDim), o.Hidden, classes, o.LR, dev)
 	if err != nil {
 		return nil, err
 	}
-	tensorOf := func(x []float32, y []int64, idx []int) (*ts.Tensor, *ts.Tensor) {
-		xb := make([]float32, 0, len(idx)*L)
-		yb := make([]int64, 0, len(idx))
-		for _, i := range idx {
-			xb = append(xb, x[i*L:(i+1)*L]...)
-			yb = append(yb, y[i])
-		}
-		xt := nn.Try(ts.OfSlice(xb))
-		xt = dropTo(xt, nn.Try(xt.View([]int64{int64(len(idx)), int64(L)}, false)))
-		yt := nn.Try(ts.OfSlice(yb))
-		if dev != gotch.CPU {
-			xt = dropTo(xt, nn.Try(xt.To(dev, false)))
-			yt = dropTo(yt, nn.Try(yt.To(dev, false)))
-		}
-		return xt, yt
-	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x9e3779b97f4a7c15))
-	n := len(ytr)
-	res := &ProbeResult{TrainImages: n, TestImages: len(yte), Classes: int(classes)}
+	res := &ProbeResult{TrainImages: len(ytr), TestImages: len(yte), Classes: int(classes)}
 	for ep := 0; ep < o.Epochs; ep++ {
-		perm := rng.Perm(n)
-		var sum float64
-		var count int
-		err := nn.Catch(func() {
-			for s := 0; s < n; s += o.Batch {
-				idx := perm[s:min(s+o.Batch, n)]
-				xt, yt := tensorOf(xtr, ytr, idx)
-				logits := forward(xt)
-				loss := crossEntropy(logits, yt)
-				nn.Drop(xt, yt, logits)
-				nn.Check(opt.BackwardStep(loss))
-				v, err := nn.HostScalar(loss)
-				nn.Drop(loss)
-				nn.Check(err)
-				sum += v * float64(len(idx))
-				count += len(idx)
-			}
-		})
-		if err != nil {
+		if res.FinalLoss, err = mlp.trainEpoch(xtr, ytr, rng.Perm(len(ytr)), o.Batch); err != nil {
 			return nil, fmt.Errorf("eval: probe epoch %d: %w", ep+1, err)
 		}
-		res.FinalLoss = sum / float64(count)
 		if o.OnEpoch != nil {
 			o.OnEpoch(ep+1, o.Epochs, res.FinalLoss)
 		}
 	}
-	correct := 0
+	if res.Accuracy, err = mlp.accuracy(xte, yte); err != nil {
+		return nil, fmt.Errorf("eval: probe accuracy: %w", err)
+	}
+	return res, nil
+}
+
+// probeMLP is the probe's classifier: Linear layers with ReLU between them, trained by SGD.
+type probeMLP struct {
+	layers []*nn.Linear
+	opt    *gnn.Optimizer
+	in     int // input width (the latent dimension)
+	dev    gotch.Device
+}
+
+func newProbeMLP(in int, hidden []int64, classes int64, lr float64, dev gotch.Device) (*probeMLP, error) {
+	vs := gnn.NewVarStore(dev)
+	widths := append([]int64{int64(in)}, append(append([]int64(nil), hidden...), classes)...)
+	p := &probeMLP{in: in, dev: dev}
+	if err := nn.Catch(func() {
+		for i := 0; i+1 < len(widths); i++ {
+			p.layers = append(p.layers, nn.NewLinear(nn.At(vs.Root(), fmt.Sprintf("mlp.%d", i)), widths[i], widths[i+1], gotch.Float))
+		}
+	}); err != nil {
+		return nil, err
+	}
+	var err error
+	p.opt, err = gnn.DefaultSGDConfig().Build(vs, lr)
+	return p, err
+}
+
+// forward maps x (N, in) to the logits (N, classes); x stays the caller's.
+func (p *probeMLP) forward(x *ts.Tensor) *ts.Tensor {
+	h := x
+	for i, l := range p.layers {
+		y := l.Forward(h)
+		if h != x {
+			nn.Drop(h)
+		}
+		if i+1 < len(p.layers) {
+			y = dropTo(y, nn.Try(y.Relu(false)))
+		}
+		h = y
+	}
+	return h
+}
+
+// batch gathers the rows idx of x (rows of p.in floats) and their labels into tensors on p.dev.
+func (p *probeMLP) batch(x []float32, y []int64, idx []int) (*ts.Tensor, *ts.Tensor) {
+	xb := make([]float32, 0, len(idx)*p.in)
+	yb := make([]int64, 0, len(idx))
+	for _, i := range idx {
+		xb = append(xb, x[i*p.in:(i+1)*p.in]...)
+		yb = append(yb, y[i])
+	}
+	xt := nn.Try(ts.OfSlice(xb))
+	xt = dropTo(xt, nn.Try(xt.View([]int64{int64(len(idx)), int64(p.in)}, false)))
+	yt := nn.Try(ts.OfSlice(yb))
+	if p.dev != gotch.CPU {
+		xt = dropTo(xt, nn.Try(xt.To(p.dev, false)))
+		yt = dropTo(yt, nn.Try(yt.To(p.dev, false)))
+	}
+	return xt, yt
+}
+
+// trainEpoch runs one SGD epoch over the rows in the order perm and returns the mean loss.
+func (p *probeMLP) trainEpoch(x []float32, y []int64, perm []int, batch int) (loss float64, err error) {
+	var sum float64
+	var count int
 	err = nn.Catch(func() {
+		for s := 0; s < len(perm); s += batch {
+			idx := perm[s:min(s+batch, len(perm))]
+			xt, yt := p.batch(x, y, idx)
+			logits := p.forward(xt)
+			l := crossEntropy(logits, yt)
+			nn.Drop(xt, yt, logits)
+			nn.Check(p.opt.BackwardStep(l))
+			v, err := nn.HostScalar(l)
+			nn.Drop(l)
+			nn.Check(err)
+			sum += v * float64(len(idx))
+			count += len(idx)
+		}
+	})
+	return sum / float64(count), err
+}
+
+// accuracy is the fraction of rows whose largest logit is their label (0 without rows).
+func (p *probeMLP) accuracy(x []float32, y []int64) (float64, error) {
+	correct := 0
+	err := nn.Catch(func() {
 		nn.NoGrad(func() {
-			for s := 0; s < len(yte); s += 1024 {
+			for s := 0; s < len(y); s += 1024 {
 				idx := make([]int, 0, 1024)
-				for i := s; i < min(s+1024, len(yte)); i++ {
+				for i := s; i < min(s+1024, len(y)); i++ {
 					idx = append(idx, i)
 				}
-				xt, yt := tensorOf(xte, yte, idx)
-				logits := forward(xt)
+				xt, yt := p.batch(x, y, idx)
+				logits := p.forward(xt)
 				pred := nn.Try(logits.Argmax([]int64{1}, false, true))
 				eq := nn.Try(pred.EqTensor(yt, true))
 				c := nn.Try(eq.Sum(gotch.Double, true))
@@ -182,15 +209,11 @@ func Probe(ctx context.Context, m *vae.ESVAE, trainDS, testDS data.Dataset, o Pr
 			}
 		})
 	})
-	if err != nil {
-		return nil, fmt.Errorf("eval: probe accuracy: %w", err)
+	if err != nil || len(y) == 0 {
+		return 0, err
 	}
-	if len(yte) > 0 {
-		res.Accuracy = float64(correct) / float64(len(yte))
-	}
-	return res, nil
+	return float64(correct) / float64(len(y)), nil
 }
-
 // crossEntropy is the mean of -log softmax(logits)[y].
 func crossEntropy(logits, y *ts.Tensor) *ts.Tensor {
 	lp := nn.Try(logits.LogSoftmax(1, gotch.Float, false))
