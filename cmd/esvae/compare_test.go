@@ -127,8 +127,13 @@ func TestCompareModels(t *testing.T) {
 	if stdout, err := run(t, args...); err != nil || !strings.Contains(stdout, "| FSVAE + TAID | 2 x 8 |") || !strings.Contains(stdout, taid) {
 		t.Fatalf("compare --checkpoint fsvae+taid=: %v\n%s", err, stdout)
 	}
-	if _, err := os.Stat(filepath.Join(out2, "fsvae+taid")); !os.IsNotExist(err) {
-		t.Errorf("a model taken from its checkpoint was trained too: %v", err)
+	for _, f := range []string{"last.ckpt", "steps.csv", "metrics.jsonl"} { // its folder holds only the TensorBoard summary
+		if _, err := os.Stat(filepath.Join(out2, "fsvae+taid", f)); !os.IsNotExist(err) {
+			t.Errorf("a model taken from its checkpoint was trained too: %s: %v", f, err)
+		}
+	}
+	if ev, _ := filepath.Glob(filepath.Join(out2, "fsvae+taid", "compare", "events.out.tfevents.*")); len(ev) != 1 {
+		t.Errorf("TensorBoard summary of the comparison: %v, want one event file", ev)
 	}
 	wrong := with("--models", "fsvae", "--checkpoint", "fsvae="+taid, "--out", out2)
 	if _, err := run(t, wrong...); err == nil || !strings.Contains(err.Error(), "taid") || !strings.Contains(err.Error(), "membrane") {
