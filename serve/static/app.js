@@ -189,7 +189,7 @@ $("sample").addEventListener("click", async () => {
   if (!Number.isInteger(count) || count < 1 || count > info.max_count) { setStatus("count: 1 to " + info.max_count); return; }
   const js = await api("/api/sample", '{"count":' + count + ',"seed":' + seed + "}");
   $("grid").src = js.grid;
-  $("grid").style.width = (info.width + 2) * js.nrow * 3 + "px";
+  $("grid").style.width = (info.width + 2) * js.nrow * 2 + "px";
 });
 
 // ---- interpolation ----
