@@ -102,7 +102,10 @@ func TestBrowserDrawReconstruct(t *testing.T) {
 		t.Fatalf("drawing: %v", err)
 	}
 
+	// Strokes made while a request is on its way go with the next one: wait until the page shows
+	// the reconstruction of the finished drawing.
 	wait("the reconstruction", `(() => { const r = document.getElementById("recon"); return r.src.startsWith("data:image/png") && r.complete && r.naturalWidth > 0; })()`)
+	wait("the reconstruction of the whole stroke", `(() => { const r = document.getElementById("recon"), i = document.getElementById("input"); return r.dataset.version === document.getElementById("pad").dataset.drawn && r.complete && i.complete; })()`)
 	if n := eval(`(() => { const c = document.getElementById("pad"); const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 128) n++; return n; })()`); n < 500 {
 		t.Errorf("the canvas has %v white pixels after the stroke: the mouse events did not draw", n)
 	}

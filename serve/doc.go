@@ -14,5 +14,6 @@
 //
 // Imports: serve sits beside compare and bench, above train (checkpoints, devices, data sets) and
 // eval (FlipSpikes). It must not import cmd/esvae, cobra or viper (the command binds its flags to
-// Options), nor compare, bench or selfcheck; nothing but cmd/esvae imports serve.
+// Options), nor compare, bench or selfcheck; only cmd/esvae and the measurement program
+// serve/loadtest import serve.
 package serve

@@ -35,11 +35,16 @@ function seedText(id) {
 // ---- drawing ----
 const pad = $("pad"), ctx = pad.getContext("2d");
 let drawing = false, last = null, dirty = false;
+// drawn counts the pad's changes; the reconstruction's data-version says which change it shows
+// (equal when the page is up to date: the browser test waits for that).
+let drawn = 0;
+function changed() { drawn++; pad.dataset.drawn = String(drawn); }
 
 function clearPad() {
   ctx.fillStyle = "#000";
   ctx.fillRect(0, 0, pad.width, pad.height);
   dirty = false;
+  changed();
 }
 
 function padPoint(ev) {
@@ -54,6 +59,7 @@ function stroke(p) {
   if (last) { ctx.moveTo(last.x, last.y); ctx.lineTo(p.x, p.y); ctx.stroke(); }
   else { ctx.arc(p.x, p.y, ctx.lineWidth / 2, 0, 2 * Math.PI); ctx.fill(); }
   last = p; dirty = true;
+  changed();
   scheduleReconstruct();
 }
 
@@ -75,6 +81,7 @@ function drawImage(src) {
     ctx.imageSmoothingEnabled = img.width >= w;
     ctx.drawImage(img, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
     dirty = true;
+    changed();
     scheduleReconstruct();
   };
   img.src = src;
@@ -116,11 +123,13 @@ function padBody(extra) {
 
 let reconCount = 0;
 async function reconstruct() {
+  const version = drawn;
   const body = padBody({});
   if (!body) return;
   const js = await api("/api/reconstruct", body);
   $("input").src = js.input;
   $("recon").src = js.reconstruction;
+  $("recon").dataset.version = String(version);
   if (js.rates) {
     drawRates($("rates"), js.rates);
     drawRaster($("raster"), js.spikes, null);
