@@ -185,8 +185,8 @@ func (s *Server) writeError(rw http.ResponseWriter, r *http.Request, err error) 
 	var he *httpError
 	switch {
 	case errors.As(err, &he):
-		if he.status >= 500 {
-			s.log.Warn().Str("path", r.URL.Path).Int("status", he.status).Msg(he.msg)
+		if he.status >= 500 { // a full queue: debug level, or a burst of clients floods the log
+			s.log.Debug().Str("path", r.URL.Path).Int("status", he.status).Msg(he.msg)
 		}
 		writeJSON(rw, he.status, errorBody{Error: he.msg})
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
