@@ -49,7 +49,7 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	keyFlag(pf, "threads", "threads", 0, "libtorch intra-op threads; default 0, one per core")
 	root.AddCommand(newVersionCommand(a), newInfoCommand(a), newTrainCommand(a), newSampleCommand(a),
 		newReconstructCommand(a), newImportCommand(a), newBenchCommand(a), newDataCommand(a), newCompareCommand(a),
-		newLaunchCommand(a), newEvalCommand(a), newFADCommand(a), newCheckCommand(a))
+		newLaunchCommand(a), newEvalCommand(a), newFADCommand(a), newCheckCommand(a), newServeCommand(a))
 	return root
 }
 
