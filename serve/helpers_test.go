@@ -21,10 +21,11 @@ import (
 	"github.com/sugarme/gotch"
 	gnn "github.com/sugarme/gotch/nn"
 
+	"github.com/esvae-go/esvae/checkpoint"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/internal/native"
 	"github.com/esvae-go/esvae/nn"
-	"github.com/esvae-go/esvae/train"
 	"github.com/esvae-go/esvae/vae"
 )
 
@@ -81,7 +82,7 @@ func writeCheckpoint(path, kind string) error {
 		return err
 	}
 	var m vae.Net
-	cfg := train.DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Model.Kind = kind
 	cfg.Model.LatentDim = testL
 	cfg.Model.T = testT
@@ -103,7 +104,7 @@ func writeCheckpoint(path, kind string) error {
 	if err := calibrate(m, dir); err != nil {
 		return err
 	}
-	return train.SaveCheckpoint(path, m, nil, train.Meta{Config: cfg, Step: 3})
+	return checkpoint.Save(path, m, nil, checkpoint.Meta{Config: cfg, Step: 3})
 }
 
 // calibrate runs training-mode forward passes (no weight update) over the small MNIST sample so that

@@ -16,8 +16,10 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sugarme/gotch"
 
+	"github.com/esvae-go/esvae/checkpoint"
+	"github.com/esvae-go/esvae/config"
 	"github.com/esvae-go/esvae/data"
-	"github.com/esvae-go/esvae/train"
+	"github.com/esvae-go/esvae/nn"
 	"github.com/esvae-go/esvae/vae"
 )
 
@@ -49,13 +51,13 @@ func newServer(ctx context.Context, o Options, log zerolog.Logger, beforeJob fun
 		return nil, err
 	}
 	o = o.withDefaults()
-	var ck *train.Checkpoint
+	var ck *checkpoint.Checkpoint
 	load := func() (vae.Net, gotch.Device, error) {
-		dev, err := train.ParseDevice(o.Device)
+		dev, err := nn.ParseDevice(o.Device)
 		if err != nil {
 			return nil, dev, err
 		}
-		if ck, err = train.LoadCheckpoint(o.Checkpoint); err != nil {
+		if ck, err = checkpoint.Load(o.Checkpoint); err != nil {
 			return nil, dev, err
 		}
 		m, err := ck.NewModel(dev)
@@ -81,13 +83,13 @@ func newServer(ctx context.Context, o Options, log zerolog.Logger, beforeJob fun
 }
 
 // openTest opens the test split; a failure is kept as a message for /api/info and the log.
-func (s *Server) openTest(ctx context.Context, dc train.DataConfig) {
+func (s *Server) openTest(ctx context.Context, dc config.DataConfig) {
 	if s.opts.DataDir != "" {
 		dc.Dir = s.opts.DataDir
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	ds, err := train.OpenData(ctx, dc, data.Test, 0)
+	ds, err := dc.Open(ctx, data.Test, 0)
 	if err == nil {
 		if c, h, w := ds.Shape(); c != s.model.C || h != s.model.H || w != s.model.W {
 			err = fmt.Errorf("its images are %d x %d x %d, the model's %d x %d x %d", c, h, w, s.model.C, s.model.H, s.model.W)
