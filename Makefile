@@ -16,9 +16,11 @@ vet: setup
 	$(GO) vet ./...
 
 # The tests also compile the fused CUDA kernels to CUBIN with the NVRTC of both pinned torch versions
-# (no GPU needed): scripts/nvrtc-wheels.sh installs them into the set-up's cache.
+# (no GPU needed): scripts/nvrtc-wheels.sh installs them into the set-up's cache. esvae serve's page is
+# tested in a real browser: scripts/browser-setup.sh installs Debian's chromium when it is missing.
 test: setup
 	@bash scripts/nvrtc-wheels.sh >/dev/null
+	@bash scripts/browser-setup.sh
 	$(GO) vet ./...
 	$(GO) test -timeout 45m ./...
 
