@@ -18,7 +18,7 @@ import (
 // Images go in and out as C*H*W float32 slices in [-1, 1].
 type engine struct {
 	net   vae.Net
-	esvae *vae.Model // nil for the baselines: no rates, spikes, interpolation or flips
+	esvae *vae.ESVAE // nil for the baselines: no rates, spikes, interpolation or flips
 	dev   gotch.Device
 	c, s  int // channels, image side
 }
@@ -26,7 +26,7 @@ type engine struct {
 func newEngine(net vae.Net, dev gotch.Device) *engine {
 	cfg := net.Config()
 	e := &engine{net: net, dev: dev, c: int(cfg.InChannels), s: int(cfg.ImageSize())}
-	e.esvae, _ = net.(*vae.Model)
+	e.esvae, _ = net.(*vae.ESVAE)
 	return e
 }
 
@@ -67,7 +67,7 @@ type recon struct {
 
 // image copies one image to a (1, C, H, W) tensor on the model's device.
 func (e *engine) image(px []float32) *ts.Tensor {
-	return nn.M(nn.ImagesTensor(px, 1, e.c, e.s, e.s, e.dev))
+	return nn.Try(nn.ImagesTensor(px, 1, e.c, e.s, e.s, e.dev))
 }
 
 func host(t *ts.Tensor) []float32 {
@@ -120,7 +120,7 @@ func (e *engine) reconstruct(px []float32, seed uint64, flip bool, p float64) (*
 		x := e.image(px)
 		defer nn.Drop(x)
 		if e.esvae == nil {
-			xh := nn.M(e.net.Reconstruct(x))
+			xh := nn.Try(e.net.Reconstruct(x))
 			defer nn.Drop(xh)
 			r.XHat = host(xh)
 			return
@@ -131,16 +131,16 @@ func (e *engine) reconstruct(px []float32, seed uint64, flip bool, p float64) (*
 		nn.Check(err)
 		nn.Drop(ev)
 		defer nn.Drop(rq)
-		z := nn.M(m.SamplePosterior(rq, nil)) // (T, 1, L)
+		z := nn.Try(m.SamplePosterior(rq, nil)) // (T, 1, L)
 		defer nn.Drop(z)
-		xh := nn.M(m.Decode(z, false)) // (1, C, H, W)
+		xh := nn.Try(m.Decode(z, false)) // (1, C, H, W)
 		defer nn.Drop(xh)
 		r.Rates, r.XHat = host(rq), host(xh)
 		r.Spikes = spikeRows(host(z), T, L)
 		if flip {
 			zf := eval.FlipSpikes(z, p)
 			defer nn.Drop(zf)
-			xf := nn.M(m.Decode(zf, false))
+			xf := nn.Try(m.Decode(zf, false))
 			defer nn.Drop(xf)
 			r.Flipped = host(xf)
 			r.FlippedSpikes = spikeRows(host(zf), T, L)
@@ -173,14 +173,14 @@ func (e *engine) interpolate(a, b []float32, t float64, seed uint64) (*recon, er
 		defer nn.Drop(ra)
 		rb := rates(b)
 		defer nn.Drop(rb)
-		xa := nn.M(ra.MulScalar(ts.FloatScalar(1-t), false))
-		yb := nn.M(rb.MulScalar(ts.FloatScalar(t), false))
-		rt := nn.M(xa.Add(yb, true)) // (1, L)
+		xa := nn.Try(ra.MulScalar(ts.FloatScalar(1-t), false))
+		yb := nn.Try(rb.MulScalar(ts.FloatScalar(t), false))
+		rt := nn.Try(xa.Add(yb, true)) // (1, L)
 		nn.Drop(yb)
 		defer nn.Drop(rt)
-		z := nn.M(m.SamplePosterior(rt, nil)) // (T, 1, L)
+		z := nn.Try(m.SamplePosterior(rt, nil)) // (T, 1, L)
 		defer nn.Drop(z)
-		xh := nn.M(m.Decode(z, false))
+		xh := nn.Try(m.Decode(z, false))
 		defer nn.Drop(xh)
 		r.Rates, r.XHat = host(rt), host(xh)
 		r.Spikes = spikeRows(host(z), T, L)
@@ -196,7 +196,7 @@ func (e *engine) interpolate(a, b []float32, t float64, seed uint64) (*recon, er
 func (e *engine) sample(count int, seed uint64) ([]float32, error) {
 	var out []float32
 	err := guarded(seed, func() {
-		xh := nn.M(e.net.Sample(int64(count)))
+		xh := nn.Try(e.net.Sample(int64(count)))
 		defer nn.Drop(xh)
 		out = host(xh)
 		checkFinite("samples", out)

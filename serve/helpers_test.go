@@ -127,7 +127,7 @@ func calibrate(m vae.Net, dir string) error {
 					nn.Check(err)
 					imgs = append(imgs, px...)
 				}
-				x := nn.M(nn.ImagesTensor(imgs, batch, 1, 32, 32, gotch.CPU))
+				x := nn.Try(nn.ImagesTensor(imgs, batch, 1, 32, 32, gotch.CPU))
 				l, err := m.Objective(x, true)
 				nn.Drop(x)
 				nn.Check(err)
