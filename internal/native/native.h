@@ -11,6 +11,13 @@ extern "C" {
 
 typedef void *esv_tensor;
 
+// The op of a time-distributed layer (esv_td_layer, esv_spike_conv); weights in PyTorch's layouts.
+typedef enum {
+  ESV_OP_CONV2D = 0,            // 2-D convolution, weight (out, in, k, k)
+  ESV_OP_CONV_TRANSPOSE2D = 1,  // 2-D transposed convolution, weight (in, out, k, k)
+  ESV_OP_LINEAR = 2,            // linear map, weight (out, in)
+} esv_op;
+
 char *esv_manual_seed(uint64_t seed);
 char *esv_set_num_threads(int n);
 int esv_get_num_threads(void);

@@ -164,13 +164,13 @@ Tensor nhwc(const Tensor &x) { return x.permute({0, 2, 3, 1}).contiguous(); }
 
 // out_size: the output length of the op along one dimension.
 int64_t out_size(int op, int64_t in, int64_t K, int64_t s, int64_t p, int64_t op_) {
-  return op == 0 ? (in + 2 * p - K) / s + 1 : (in - 1) * s - 2 * p + K + op_;
+  return op == ESV_OP_CONV2D ? (in + 2 * p - K) / s + 1 : (in - 1) * s - 2 * p + K + op_;
 }
 
 // up2: a transposed convolution with K 3, stride 2, padding 1, output padding 1 (Up2 in
 // spikeconv_kernels.h: every decoder layer of the model).
 bool up2(int64_t op, int64_t K, int64_t stride, int64_t padding, int64_t output_padding) {
-  return op == 1 && K == 3 && stride == 2 && padding == 1 && output_padding == 1;
+  return op == ESV_OP_CONV_TRANSPOSE2D && K == 3 && stride == 2 && padding == 1 && output_padding == 1;
 }
 
 struct SpikeConvFunction : public torch::autograd::Function<SpikeConvFunction> {
@@ -180,12 +180,12 @@ struct SpikeConvFunction : public torch::autograd::Function<SpikeConvFunction> {
                         int64_t op, int64_t stride, int64_t padding, int64_t output_padding) {
     RECORD_FUNCTION("esv::spike_conv", std::vector<c10::IValue>());  // named in profiles
     const int64_t N = x.size(0), Ci = x.size(1), H = x.size(2), W = x.size(3), K = w.size(2);
-    const int64_t Co = op == 0 ? w.size(0) : w.size(1);
+    const int64_t Co = op == ESV_OP_CONV2D ? w.size(0) : w.size(1);
     const int64_t Ho = out_size(op, H, K, stride, padding, output_padding);
     const int64_t Wo = out_size(op, W, K, stride, padding, output_padding);
-    const Plan plan(N, H, W, Ci, Ho, Wo, Co, K, stride, padding, op == 1);
+    const Plan plan(N, H, W, Ci, Ho, Wo, Co, K, stride, padding, op == ESV_OP_CONV_TRANSPOSE2D);
     // wt[kh][kw][ci][co]
-    const Tensor wt = (op == 0 ? w.permute({2, 3, 1, 0}) : w.permute({2, 3, 0, 1})).contiguous();
+    const Tensor wt = (op == ESV_OP_CONV2D ? w.permute({2, 3, 1, 0}) : w.permute({2, 3, 0, 1})).contiguous();
     Tensor y = at::empty({N, Ho, Wo, Co}, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "esv_spike_conv", [&] {
       const scalar_t *wp = wt.data_ptr<scalar_t>();
@@ -225,14 +225,14 @@ struct SpikeConvFunction : public torch::autograd::Function<SpikeConvFunction> {
       // reads only the input's shape and memory format).
       const Tensor shape = at::empty(xs, gy.options().memory_format(at::MemoryFormat::ChannelsLast));
       const Tensor wc = w.contiguous(at::MemoryFormat::ChannelsLast);
-      const int64_t opad = op == 1 ? output_padding : 0;
+      const int64_t opad = op == ESV_OP_CONV_TRANSPOSE2D ? output_padding : 0;
       gx = std::get<0>(at::convolution_backward(gy, shape, wc, c10::nullopt, {stride, stride}, {padding, padding},
-                                                {1, 1}, op == 1, {opad, opad}, 1, {true, false, false}));
+                                                {1, 1}, op == ESV_OP_CONV_TRANSPOSE2D, {opad, opad}, 1, {true, false, false}));
     }
     if (ctx->needs_input_grad(1)) {
       const int64_t N = xs[0], Ci = xs[1], H = xs[2], W = xs[3], K = w.size(2);
       const int64_t Co = gy.size(1), Ho = gy.size(2), Wo = gy.size(3);
-      const Plan plan(N, H, W, Ci, Ho, Wo, Co, K, stride, padding, op == 1);
+      const Plan plan(N, H, W, Ci, Ho, Wo, Co, K, stride, padding, op == ESV_OP_CONV_TRANSPOSE2D);
       // The 2x2 blocks (up2) where the channels fit two vectors (32 floats, 16 doubles): measured
       // faster there, slower with more channels (four gradient rows an entry compete for stores).
       bool blocks = false;
@@ -271,7 +271,7 @@ struct SpikeConvFunction : public torch::autograd::Function<SpikeConvFunction> {
         });
       });
       const Tensor dwt = buf[0].view({K, K, Ci, Co});
-      gw = (op == 0 ? dwt.permute({3, 2, 0, 1}) : dwt.permute({2, 3, 0, 1})).contiguous();
+      gw = (op == ESV_OP_CONV2D ? dwt.permute({3, 2, 0, 1}) : dwt.permute({2, 3, 0, 1})).contiguous();
     }
     return {gx, gw, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
@@ -283,13 +283,13 @@ namespace esv {
 
 Tensor spike_conv(int op, const Tensor &x, const Tensor &w, int64_t stride, int64_t padding,
                   int64_t output_padding) {
-  if (spike_conv_on().load() == 0 || (op != 0 && op != 1) || !x.device().is_cpu() || x.dim() != 4 ||
+  if (spike_conv_on().load() == 0 || (op != ESV_OP_CONV2D && op != ESV_OP_CONV_TRANSPOSE2D) || !x.device().is_cpu() || x.dim() != 4 ||
       w.dim() != 4 || w.size(2) != w.size(3) || x.scalar_type() != w.scalar_type() ||
       (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) || x.size(1) > 32767 ||
-      x.size(1) != (op == 0 ? w.size(1) : w.size(0)) || stride < 1 || padding < 0 || output_padding < 0 ||
+      x.size(1) != (op == ESV_OP_CONV2D ? w.size(1) : w.size(0)) || stride < 1 || padding < 0 || output_padding < 0 ||
       x.numel() == 0 || w.numel() == 0)
     return Tensor();
-  const int64_t Co = op == 0 ? w.size(0) : w.size(1);
+  const int64_t Co = op == ESV_OP_CONV2D ? w.size(0) : w.size(1);
   const int64_t K = w.size(2);
   const int64_t Ho = out_size(op, x.size(2), K, stride, padding, output_padding);
   const int64_t Wo = out_size(op, x.size(3), K, stride, padding, output_padding);
@@ -320,12 +320,12 @@ Tensor spike_conv(int op, const Tensor &x, const Tensor &w, int64_t stride, int6
 namespace {
 Tensor spike_conv_or_dense(int op, const Tensor &xt, const Tensor &w, int64_t stride, int64_t padding,
                            int64_t output_padding) {
-  TORCH_CHECK(op == 0 || op == 1, "spike conv: op must be 0 (conv) or 1 (transposed conv), got ", op);
+  TORCH_CHECK(op == ESV_OP_CONV2D || op == ESV_OP_CONV_TRANSPOSE2D, "spike conv: op must be ESV_OP_CONV2D or ESV_OP_CONV_TRANSPOSE2D, got ", op);
   Tensor y = esv::spike_conv(op, xt, w, stride, padding, output_padding);
   if (y.defined()) return y;
   const Tensor xc = xt.contiguous(at::MemoryFormat::ChannelsLast);
   const Tensor wc = w.contiguous(at::MemoryFormat::ChannelsLast);
-  if (op == 0) return at::conv2d(xc, wc, {}, {stride, stride}, {padding, padding});
+  if (op == ESV_OP_CONV2D) return at::conv2d(xc, wc, {}, {stride, stride}, {padding, padding});
   return at::conv_transpose2d(xc, wc, {}, {stride, stride}, {padding, padding}, {output_padding, output_padding});
 }
 }  // namespace

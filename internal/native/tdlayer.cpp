@@ -556,10 +556,14 @@ std::atomic<int> &channels_last_on() {
 
 bool use_channels_last() { return channels_last_on().load() != 0; }
 
-Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int64_t stride, int64_t padding,
-                int64_t output_padding, int64_t repeat, const Tensor &gamma, const Tensor &beta, const Tensor &rm,
-                const Tensor &rv, double scale, double eps, double momentum, int64_t T, double tau, double v_th,
-                double a, bool centered, const Tensor &readout) {
+Tensor td_layer(const Tensor &xt, const esv_td_layer_spec &s) {
+  const esv_op op = s.op;
+  const Tensor w = esv::T(s.weight);
+  const Tensor cb = s.bias == nullptr ? Tensor() : esv::T(s.bias);
+  const Tensor readout = s.readout == nullptr ? Tensor() : esv::T(s.readout);
+  const int64_t stride = s.stride, padding = s.padding, output_padding = s.output_padding, repeat = s.repeat;
+  const int64_t T = s.T;
+  const double a = s.a;
   TORCH_CHECK(xt.device().is_cpu(), "td layer: the fused layer runs on the CPU only, got ", xt.device());
   TORCH_CHECK(xt.scalar_type() == at::kFloat || xt.scalar_type() == at::kDouble,
               "td layer: float32 or float64 only, got ", xt.scalar_type());
@@ -569,7 +573,7 @@ Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int
   // Channels last: oneDNN's convolutions run faster on N, H, W, C than on N, C, H, W here (see
   // use_channels_last); the spikes come out channels last too, so the next layer takes them as
   // they are.
-  const bool cl = op != 2 && xt.dim() == 4 && use_channels_last();
+  const bool cl = op != ESV_OP_LINEAR && xt.dim() == 4 && use_channels_last();
   const Tensor x = cl ? xt.contiguous(at::MemoryFormat::ChannelsLast) : xt;
   // Spikes in (every layer but the first, whose input is the image, repeated): the convolution from
   // their index (spikeconv.cpp); y stays undefined where that path does not apply.
@@ -577,18 +581,18 @@ Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int
   // The dense op (the image, or where the index path does not apply); channels last, the weight too.
   const Tensor wc = !y.defined() && cl ? w.contiguous(at::MemoryFormat::ChannelsLast) : w;
   if (!y.defined()) switch (op) {
-    case 0:
+    case ESV_OP_CONV2D:
       y = at::conv2d(x, wc, {}, {stride, stride}, {padding, padding});
       break;
-    case 1:
+    case ESV_OP_CONV_TRANSPOSE2D:
       y = at::conv_transpose2d(x, wc, {}, {stride, stride}, {padding, padding},
                                {output_padding, output_padding});
       break;
-    case 2:
+    case ESV_OP_LINEAR:
       y = at::linear(xt, w);
       break;
     default:
-      TORCH_CHECK(false, "td layer: op must be 0 (conv), 1 (transposed conv) or 2 (linear), got ", op);
+      TORCH_CHECK(false, "td layer: op must be ESV_OP_CONV2D, ESV_OP_CONV_TRANSPOSE2D or ESV_OP_LINEAR, got ", int(op));
   }
   // oneDNN gives an N, C, H, W output for a one-channel input (the image: its layout is both), and
   // the spikes would follow it: the next layer then copied them (T*N images) to channels last, and
@@ -612,8 +616,9 @@ Tensor td_layer(int op, const Tensor &xt, const Tensor &w, const Tensor &cb, int
     const Tensor c = readout.detach().to(at::kCPU, at::kDouble).contiguous();
     rc.assign(c.data_ptr<double>(), c.data_ptr<double>() + T);
   }
-  return TdBNLIFFunction::apply(y, cbx, gamma, beta, rm, rv, T, tau, v_th, a, centered, scale, eps,
-                                momentum, rc, rep);
+  return TdBNLIFFunction::apply(y, cbx, esv::T(s.gamma), esv::T(s.beta), esv::T(s.running_mean),
+                                esv::T(s.running_var), T, s.tau, s.v_th, a, s.centered != 0, s.scale, s.eps,
+                                s.momentum, rc, rep);
 }
 
 }  // namespace
@@ -634,17 +639,10 @@ int esv_td_layer_supported(void) {
 #endif
 }
 
-char *esv_td_layer(int op, esv_tensor x, esv_tensor weight, esv_tensor bias, int64_t stride, int64_t padding,
-                   int64_t output_padding, int64_t repeat, esv_tensor gamma, esv_tensor beta,
-                   esv_tensor running_mean, esv_tensor running_var, double scale, double eps, double momentum,
-                   int64_t T, double tau, double v_th, double a, int centered, esv_tensor readout,
-                   esv_tensor *out) {
+char *esv_td_layer(esv_tensor x, const esv_td_layer_spec *s, esv_tensor *out) {
   ESV_TRY({
-    const Tensor cb = bias == nullptr ? Tensor() : esv::T(bias);
-    *out = esv::wrap(td_layer(op, esv::T(x), esv::T(weight), cb, stride, padding, output_padding, repeat,
-                              esv::T(gamma), esv::T(beta), esv::T(running_mean), esv::T(running_var), scale, eps,
-                              momentum, T, tau, v_th, a, centered != 0,
-                              readout == nullptr ? Tensor() : esv::T(readout)));
+    TORCH_CHECK(s != nullptr, "td layer: no layer spec");
+    *out = esv::wrap(td_layer(esv::T(x), *s));
   })
 }
 

@@ -18,9 +18,9 @@ type TdLayerOp int
 
 // The ops of a time-distributed layer.
 const (
-	OpConv          TdLayerOp = 0 // 2-D convolution, weight (out, in, k, k)
-	OpConvTranspose TdLayerOp = 1 // 2-D transposed convolution, weight (in, out, k, k)
-	OpLinear        TdLayerOp = 2 // linear map, weight (out, in)
+	OpConv          TdLayerOp = C.ESV_OP_CONV2D           // 2-D convolution, weight (out, in, k, k)
+	OpConvTranspose TdLayerOp = C.ESV_OP_CONV_TRANSPOSE2D // 2-D transposed convolution, weight (in, out, k, k)
+	OpLinear        TdLayerOp = C.ESV_OP_LINEAR           // linear map, weight (out, in)
 )
 
 // TdLayerSpec holds the tensors and settings of a fused training-mode layer.
@@ -62,19 +62,22 @@ var tdLayerSupported = C.esv_td_layer_supported() == 1
 // the rounding of the batch statistics (accumulated in double here).
 func TdLayer(x *ts.Tensor, s *TdLayerSpec) (*ts.Tensor, error) {
 	var out unsafe.Pointer
-	var bias, readout C.esv_tensor
+	spec := C.esv_td_layer_spec{
+		op: C.esv_op(s.Op), weight: C.esv_tensor(s.Weight.Ctensor()),
+		stride: C.int64_t(s.Stride), padding: C.int64_t(s.Padding), output_padding: C.int64_t(s.OutputPadding),
+		repeat: C.int64_t(s.Repeat),
+		gamma: C.esv_tensor(s.Gamma.Ctensor()), beta: C.esv_tensor(s.Beta.Ctensor()),
+		running_mean: C.esv_tensor(s.RunningMean.Ctensor()), running_var: C.esv_tensor(s.RunningVar.Ctensor()),
+		scale: C.double(s.Scale), eps: C.double(s.Eps), momentum: C.double(s.Momentum),
+		T: C.int64_t(s.T), tau: C.double(s.Tau), v_th: C.double(s.VTh), a: C.double(s.A), centered: cbool(s.Centered),
+	}
 	if s.Bias != nil {
-		bias = C.esv_tensor(s.Bias.Ctensor())
+		spec.bias = C.esv_tensor(s.Bias.Ctensor())
 	}
 	if s.Readout != nil {
-		readout = C.esv_tensor(s.Readout.Ctensor())
+		spec.readout = C.esv_tensor(s.Readout.Ctensor())
 	}
-	err := cerr(C.esv_td_layer(C.int(s.Op), C.esv_tensor(x.Ctensor()), C.esv_tensor(s.Weight.Ctensor()), bias,
-		C.int64_t(s.Stride), C.int64_t(s.Padding), C.int64_t(s.OutputPadding), C.int64_t(s.Repeat),
-		C.esv_tensor(s.Gamma.Ctensor()), C.esv_tensor(s.Beta.Ctensor()), C.esv_tensor(s.RunningMean.Ctensor()),
-		C.esv_tensor(s.RunningVar.Ctensor()), C.double(s.Scale), C.double(s.Eps), C.double(s.Momentum),
-		C.int64_t(s.T), C.double(s.Tau), C.double(s.VTh), C.double(s.A), cbool(s.Centered), readout,
-		(*C.esv_tensor)(unsafe.Pointer(&out))))
+	err := cerr(C.esv_td_layer(C.esv_tensor(x.Ctensor()), &spec, (*C.esv_tensor)(unsafe.Pointer(&out))))
 	runtime.KeepAlive(x)
 	runtime.KeepAlive(s)
 	if err != nil {

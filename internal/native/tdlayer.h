@@ -9,20 +9,33 @@
 extern "C" {
 #endif
 
-// esv_td_layer computes, on the CPU in float32 or float64, LIF(tdBN(op(x) + bias)) with the batch
-// statistics (training mode; running_mean and running_var are updated in place):
-// op 0 = conv2d (stride, padding), 1 = conv_transpose2d (stride, padding, output_padding),
-// 2 = linear; weight in PyTorch's layout; bias (C,) or NULL. repeat > 1 repeats op(x) that many
-// times along dim 0 first (direct input encoding). tdBN's effective weight is scale * gamma.
-// The result, spikes of shape (T*N, C, ...), is differentiable w.r.t. x, weight, bias, gamma, beta.
-// readout (T values) or NULL: when given, the result is sum_t readout[t] * spikes_t, shape (N, C, ...)
-// (the membrane readout's weighted sum, readout.h), and the spikes themselves are never stored.
-// Tensors of 2-D convolutions are channels last (faster in oneDNN here) unless ESVAE_CHANNELS_LAST=0.
-char *esv_td_layer(int op, esv_tensor x, esv_tensor weight, esv_tensor bias, int64_t stride, int64_t padding,
-                   int64_t output_padding, int64_t repeat, esv_tensor gamma, esv_tensor beta,
-                   esv_tensor running_mean, esv_tensor running_var, double scale, double eps, double momentum,
-                   int64_t T, double tau, double v_th, double a, int centered, esv_tensor readout,
-                   esv_tensor *out);
+// esv_td_layer_spec describes one fused training-mode layer: LIF(tdBN(op(x) + bias)).
+typedef struct {
+  esv_op op;                // the layer's op (esv_op), without its bias
+  esv_tensor weight;        // op's weight in PyTorch's layout
+  esv_tensor bias;          // (C,) or NULL
+  int64_t stride, padding;  // convolutions
+  int64_t output_padding;   // transposed convolution
+  int64_t repeat;           // > 1: op(x) repeated that many times along dim 0 (direct input encoding)
+  // tdBN with the batch statistics: effective weight scale * gamma; running_mean and running_var
+  // are updated in place (momentum).
+  esv_tensor gamma, beta, running_mean, running_var;
+  double scale, eps, momentum;
+  // The LIF neuron over T steps (spiking/lif.go): time constant tau, threshold v_th, surrogate
+  // half-width a; centered: the rectangular surrogate centred on the threshold.
+  int64_t T;
+  double tau, v_th, a;
+  int centered;
+  // readout (T values) or NULL: when given, the result is sum_t readout[t] * spikes_t, shape
+  // (N, C, ...) (the membrane readout's weighted sum, readout.h), and the spikes are never stored.
+  esv_tensor readout;
+} esv_td_layer_spec;
+
+// esv_td_layer computes the layer s describes on x, on the CPU in float32 or float64, in training
+// mode. The result, spikes of shape (T*N, C, ...), is differentiable w.r.t. x, weight, bias, gamma
+// and beta. Tensors of 2-D convolutions are channels last (faster in oneDNN here) unless
+// ESVAE_CHANNELS_LAST=0.
+char *esv_td_layer(esv_tensor x, const esv_td_layer_spec *s, esv_tensor *out);
 
 // esv_set_channels_last turns the channels-last layout of esv_td_layer's convolutions on (1) or off
 // (0) for the process and returns the previous setting. Initially on unless ESVAE_CHANNELS_LAST=0.
