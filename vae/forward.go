@@ -25,13 +25,7 @@ type Output struct {
 }
 
 // Drop frees every tensor of o.
-func (o *Output) Drop() {
-	for _, t := range []*ts.Tensor{o.E, o.RQ, o.Z, o.XHat, o.RP} {
-		if t != nil {
-			nn.Drop(t)
-		}
-	}
-}
+func (o *Output) Drop() { nn.Drop(o.E, o.RQ, o.Z, o.XHat, o.RP) }
 
 func (m *ESVAE) checkImages(x *ts.Tensor) error { return checkImages(m.Cfg, x) }
 

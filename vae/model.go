@@ -211,9 +211,3 @@ func (m *ESVAE) fusedLayerReadout(l *layer, x *ts.Tensor, train bool, repeat int
 	}
 	return nn.Try(l.bn.ForwardLIF(x, s, m.Cfg.T, m.Cfg.LIF))
 }
-
-// drop frees old and returns next: for chains of intermediate tensors.
-func drop(old, next *ts.Tensor) *ts.Tensor {
-	nn.Drop(old)
-	return next
-}
