@@ -11,5 +11,22 @@
 // owned by the caller and never drops its argument. Forward panics with an *OpError when libtorch
 // fails (a shape bug or out-of-memory); Catch turns that into an error at an API boundary.
 //
+// Model code frees its intermediates with a Scope, not by hand: inside nn.Scoped (or ScopedTensor,
+// which returns one tensor) every tensor is registered where it is made — s.Try(x.Op(...)) for an
+// op, s.Own(t) for a tensor a function hands over — and whatever was not kept is dropped when the
+// scope ends, on a panic too. The rule: a function returns owned tensors (made with Keep, or as
+// ScopedTensor's result) and never frees its arguments; a scope frees only what it owns.
+//
+//	func (m *M) block(x *ts.Tensor) *ts.Tensor {
+//		return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+//			h := s.Own(m.lin.Forward(x))
+//			h = s.Replace(h, nn.Try(h.Sigmoid(false))) // a chain: the previous link is freed now
+//			return s.Try(h.Mul(x, false))              // survives the scope
+//		})
+//	}
+//
+// Memory within a scope: s.Replace frees the previous link of a chain at once, s.Drop frees early,
+// and a loop runs each iteration in s.Scoped, so that it holds one iteration's intermediates.
+//
 // Imports: internal/native and gotch only; it must not import spiking, vae or anything above.
 package nn

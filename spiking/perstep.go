@@ -43,57 +43,32 @@ func LIFPerStep(x *ts.Tensor, T int64, cfg LIFConfig) (out *ts.Tensor, err error
 		return nil, fmt.Errorf("spiking.LIFPerStep: surrogate half-width a must be > 0, got %v", cfg.A)
 	}
 
-	xs, err := x.Reshape(append([]int64{T, shape[0] / T}, shape[1:]...), false)
-	if err != nil {
-		return nil, err
-	}
-	steps, err := xs.Unbind(0)
-	nn.Drop(xs)
-	if err != nil {
-		return nil, err
-	}
-	outs := make([]*ts.Tensor, 0, T)
-	var u, o *ts.Tensor // state of step t-1
-	defer func() {      // drop every per-step handle; the autograd graph holds what it needs
-		for _, s := range steps {
-			nn.Drop(s)
-		}
-		for _, s := range outs {
-			nn.Drop(s)
-		}
-		if u != nil {
-			nn.Drop(u)
-		}
-	}()
-
 	st := stepScalars{
 		tau: ts.FloatScalar(cfg.Tau), vth: ts.FloatScalar(cfg.VTh), a: ts.FloatScalar(cfg.A),
 		inv: ts.FloatScalar(1 / (2 * cfg.A)), one: ts.FloatScalar(1), kind: kind, centered: cfg.Centered,
 	}
-	for t := int64(0); t < T; t++ {
-		var ut *ts.Tensor
-		if t == 0 {
-			ut, err = steps[0].ShallowClone() // u_0 = x_0
-		} else {
-			ut, err = st.integrate(u, o, steps[t])
-		}
-		if err != nil {
-			return nil, err
-		}
-		if u != nil {
-			nn.Drop(u)
-		}
-		u = ut
-		if o, err = st.spike(u); err != nil {
-			return nil, err
-		}
-		outs = append(outs, o)
-	}
-	stacked, err := ts.Stack(outs, 0)
-	if err != nil {
-		return nil, err
-	}
-	return stacked.Reshape(shape, true)
+	// Every per-step handle is dropped at the end; the autograd graph holds what it needs.
+	err = nn.Catch(func() {
+		out = nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+			xs := s.Try(x.Reshape(append([]int64{T, shape[0] / T}, shape[1:]...), false))
+			steps, err := xs.Unbind(0)
+			nn.Check(err)
+			s.Add(steps...)
+			outs := make([]*ts.Tensor, 0, T)
+			var u *ts.Tensor // u_t
+			for t := int64(0); t < T; t++ {
+				if t == 0 {
+					u = s.Try(steps[0].ShallowClone()) // u_0 = x_0
+				} else {
+					u = s.Replace(u, st.integrate(u, outs[t-1], steps[t]))
+				}
+				outs = append(outs, s.Own(st.spike(u)))
+			}
+			stacked := s.Try(ts.Stack(outs, 0))
+			return s.Try(stacked.Reshape(shape, false))
+		})
+	})
+	return out, err
 }
 
 type stepScalars struct {
@@ -103,82 +78,31 @@ type stepScalars struct {
 }
 
 // integrate returns u_t = (tau * u) * (1 - o) + x (the reference's order of operations).
-func (s stepScalars) integrate(u, o, x *ts.Tensor) (*ts.Tensor, error) {
-	decayed, err := u.MulScalar(s.tau, false)
-	if err != nil {
-		return nil, err
-	}
-	keep, err := o.RsubScalar(s.one, false)
-	if err != nil {
-		nn.Drop(decayed)
-		return nil, err
-	}
-	reset, err := decayed.Mul(keep, true)
-	nn.Drop(keep)
-	if err != nil {
-		return nil, err
-	}
-	return reset.Add(x, true)
+func (s stepScalars) integrate(u, o, x *ts.Tensor) *ts.Tensor {
+	return nn.ScopedTensor(func(sc *nn.Scope) *ts.Tensor {
+		decayed := sc.Try(u.MulScalar(s.tau, false))
+		keep := sc.Try(o.RsubScalar(s.one, false))
+		reset := sc.Try(decayed.Mul(keep, false))
+		return sc.Try(reset.Add(x, false))
+	})
 }
 
 // spike returns h + (g - g.detach()) with h = H(u - V_th) and g = u * w(u), w the detached window.
-func (s stepScalars) spike(u *ts.Tensor) (*ts.Tensor, error) {
-	hb, err := u.Gt(s.vth, false)
-	if err != nil {
-		return nil, err
-	}
-	h, err := hb.Totype(s.kind, true)
-	if err != nil {
-		return nil, err
-	}
-	var w *ts.Tensor
-	{
+func (s stepScalars) spike(u *ts.Tensor) *ts.Tensor {
+	return nn.ScopedTensor(func(sc *nn.Scope) *ts.Tensor {
+		hb := sc.Try(u.Gt(s.vth, false))
+		h := sc.Try(hb.Totype(s.kind, false))
 		c := u
 		if s.centered {
-			if c, err = u.SubScalar(s.vth, false); err != nil {
-				nn.Drop(h)
-				return nil, err
-			}
+			c = sc.Try(u.SubScalar(s.vth, false))
 		}
-		abs, err := c.Abs(s.centered) // drops c when it is a temporary
-		if err != nil {
-			nn.Drop(h)
-			return nil, err
-		}
-		in, err := abs.Lt(s.a, true) // a comparison: no gradient flows into w
-		if err != nil {
-			nn.Drop(h)
-			return nil, err
-		}
-		inf, err := in.Totype(s.kind, true)
-		if err != nil {
-			nn.Drop(h)
-			return nil, err
-		}
-		if w, err = inf.MulScalar(s.inv, true); err != nil {
-			nn.Drop(h)
-			return nil, err
-		}
-	}
-	g, err := u.Mul(w, false)
-	nn.Drop(w)
-	if err != nil {
-		nn.Drop(h)
-		return nil, err
-	}
-	gd, err := g.Detach(false)
-	if err != nil {
-		nn.Drop(g)
-		nn.Drop(h)
-		return nil, err
-	}
-	diff, err := g.Sub(gd, true) // value 0, derivative w
-	nn.Drop(gd)
-	if err != nil {
-		nn.Drop(h)
-		return nil, err
-	}
-	o, err := h.Add(diff, true)
-	nn.Drop(diff)
-	return o, err
+		abs := sc.Try(c.Abs(false))
+		in := sc.Try(abs.Lt(s.a, false)) // a comparison: no gradient flows into w
+		inf := sc.Try(in.Totype(s.kind, false))
+		w := sc.Try(inf.MulScalar(s.inv, false))
+		g := sc.Try(u.Mul(w, false))
+		gd := sc.Try(g.Detach(false))
+		diff := sc.Try(g.Sub(gd, false)) // value 0, derivative w
+		return sc.Try(h.Add(diff, false))
+	})
 }

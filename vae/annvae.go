@@ -104,14 +104,16 @@ func (m *ANNVAE) KLWeight() float64 {
 func (m *ANNVAE) SetKLWeight(w float64) { m.klWeight = w }
 
 func (b annBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
-	var y *ts.Tensor
-	if b.conv != nil {
-		y = b.conv.Forward(x)
-	} else {
-		y = b.convT.Forward(x)
-	}
-	y = drop(y, nn.Try(b.bn.Forward(y, train)))
-	return drop(y, nn.Try(y.LeakyRelu(false))) // negative slope 0.01
+	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+		var y *ts.Tensor
+		if b.conv != nil {
+			y = s.Own(b.conv.Forward(x))
+		} else {
+			y = s.Own(b.convT.Forward(x))
+		}
+		y = s.Replace(y, nn.Try(b.bn.Forward(y, train)))
+		return s.Try(y.LeakyRelu(false)) // negative slope 0.01
+	})
 }
 
 // Encode maps images x (N, C, H, W) to mu and logvar (N, L).
@@ -120,14 +122,17 @@ func (m *ANNVAE) Encode(x *ts.Tensor, train bool) (mu, logvar *ts.Tensor, err er
 		return nil, nil, err
 	}
 	err = nn.Catch(func() {
-		h := m.encoder[0].forward(x, train)
-		for _, b := range m.encoder[1:] {
-			h = drop(h, b.forward(h, train)) // ... -> (N, C_last, 2, 2)
-		}
-		h = drop(h, nn.Try(h.View([]int64{nn.Size(x)[0], m.Cfg.flat()}, false))) // (N, flat)
-		mu = m.fcMu.Forward(h)
-		logvar = m.fcVar.Forward(h)
-		nn.Drop(h)
+		nn.Scoped(func(s *nn.Scope) {
+			h := s.Own(m.encoder[0].forward(x, train))
+			for _, b := range m.encoder[1:] {
+				h = s.Replace(h, b.forward(h, train)) // ... -> (N, C_last, 2, 2)
+			}
+			h = s.Replace(h, nn.Try(h.View([]int64{nn.Size(x)[0], m.Cfg.flat()}, false))) // (N, flat)
+			mu = s.Own(m.fcMu.Forward(h))
+			logvar = s.Own(m.fcVar.Forward(h))
+			s.Keep(mu)
+			s.Keep(logvar)
+		})
 	})
 	return mu, logvar, err
 }
@@ -135,14 +140,15 @@ func (m *ANNVAE) Encode(x *ts.Tensor, train bool) (mu, logvar *ts.Tensor, err er
 // Reparameterize returns z = mu + exp(logvar / 2) * eps; eps (N, L) ~ N(0, I) is drawn when nil.
 func (m *ANNVAE) Reparameterize(mu, logvar, eps *ts.Tensor) (z *ts.Tensor, err error) {
 	err = nn.Catch(func() {
-		if eps == nil {
-			eps = nn.Try(ts.Randn(nn.Size(mu), mu.DType(), nn.Device(mu)))
-			defer nn.Drop(eps)
-		}
-		std := nn.Try(logvar.MulScalar(ts.FloatScalar(0.5), false))
-		std = drop(std, nn.Try(std.Exp(false)))
-		z = drop(std, nn.Try(std.Mul(eps, false)))
-		z = drop(z, nn.Try(z.Add(mu, false)))
+		z = nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+			if eps == nil {
+				eps = s.Try(ts.Randn(nn.Size(mu), mu.DType(), nn.Device(mu)))
+			}
+			std := s.Try(logvar.MulScalar(ts.FloatScalar(0.5), false))
+			std = s.Try(std.Exp(false))
+			zs := s.Try(std.Mul(eps, false))
+			return s.Try(zs.Add(mu, false))
+		})
 	})
 	return z, err
 }
@@ -150,17 +156,18 @@ func (m *ANNVAE) Reparameterize(mu, logvar, eps *ts.Tensor) (z *ts.Tensor, err e
 // Decode maps z (N, L) to images (N, C, H, W) in [-1, 1].
 func (m *ANNVAE) Decode(z *ts.Tensor, train bool) (xhat *ts.Tensor, err error) {
 	err = nn.Catch(func() {
-		n := nn.Size(z)[0]
-		h := m.decoderInput.Forward(z) // (N, flat), no norm, no activation
-		hid := m.Cfg.hidden()
-		h = drop(h, nn.Try(h.View([]int64{n, hid[len(hid)-1], 2, 2}, false)))
-		for _, b := range m.decoder {
-			h = drop(h, b.forward(h, train))
-		}
-		h = drop(h, m.final0.forward(h, train)) // (N, 32, S, S)
-		y := m.final3.Forward(h)                // (N, C, S, S)
-		nn.Drop(h)
-		xhat = drop(y, nn.Try(y.Tanh(false)))
+		xhat = nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+			n := nn.Size(z)[0]
+			h := s.Own(m.decoderInput.Forward(z)) // (N, flat), no norm, no activation
+			hid := m.Cfg.hidden()
+			h = s.Replace(h, nn.Try(h.View([]int64{n, hid[len(hid)-1], 2, 2}, false)))
+			for _, b := range m.decoder {
+				h = s.Replace(h, b.forward(h, train))
+			}
+			h = s.Replace(h, m.final0.forward(h, train)) // (N, 32, S, S)
+			y := s.Replace(h, m.final3.Forward(h))       // (N, C, S, S)
+			return s.Try(y.Tanh(false))
+		})
 	})
 	return xhat, err
 }
@@ -194,19 +201,20 @@ func (m *ANNVAE) Forward(x, eps *ts.Tensor, train bool) (*ANNOutput, error) {
 // and w = KLWeight(); the KLD is stored in Loss.MMD.
 func (m *ANNVAE) Loss(o *ANNOutput, x *ts.Tensor) (l *Loss, err error) {
 	err = nn.Catch(func() {
-		mse := nn.Try(o.XHat.MseLoss(x, 1, false))
-		mu2 := nn.Try(o.Mu.Square(false))
-		ev := nn.Try(o.LogVar.Exp(false))
-		k := nn.Try(o.LogVar.AddScalar(ts.FloatScalar(1), false)) // 1 + logvar
-		k = drop(k, nn.Try(k.Sub(mu2, false)))
-		k = drop(k, nn.Try(k.Sub(ev, false)))
-		nn.Drop(mu2, ev)
-		k = drop(k, nn.Try(k.SumDimIntlist([]int64{1}, false, k.DType(), false))) // (N,)
-		k = drop(k, nn.Try(k.Mean(k.DType(), false)))
-		kld := drop(k, nn.Try(k.MulScalar(ts.FloatScalar(-0.5), false)))
-		w := nn.Try(kld.MulScalar(ts.FloatScalar(m.KLWeight()), false))
-		total := drop(w, nn.Try(w.Add(mse, false)))
-		l = &Loss{Total: total, MSE: mse, MMD: kld}
+		nn.Scoped(func(s *nn.Scope) {
+			mse := s.Try(o.XHat.MseLoss(x, 1, false))
+			mu2 := s.Try(o.Mu.Square(false))
+			ev := s.Try(o.LogVar.Exp(false))
+			k := s.Try(o.LogVar.AddScalar(ts.FloatScalar(1), false)) // 1 + logvar
+			k = s.Try(k.Sub(mu2, false))
+			k = s.Try(k.Sub(ev, false))
+			k = s.Try(k.SumDimIntlist([]int64{1}, false, k.DType(), false)) // (N,)
+			k = s.Try(k.Mean(k.DType(), false))
+			kld := s.Try(k.MulScalar(ts.FloatScalar(-0.5), false))
+			w := s.Try(kld.MulScalar(ts.FloatScalar(m.KLWeight()), false))
+			total := s.Try(w.Add(mse, false))
+			l = &Loss{Total: s.Keep(total), MSE: s.Keep(mse), MMD: s.Keep(kld)}
+		})
 	})
 	return l, err
 }
@@ -223,9 +231,10 @@ func (m *ANNVAE) Objective(x *ts.Tensor, train bool) (*Loss, error) {
 		return nil, err
 	}
 	err = nn.Catch(func() {
-		l.MeanQ = meanDetached(o.Mu)
-		ev := nn.Try(o.LogVar.Exp(false))
-		l.MeanP = drop(ev, meanDetached(ev))
+		nn.Scoped(func(s *nn.Scope) {
+			l.MeanQ = meanDetached(o.Mu)
+			l.MeanP = meanDetached(s.Try(o.LogVar.Exp(false)))
+		})
 	})
 	if err != nil {
 		l.Drop()

@@ -47,18 +47,18 @@ func (a *taid) forward(x *ts.Tensor) *ts.Tensor {
 	s := nn.Size(x)
 	T := a.T
 	n, c, hw := s[0]/T, s[1], s[2]*s[3]
-	// Reshape, not View: final_layer.1's output may be channels last.
-	xv := nn.Try(x.Reshape([]int64{T, n * c, hw}, false))         // (T, N*C, HW)
-	m := nn.Try(xv.MeanDim([]int64{2}, false, xv.DType(), false)) // (T, N*C)
-	w := nn.Try(a.W.View([]int64{T, T}, false))                   // (T', T)
-	att := nn.Try(w.Mm(m, false))                                 // (T', N*C)
-	nn.Drop(m, w)
-	att = drop(att, nn.Try(att.Sigmoid(false)))      // (T, N*C)
-	att = drop(att, nn.Try(att.Unsqueeze(2, false))) // (T, N*C, 1)
-	y := nn.Try(xv.Mul(att, false))                  // (T, N*C, HW)
-	nn.Drop(xv, att)
-	y = drop(y, nn.Try(y.SumDimIntlist([]int64{0}, false, y.DType(), false))) // (N*C, HW)
-	return drop(y, nn.Try(y.View([]int64{n, c, s[2], s[3]}, false)))          // (N, C, H, W)
+	return nn.ScopedTensor(func(sc *nn.Scope) *ts.Tensor {
+		// Reshape, not View: final_layer.1's output may be channels last.
+		xv := sc.Try(x.Reshape([]int64{T, n * c, hw}, false))            // (T, N*C, HW)
+		m := sc.Try(xv.MeanDim([]int64{2}, false, xv.DType(), false))    // (T, N*C)
+		w := sc.Try(a.W.View([]int64{T, T}, false))                      // (T', T)
+		att := sc.Try(w.Mm(m, false))                                    // (T', N*C)
+		att = sc.Try(att.Sigmoid(false))                                 // (T, N*C)
+		att = sc.Try(att.Unsqueeze(2, false))                            // (T, N*C, 1)
+		y := sc.Try(xv.Mul(att, false))                                  // (T, N*C, HW)
+		y = sc.Try(y.SumDimIntlist([]int64{0}, false, y.DType(), false)) // (N*C, HW)
+		return sc.Try(y.View([]int64{n, c, s[2], s[3]}, false))          // (N, C, H, W)
+	})
 }
 
 // pfa is TCSAModule(H, W, T, C, kernel_sizeTS=3, rank=R) under the name PFA:
@@ -101,40 +101,35 @@ func newPFA(p *gnn.Path, T, C, R int64, dt gotch.DType) *pfa {
 // forward maps images x (N, C, H, W) to the attended images relu(A * x) (N, C, H, W), the same at
 // every time step.
 func (a *pfa) forward(x *ts.Tensor) *ts.Tensor {
-	s := nn.Size(x)
-	n, c, h, w := s[0], s[1], s[2], s[3]
+	sz := nn.Size(x)
+	n, c, h, w := sz[0], sz[1], sz[2], sz[3]
 	T, R := a.T, a.R
-	// Spatial factors: TS_conv over the T (equal) channels of mean over C.
-	xm := nn.Try(x.MeanDim([]int64{1}, true, x.DType(), false)) // (N, 1, H, W)
-	xin := nn.Try(xm.Expand([]int64{n, T, h, w}, false, false)) // (N, T, H, W)
-	xin = drop(xin, nn.Try(xin.Contiguous(false)))
-	nn.Drop(xm)
-	sp := a.ts.Forward(xin) // (N, R, H, W)
-	nn.Drop(xin)
-	sp = drop(sp, nn.Try(sp.Sigmoid(false)))
-	// Pooled input p (N, C), the same at every step.
-	p := nn.Try(x.MeanDim([]int64{2, 3}, false, x.DType(), false))
-	// Temporal factors: TC_FC(p[n, t, :]) is the same for every t.
-	tau := a.tc.Forward(p) // (N, R)
-	tau = drop(tau, nn.Try(tau.Sigmoid(false)))
-	// Channel factors: SC_FC over the T equal values p[n, c].
-	pt := nn.Try(p.Unsqueeze(2, false))                              // (N, C, 1)
-	pt = drop(pt, nn.Try(pt.Expand([]int64{n, c, T}, false, false))) // (N, C, T)
-	pt = drop(pt, nn.Try(pt.Reshape([]int64{n * c, T}, false)))
-	nn.Drop(p)
-	chi := a.sc.Forward(pt) // (N*C, R)
-	nn.Drop(pt)
-	chi = drop(chi, nn.Try(chi.Sigmoid(false)))
-	chi = drop(chi, nn.Try(chi.View([]int64{n, c, R}, false)))
-	// A[n, c, hw] = sum_r chi[n, c, r] * (s[n, r, hw] * tau[n, r]).
-	st := nn.Try(tau.View([]int64{n, R, 1, 1}, false))
-	st = drop(st, nn.Try(sp.Mul(st, false)))
-	nn.Drop(sp)
-	st = drop(st, nn.Try(st.View([]int64{n, R, h * w}, false)))
-	att := nn.Try(chi.Bmm(st, false)) // (N, C, HW)
-	nn.Drop(chi, st)
-	att = drop(att, nn.Try(att.View([]int64{n, c, h, w}, false)))
-	y := nn.Try(att.Mul(x, false))
-	nn.Drop(att)
-	return drop(y, nn.Try(y.Relu(false)))
+	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+		// Spatial factors: TS_conv over the T (equal) channels of mean over C.
+		xm := s.Try(x.MeanDim([]int64{1}, true, x.DType(), false)) // (N, 1, H, W)
+		xin := s.Try(xm.Expand([]int64{n, T, h, w}, false, false)) // (N, T, H, W)
+		xin = s.Try(xin.Contiguous(false))
+		sp := s.Own(a.ts.Forward(xin)) // (N, R, H, W)
+		sp = s.Try(sp.Sigmoid(false))
+		// Pooled input p (N, C), the same at every step.
+		p := s.Try(x.MeanDim([]int64{2, 3}, false, x.DType(), false))
+		// Temporal factors: TC_FC(p[n, t, :]) is the same for every t.
+		tau := s.Own(a.tc.Forward(p)) // (N, R)
+		tau = s.Try(tau.Sigmoid(false))
+		// Channel factors: SC_FC over the T equal values p[n, c].
+		pt := s.Try(p.Unsqueeze(2, false))                    // (N, C, 1)
+		pt = s.Try(pt.Expand([]int64{n, c, T}, false, false)) // (N, C, T)
+		pt = s.Try(pt.Reshape([]int64{n * c, T}, false))
+		chi := s.Own(a.sc.Forward(pt)) // (N*C, R)
+		chi = s.Try(chi.Sigmoid(false))
+		chi = s.Try(chi.View([]int64{n, c, R}, false))
+		// A[n, c, hw] = sum_r chi[n, c, r] * (s[n, r, hw] * tau[n, r]).
+		st := s.Try(tau.View([]int64{n, R, 1, 1}, false))
+		st = s.Try(sp.Mul(st, false))
+		st = s.Try(st.View([]int64{n, R, h * w}, false))
+		att := s.Try(chi.Bmm(st, false)) // (N, C, HW)
+		att = s.Try(att.View([]int64{n, c, h, w}, false))
+		y := s.Try(att.Mul(x, false))
+		return s.Try(y.Relu(false))
+	})
 }

@@ -59,9 +59,11 @@ func NewFSVAE(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (*FSVAE, error) {
 
 func (m *FSVAE) newARNet(name string, widths []int64) *arNet {
 	root, dt := m.VS.Root(), m.bb.DType
-	z := nn.Try(ts.Zeros([]int64{1, m.Cfg.LatentDim, 1}, dt, m.VS.Device()))
-	a := &arNet{initial: nn.Buffer(nn.At(root, name), "initial_input", z)}
-	nn.Drop(z)
+	a := &arNet{}
+	nn.Scoped(func(s *nn.Scope) {
+		z := s.Try(ts.Zeros([]int64{1, m.Cfg.LatentDim, 1}, dt, m.VS.Device()))
+		a.initial = nn.Buffer(nn.At(root, name), "initial_input", z)
+	})
 	for i := 0; i < 3; i++ {
 		p := fmt.Sprintf("%s.layers.%d", name, i)
 		bn, err := spiking.NewTdBN(nn.At(root, p+".bn"), widths[i+1], m.Cfg.LIF.VTh, dt)
@@ -95,16 +97,15 @@ func (m *FSVAE) UsePerStepLIF(on bool) { m.bb.UsePerStepLIF(on) }
 // training mode each tdBN normalises with the statistics of these P steps and updates its running
 // statistics (the reference's prefix runs).
 func (m *FSVAE) run(a *arNet, x *ts.Tensor, P int64, train bool) *ts.Tensor {
-	h := x
-	for i, l := range a.layers {
-		y := l.lin.Forward(h)
-		if i > 0 {
-			nn.Drop(h)
+	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+		h := x // not owned by s: the first Replace leaves it alone
+		for _, l := range a.layers {
+			h = s.Replace(h, l.lin.Forward(h))
+			h = s.Replace(h, nn.Try(l.bn.Forward(h, train)))
+			h = s.Replace(h, nn.Try(m.bb.lif(h, P, m.Cfg.LIF)))
 		}
-		y = drop(y, nn.Try(l.bn.Forward(y, train)))
-		h = drop(y, nn.Try(m.bb.lif(y, P, m.Cfg.LIF)))
-	}
-	return h
+		return h
+	})
 }
 
 // arState is the membrane state of an arNet run step by step in evaluation mode.
@@ -112,47 +113,54 @@ type arState struct {
 	u, o [3]*ts.Tensor // (N, width) each; nil before the first step
 }
 
+// replace makes u, o layer i's state and frees the previous one (the state owns its tensors).
+func (s *arState) replace(i int, u, o *ts.Tensor) {
+	nn.Drop(s.u[i], s.o[i])
+	s.u[i], s.o[i] = u, o
+}
+
 func (s *arState) drop() {
 	for i := range s.u {
-		nn.Drop(s.u[i], s.o[i])
+		s.replace(i, nil, nil)
 	}
 }
 
 // step advances a in evaluation mode by one time step with input x (N, in) and returns the output
 // spikes (N, kL). Exact: in evaluation mode every layer is causal (per-step linear, per-channel affine
 // norm, LIF), so step t equals step t of a full run.
-func (m *FSVAE) step(a *arNet, s *arState, x *ts.Tensor) *ts.Tensor {
+func (m *FSVAE) step(a *arNet, st *arState, x *ts.Tensor) *ts.Tensor {
 	lif := m.Cfg.LIF.WithDefaults()
-	h := x
-	for i, l := range a.layers {
-		y := l.lin.Forward(h)
-		y = drop(y, nn.Try(l.bn.Forward(y, false)))
-		// u_t = tau * u_{t-1} * (1 - o_{t-1}) + x_t
-		if s.u[i] != nil {
-			r := nn.Try(s.u[i].MulScalar(ts.FloatScalar(lif.Tau), false))
-			keep := nn.Try(s.o[i].MulScalar(ts.FloatScalar(-1), false))
-			keep = drop(keep, nn.Try(keep.AddScalar(ts.FloatScalar(1), false)))
-			r = drop(r, nn.Try(r.Mul(keep, false)))
-			nn.Drop(keep)
-			y = drop(y, nn.Try(r.Add(y, true)))
+	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+		h := x
+		for i, l := range a.layers {
+			y := s.Own(l.lin.Forward(h))
+			y = s.Try(l.bn.Forward(y, false))
+			// u_t = tau * u_{t-1} * (1 - o_{t-1}) + x_t
+			if st.u[i] != nil {
+				r := s.Try(st.u[i].MulScalar(ts.FloatScalar(lif.Tau), false))
+				keep := s.Try(st.o[i].MulScalar(ts.FloatScalar(-1), false))
+				keep = s.Try(keep.AddScalar(ts.FloatScalar(1), false))
+				r = s.Try(r.Mul(keep, false))
+				y = s.Try(r.Add(y, false))
+			}
+			o := s.Try(y.Gt(ts.FloatScalar(lif.VTh), false))
+			o = s.Try(o.Totype(y.DType(), false))
+			st.replace(i, s.Keep(y), s.Keep(o))
+			h = o
 		}
-		o := nn.Try(y.Gt(ts.FloatScalar(lif.VTh), false))
-		o = drop(o, nn.Try(o.Totype(y.DType(), false)))
-		nn.Drop(s.u[i], s.o[i])
-		s.u[i], s.o[i] = y, o
-		h = o
-	}
-	return nn.Try(h.ShallowClone())
+		return s.Try(h.ShallowClone())
+	})
 }
 
 // pick returns out[n, l*k + j[n, l]] for out (N, kL) and j (N, L) int64: one copy per latent.
 func pick(out, j *ts.Tensor, L, k int64) *ts.Tensor {
-	n := nn.Size(out)[0]
-	v := nn.Try(out.View([]int64{n, L, k}, false))
-	ji := nn.Try(j.Unsqueeze(2, false))
-	g := nn.Try(v.Gather(2, ji, false, false))
-	nn.Drop(v, ji)
-	return drop(g, nn.Try(g.SqueezeDim(2, false)))
+	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+		n := nn.Size(out)[0]
+		v := s.Try(out.View([]int64{n, L, k}, false))
+		ji := s.Try(j.Unsqueeze(2, false))
+		g := s.Try(v.Gather(2, ji, false, false))
+		return s.Try(g.SqueezeDim(2, false))
+	})
 }
 
 // FSVAENoise fixes the random draws of one FSVAE forward; a nil field is drawn from libtorch's RNG.
@@ -207,67 +215,55 @@ func (m *FSVAE) Posterior(e, j *ts.Tensor, train bool) (z, q *ts.Tensor, err err
 func (m *FSVAE) posteriorRun(e, jIn *ts.Tensor, train bool) (z, q *ts.Tensor) {
 	T, L, k := m.Cfg.T, m.Cfg.LatentDim, m.Cfg.FSVAE.K
 	n := nn.Size(e)[1]
-	j := m.drawJ(jIn, n) // (T, N, L)
-	defer nn.Drop(j)
-	jt := func(t int64) *ts.Tensor { return nn.Try(j.Select(0, t, false)) } // (N, L)
-	zero := nn.Try(ts.Zeros([]int64{n, L}, e.DType(), nn.Device(e)))
-	if !train {
-		// Evaluation: step by step; q_t needs z_{t-1} only.
-		var s arState
-		defer s.drop()
-		prev := zero
-		var qs, zs []*ts.Tensor
-		for t := int64(0); t < T; t++ {
-			et := nn.Try(e.Select(0, t, false))
-			in := nn.Try(ts.Cat([]*ts.Tensor{et, prev}, 1)) // (N, 2L): e first, then z
-			nn.Drop(et)
-			qt := m.step(m.posterior, &s, in)
-			nn.Drop(in)
-			ji := jt(t)
-			zt := pick(qt, ji, L, k)
-			nn.Drop(ji)
-			qs, zs = append(qs, qt), append(zs, zt)
-			prev = zt
+	nn.Scoped(func(s *nn.Scope) {
+		j := s.Own(m.drawJ(jIn, n)) // (T, N, L)
+		zero := s.Try(ts.Zeros([]int64{n, L}, e.DType(), nn.Device(e)))
+		if !train {
+			// Evaluation: step by step; q_t needs z_{t-1} only.
+			var st arState
+			defer st.drop()
+			prev := zero
+			var qs, zs []*ts.Tensor
+			for t := int64(0); t < T; t++ {
+				var qt *ts.Tensor
+				prev = s.Scoped(func(it *nn.Scope) *ts.Tensor {
+					et := it.Try(e.Select(0, t, false))
+					in := it.Try(ts.Cat([]*ts.Tensor{et, prev}, 1)) // (N, 2L): e first, then z
+					qt = s.Own(m.step(m.posterior, &st, in))
+					return pick(qt, it.Try(j.Select(0, t, false)), L, k)
+				})
+				qs, zs = append(qs, qt), append(zs, prev)
+			}
+			q = s.Keep(s.Try(ts.Cat(qs, 0))) // (T*N, kL)
+			z = s.Keep(s.Try(ts.Stack(zs, 0)))
+			return
 		}
-		nn.Drop(zero)
-		q = nn.Try(ts.Cat(qs, 0)) // (T*N, kL)
-		z = nn.Try(ts.Stack(zs, 0))
-		nn.Drop(qs...)
-		nn.Drop(zs...)
-		return z, q
-	}
-	// Training: gradient-free prefix runs for the history z_0..z_{T-2}.
-	hist := []*ts.Tensor{zero} // z_{-1}, z_0, ...
-	nn.NoGrad(func() {
-		ed := nn.Try(e.Detach(false))
-		defer nn.Drop(ed)
-		for t := int64(0); t < T-1; t++ {
-			ep := nn.Try(ed.Narrow(0, 0, t+1, false)) // (t+1, N, L)
-			hp := nn.Try(ts.Stack(hist, 0))           // (t+1, N, L)
-			in := nn.Try(ts.Cat([]*ts.Tensor{ep, hp}, 2))
-			nn.Drop(ep, hp)
-			in = drop(in, nn.Try(in.View([]int64{(t + 1) * n, 2 * L}, false)))
-			out := m.run(m.posterior, in, t+1, true) // ((t+1)*N, kL)
-			nn.Drop(in)
-			last := nn.Try(out.Narrow(0, t*n, n, false))
-			nn.Drop(out)
-			ji := jt(t)
-			hist = append(hist, pick(last, ji, L, k))
-			nn.Drop(last, ji)
-		}
+		// Training: gradient-free prefix runs for the history z_0..z_{T-2}.
+		hist := []*ts.Tensor{zero} // z_{-1}, z_0, ...
+		nn.NoGrad(func() {
+			ed := s.Try(e.Detach(false))
+			for t := int64(0); t < T-1; t++ {
+				hist = append(hist, s.Scoped(func(it *nn.Scope) *ts.Tensor {
+					ep := it.Try(ed.Narrow(0, 0, t+1, false)) // (t+1, N, L)
+					hp := it.Try(ts.Stack(hist, 0))           // (t+1, N, L)
+					in := it.Try(ts.Cat([]*ts.Tensor{ep, hp}, 2))
+					in = it.Try(in.View([]int64{(t + 1) * n, 2 * L}, false))
+					out := it.Own(m.run(m.posterior, in, t+1, true)) // ((t+1)*N, kL)
+					last := it.Try(out.Narrow(0, t*n, n, false))
+					return pick(last, it.Try(j.Select(0, t, false)), L, k)
+				}))
+			}
+		})
+		hs := s.Try(ts.Stack(hist, 0))              // (T, N, L), no gradient
+		in := s.Try(ts.Cat([]*ts.Tensor{e, hs}, 2)) // e keeps its gradient
+		in = s.Try(in.View([]int64{T * n, 2 * L}, false))
+		q = s.Own(m.run(m.posterior, in, T, true)) // (T*N, kL), with gradient
+		qv := s.Try(q.View([]int64{T, n, L, k}, false))
+		ji := s.Try(j.Unsqueeze(3, false))
+		zk := s.Try(qv.Gather(3, ji, false, false)) // (T, N, L, 1): backward scatters into the picked copy
+		z = s.Keep(s.Try(zk.SqueezeDim(3, false)))
+		s.Keep(q)
 	})
-	hs := nn.Try(ts.Stack(hist, 0)) // (T, N, L), no gradient
-	nn.Drop(hist...)
-	in := nn.Try(ts.Cat([]*ts.Tensor{e, hs}, 2)) // e keeps its gradient
-	nn.Drop(hs)
-	in = drop(in, nn.Try(in.View([]int64{T * n, 2 * L}, false)))
-	q = m.run(m.posterior, in, T, true) // (T*N, kL), with gradient
-	nn.Drop(in)
-	qv := nn.Try(q.View([]int64{T, n, L, k}, false))
-	ji := nn.Try(j.Unsqueeze(3, false))
-	z = nn.Try(qv.Gather(3, ji, false, false)) // (T, N, L, 1): backward scatters into the picked copy
-	nn.Drop(qv, ji)
-	z = drop(z, nn.Try(z.SqueezeDim(3, false)))
 	return z, q
 }
 
@@ -282,86 +278,69 @@ func (m *FSVAE) Prior(z *ts.Tensor, noise *FSVAENoise, train bool) (p *ts.Tensor
 func (m *FSVAE) priorRun(z *ts.Tensor, noise *FSVAENoise, train bool) *ts.Tensor {
 	T, L, k := m.Cfg.T, m.Cfg.LatentDim, m.Cfg.FSVAE.K
 	n := nn.Size(z)[1]
-	zd := nn.Try(z.Detach(false))
-	defer nn.Drop(zd)
-	hist := []*ts.Tensor{nn.Try(ts.Zeros([]int64{n, L}, z.DType(), nn.Device(z)))}
 	scheduled := train && m.Cfg.FSVAE.Scheduled
-	var coins []float64
-	if scheduled {
-		coins = noise.Coins
-		if coins == nil {
-			c := nn.Try(ts.Rand([]int64{T}, gotch.Double, gotch.CPU))
-			coins = c.Float64Values()
-			nn.Drop(c)
-		}
-		if int64(len(coins)) < T {
-			nn.Check(fmt.Errorf("FSVAE prior: %d scheduled-sampling coins for T = %d", len(coins), T))
-		}
-	}
-	nn.NoGrad(func() {
-		for t := int64(0); t < T-1; t++ {
-			if !(scheduled && t >= 5 && coins[t] < m.p) {
-				hist = append(hist, nn.Try(zd.Select(0, t, false)))
-				continue
+	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+		zd := s.Try(z.Detach(false))
+		hist := []*ts.Tensor{s.Try(ts.Zeros([]int64{n, L}, z.DType(), nn.Device(z)))}
+		var coins []float64
+		if scheduled {
+			if coins = noise.Coins; coins == nil {
+				coins = s.Try(ts.Rand([]int64{T}, gotch.Double, gotch.CPU)).Float64Values()
 			}
-			hp := nn.Try(ts.Stack(hist, 0))
-			hp = drop(hp, nn.Try(hp.View([]int64{(t + 1) * n, L}, false)))
-			out := m.run(m.prior, hp, t+1, true)
-			nn.Drop(hp)
-			last := nn.Try(out.Narrow(0, t*n, n, false))
-			nn.Drop(out)
-			last = drop(last, nn.Try(last.View([]int64{n, L, k}, false)))
-			prob := drop(last, nn.Try(last.MeanDim([]int64{2}, false, z.DType(), false))) // (N, L)
-			var eps *ts.Tensor
-			if noise.SS != nil {
-				eps = nn.Try(noise.SS.Select(0, t, false))
-			} else {
-				eps = nn.Try(ts.Randn([]int64{n, L}, z.DType(), nn.Device(z)))
+			if int64(len(coins)) < T {
+				nn.Check(fmt.Errorf("FSVAE prior: %d scheduled-sampling coins for T = %d", len(coins), T))
 			}
-			eps = drop(eps, nn.Try(eps.MulScalar(ts.FloatScalar(0.001), false)))
-			prob = drop(prob, nn.Try(prob.Add(eps, false)))
-			nn.Drop(eps)
-			tok := nn.Try(prob.Gt(ts.FloatScalar(0.5), false))
-			nn.Drop(prob)
-			hist = append(hist, drop(tok, nn.Try(tok.Totype(z.DType(), false))))
 		}
+		nn.NoGrad(func() {
+			for t := int64(0); t < T-1; t++ {
+				if !(scheduled && t >= 5 && coins[t] < m.p) {
+					hist = append(hist, s.Try(zd.Select(0, t, false)))
+					continue
+				}
+				hist = append(hist, s.Scoped(func(it *nn.Scope) *ts.Tensor {
+					hp := it.Try(ts.Stack(hist, 0))
+					hp = it.Try(hp.View([]int64{(t + 1) * n, L}, false))
+					out := it.Own(m.run(m.prior, hp, t+1, true))
+					last := it.Try(out.Narrow(0, t*n, n, false))
+					last = it.Try(last.View([]int64{n, L, k}, false))
+					prob := it.Try(last.MeanDim([]int64{2}, false, z.DType(), false)) // (N, L)
+					var eps *ts.Tensor
+					if noise.SS != nil {
+						eps = it.Try(noise.SS.Select(0, t, false))
+					} else {
+						eps = it.Try(ts.Randn([]int64{n, L}, z.DType(), nn.Device(z)))
+					}
+					eps = it.Try(eps.MulScalar(ts.FloatScalar(0.001), false))
+					prob = it.Try(prob.Add(eps, false))
+					tok := it.Try(prob.Gt(ts.FloatScalar(0.5), false))
+					return it.Try(tok.Totype(z.DType(), false))
+				}))
+			}
+		})
+		in := s.Try(ts.Stack(hist, 0)) // (T, N, L)
+		in = s.Try(in.View([]int64{T * n, L}, false))
+		return m.run(m.prior, in, T, train)
 	})
-	in := nn.Try(ts.Stack(hist, 0)) // (T, N, L)
-	nn.Drop(hist...)
-	in = drop(in, nn.Try(in.View([]int64{T * n, L}, false)))
-	p := m.run(m.prior, in, T, train)
-	nn.Drop(in)
-	return p
 }
 
 // Forward runs encoder, posterior, decoder and prior. noise may be nil.
-func (m *FSVAE) Forward(x *ts.Tensor, noise *FSVAENoise, train bool) (*FSVAEOutput, error) {
+func (m *FSVAE) Forward(x *ts.Tensor, noise *FSVAENoise, train bool) (o *FSVAEOutput, err error) {
 	if noise == nil {
 		noise = &FSVAENoise{}
 	}
-	o := &FSVAEOutput{}
-	var err error
-	if o.E, err = m.Encode(x, train); err != nil {
-		return nil, err
-	}
-	var q, p *ts.Tensor
-	if o.Z, q, err = m.Posterior(o.E, noise.J, train); err == nil {
-		if o.XHat, err = m.Decode(o.Z, train); err == nil {
-			p, err = m.Prior(o.Z, noise, train)
-		}
-	}
-	if err == nil {
-		err = nn.Catch(func() {
-			s := []int64{m.Cfg.T, nn.Size(o.E)[1], m.Cfg.LatentDim, m.Cfg.FSVAE.K}
-			o.QZ = drop(q, nn.Try(q.View(s, false)))
-			o.PZ = drop(p, nn.Try(p.View(s, false)))
+	err = nn.Catch(func() {
+		nn.Scoped(func(s *nn.Scope) {
+			e := s.Try(m.Encode(x, train))
+			z, q := m.posteriorRun(e, noise.J, train)
+			s.Add(z, q)
+			xhat := s.Try(m.Decode(z, train))
+			p := s.Own(m.priorRun(z, noise, train))
+			sh := []int64{m.Cfg.T, nn.Size(e)[1], m.Cfg.LatentDim, m.Cfg.FSVAE.K}
+			qz, pz := s.Try(q.View(sh, false)), s.Try(p.View(sh, false))
+			o = &FSVAEOutput{E: s.Keep(e), Z: s.Keep(z), QZ: s.Keep(qz), PZ: s.Keep(pz), XHat: s.Keep(xhat)}
 		})
-	}
-	if err != nil {
-		o.Drop()
-		return nil, err
-	}
-	return o, nil
+	})
+	return o, err
 }
 
 // psp filters y (T, M) along time: PSP_t = PSP_{t-1} + (y_t - PSP_{t-1}) / tau_s, PSP_{-1} = 0,
@@ -375,32 +354,32 @@ func psp(y *ts.Tensor, T int64, tauS float64) *ts.Tensor {
 			c *= 1 - 1/tauS
 		}
 	}
-	W := nn.Try(ts.OfSlice(w))
-	W = drop(W, nn.Try(W.View([]int64{T, T}, false)))
-	W = drop(W, nn.Try(W.Totype(y.DType(), false)))
-	W = drop(W, nn.Try(W.To(nn.Device(y), false)))
-	out := nn.Try(W.Mm(y, false))
-	nn.Drop(W)
-	return out
+	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+		W := s.Try(ts.OfSlice(w))
+		W = s.Try(W.View([]int64{T, T}, false))
+		W = s.Try(W.Totype(y.DType(), false))
+		W = s.Try(W.To(nn.Device(y), false))
+		return s.Try(W.Mm(y, false))
+	})
 }
 
 // Loss is MSE_mean(x_hat, x) + mean over (N, L, T) of (PSP(mean_k q_z) - PSP(mean_k p_z))^2 (weight 1,
 // as FSVAE.forward in tools/reference/baselines_ref.py). The distance is stored in Loss.MMD.
 func (m *FSVAE) Loss(o *FSVAEOutput, x *ts.Tensor) (l *Loss, err error) {
 	err = nn.Catch(func() {
-		T := m.Cfg.T
-		mse := nn.Try(o.XHat.MseLoss(x, 1, false))
-		qb := nn.Try(o.QZ.MeanDim([]int64{3}, false, o.QZ.DType(), false)) // (T, N, L)
-		pb := nn.Try(o.PZ.MeanDim([]int64{3}, false, o.PZ.DType(), false))
-		d := nn.Try(qb.Sub(pb, false))
-		nn.Drop(qb, pb)
-		d = drop(d, nn.Try(d.View([]int64{T, -1}, false)))
-		f := psp(d, T, m.Cfg.FSVAE.TauS) // PSP is linear: PSP(qb) - PSP(pb) = PSP(qb - pb)
-		nn.Drop(d)
-		f = drop(f, nn.Try(f.Square(false)))
-		dist := drop(f, nn.Try(f.Mean(f.DType(), false)))
-		total := nn.Try(mse.Add(dist, false))
-		l = &Loss{Total: total, MSE: mse, MMD: dist}
+		nn.Scoped(func(s *nn.Scope) {
+			T := m.Cfg.T
+			mse := s.Try(o.XHat.MseLoss(x, 1, false))
+			qb := s.Try(o.QZ.MeanDim([]int64{3}, false, o.QZ.DType(), false)) // (T, N, L)
+			pb := s.Try(o.PZ.MeanDim([]int64{3}, false, o.PZ.DType(), false))
+			d := s.Try(qb.Sub(pb, false))
+			d = s.Try(d.View([]int64{T, -1}, false))
+			f := s.Own(psp(d, T, m.Cfg.FSVAE.TauS)) // PSP is linear: PSP(qb) - PSP(pb) = PSP(qb - pb)
+			f = s.Try(f.Square(false))
+			dist := s.Try(f.Mean(f.DType(), false))
+			total := s.Try(mse.Add(dist, false))
+			l = &Loss{Total: s.Keep(total), MSE: s.Keep(mse), MMD: s.Keep(dist)}
+		})
 	})
 	return l, err
 }
@@ -424,54 +403,45 @@ func (m *FSVAE) Objective(x *ts.Tensor, train bool) (*Loss, error) {
 }
 
 // Reconstruct encodes x, samples the posterior and decodes, in evaluation mode.
-func (m *FSVAE) Reconstruct(x *ts.Tensor) (*ts.Tensor, error) {
-	e, err := m.Encode(x, false)
-	if err != nil {
-		return nil, err
-	}
-	defer nn.Drop(e)
-	z, q, err := m.Posterior(e, nil, false)
-	if err != nil {
-		return nil, err
-	}
-	nn.Drop(q)
-	defer nn.Drop(z)
-	return m.Decode(z, false)
+func (m *FSVAE) Reconstruct(x *ts.Tensor) (xhat *ts.Tensor, err error) {
+	err = nn.Catch(func() {
+		xhat = nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+			e := s.Try(m.Encode(x, false))
+			z, q := m.posteriorRun(e, nil, false)
+			s.Add(z, q)
+			return s.Try(m.Decode(z, false))
+		})
+	})
+	return xhat, err
 }
 
 // Generate samples z (T, count, L) from P step by step in evaluation mode (each step a true
 // Bernoulli draw: one random copy per latent) and decodes it. j (T, count, L) fixes the copies.
 func (m *FSVAE) Generate(count int64, j *ts.Tensor) (xhat, z *ts.Tensor, err error) {
 	err = nn.Catch(func() {
-		T, L, k := m.Cfg.T, m.Cfg.LatentDim, m.Cfg.FSVAE.K
-		if j != nil {
-			count = nn.Size(j)[1]
-		}
-		jj := m.drawJ(j, count)
-		defer nn.Drop(jj)
-		var s arState
-		defer s.drop()
-		prev := nn.Try(ts.Zeros([]int64{count, L}, m.bb.DType, m.VS.Device()))
-		var zs []*ts.Tensor
-		for t := int64(0); t < T; t++ {
-			out := m.step(m.prior, &s, prev)
-			ji := nn.Try(jj.Select(0, t, false))
-			zt := pick(out, ji, L, k)
-			nn.Drop(out, ji)
-			zs = append(zs, zt)
-			if t == 0 {
-				nn.Drop(prev)
+		nn.Scoped(func(s *nn.Scope) {
+			T, L, k := m.Cfg.T, m.Cfg.LatentDim, m.Cfg.FSVAE.K
+			if j != nil {
+				count = nn.Size(j)[1]
 			}
-			prev = zt
-		}
-		z = nn.Try(ts.Stack(zs, 0))
-		nn.Drop(zs...)
+			jj := s.Own(m.drawJ(j, count))
+			var st arState
+			defer st.drop()
+			prev := s.Try(ts.Zeros([]int64{count, L}, m.bb.DType, m.VS.Device()))
+			var zs []*ts.Tensor
+			for t := int64(0); t < T; t++ {
+				prev = s.Scoped(func(it *nn.Scope) *ts.Tensor {
+					out := it.Own(m.step(m.prior, &st, prev))
+					return pick(out, it.Try(jj.Select(0, t, false)), L, k)
+				})
+				zs = append(zs, prev)
+			}
+			z = s.Try(ts.Stack(zs, 0))
+			xhat = s.Keep(s.Try(m.Decode(z, false)))
+			s.Keep(z)
+		})
 	})
 	if err != nil {
-		return nil, nil, err
-	}
-	if xhat, err = m.Decode(z, false); err != nil {
-		nn.Drop(z)
 		return nil, nil, err
 	}
 	return xhat, z, nil

@@ -25,11 +25,13 @@ func (l *Loss) Drop() {
 // Loss computes mean((x_hat - x)^2) + lambda * MMD^2(r_q, r_p) for one forward output.
 func (m *ESVAE) Loss(o *Output, x *ts.Tensor) (l *Loss, err error) {
 	err = nn.Catch(func() {
-		mse := nn.Try(o.XHat.MseLoss(x, 1, false)) // reduction 1 = mean
-		mmd := MMD(o.RQ, o.RP)
-		w := nn.Try(mmd.MulScalar(ts.FloatScalar(m.Cfg.MMDWeight), false))
-		total := drop(w, nn.Try(w.Add(mse, false)))
-		l = &Loss{Total: total, MSE: mse, MMD: mmd}
+		nn.Scoped(func(s *nn.Scope) {
+			mse := s.Try(o.XHat.MseLoss(x, 1, false)) // reduction 1 = mean
+			mmd := s.Own(MMD(o.RQ, o.RP))
+			w := s.Try(mmd.MulScalar(ts.FloatScalar(m.Cfg.MMDWeight), false))
+			total := s.Try(w.Add(mse, false))
+			l = &Loss{Total: s.Keep(total), MSE: s.Keep(mse), MMD: s.Keep(mmd)}
+		})
 	})
 	return l, err
 }
@@ -41,51 +43,43 @@ func (m *ESVAE) Loss(o *Output, x *ts.Tensor) (l *Loss, err error) {
 // It panics with *nn.OpError on a libtorch failure.
 func MMD(a, b *ts.Tensor) *ts.Tensor {
 	n := nn.Size(a)[0]
-	s := nn.Try(ts.Cat([]*ts.Tensor{a, b}, 0))                                   // (2N, L)
-	si := nn.Try(s.Unsqueeze(1, false))                                          // (2N, 1, L)
-	sj := nn.Try(s.Unsqueeze(0, false))                                          // (1, 2N, L)
-	diff := nn.Try(si.Sub(sj, false))                                            // (2N, 2N, L)
-	sq := drop(diff, nn.Try(diff.Square(false)))                                 // (2N, 2N, L)
-	d := drop(sq, nn.Try(sq.SumDimIntlist([]int64{2}, false, s.DType(), false))) // (2N, 2N)
-	nn.Drop(si)
-	nn.Drop(sj)
-	nn.Drop(s)
-	m2 := float64(2 * n)
-	// Base bandwidth, detached (the reference computes it from L2_distance.data); kept as a tensor
-	// so that no device sync is needed.
-	dd := nn.Try(d.Detach(false))
-	bw := drop(dd, nn.Try(dd.Sum(dd.DType(), false)))
-	bw = drop(bw, nn.Try(bw.DivScalar(ts.FloatScalar(m2*m2-m2), false)))
-	bw = drop(bw, nn.Try(bw.DivScalar(ts.FloatScalar(4), false))) // / kernel_mul^(kernel_num // 2)
-	negD := nn.Try(d.Neg(false))
-	var k *ts.Tensor
-	for i := 0; i < 5; i++ {
-		bwi := nn.Try(bw.MulScalar(ts.FloatScalar(float64(int(1)<<i)), false)) // b * 2^i
-		e := nn.Try(negD.Div(bwi, false))
-		nn.Drop(bwi)
-		e = drop(e, nn.Try(e.Exp(false))) // exp(-D / (b * 2^i))
-		if k == nil {
-			k = e
-		} else {
-			k = drop(k, nn.Try(k.Add(e, false)))
-			nn.Drop(e)
+	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+		st := s.Try(ts.Cat([]*ts.Tensor{a, b}, 0))                                      // (2N, L)
+		si := s.Try(st.Unsqueeze(1, false))                                             // (2N, 1, L)
+		sj := s.Try(st.Unsqueeze(0, false))                                             // (1, 2N, L)
+		d := s.Try(si.Sub(sj, false))                                                   // (2N, 2N, L)
+		d = s.Replace(d, nn.Try(d.Square(false)))                                       // (2N, 2N, L)
+		d = s.Replace(d, nn.Try(d.SumDimIntlist([]int64{2}, false, st.DType(), false))) // (2N, 2N)
+		m2 := float64(2 * n)
+		// Base bandwidth, detached (the reference computes it from L2_distance.data); kept as a tensor
+		// so that no device sync is needed.
+		bw := s.Try(d.Detach(false))
+		bw = s.Try(bw.Sum(bw.DType(), false))
+		bw = s.Try(bw.DivScalar(ts.FloatScalar(m2*m2-m2), false))
+		bw = s.Try(bw.DivScalar(ts.FloatScalar(4), false)) // / kernel_mul^(kernel_num // 2)
+		negD := s.Try(d.Neg(false))
+		var k *ts.Tensor
+		for i := 0; i < 5; i++ {
+			e := s.Scoped(func(it *nn.Scope) *ts.Tensor {
+				bwi := it.Try(bw.MulScalar(ts.FloatScalar(float64(int(1)<<i)), false)) // b * 2^i
+				e := it.Try(negD.Div(bwi, false))
+				return it.Try(e.Exp(false)) // exp(-D / (b * 2^i))
+			})
+			if k == nil {
+				k = e
+			} else {
+				k = s.Replace(k, nn.Try(k.Add(e, false)))
+				s.Drop(e)
+			}
 		}
-	}
-	nn.Drop(negD)
-	nn.Drop(bw)
-	nn.Drop(d)
-	block := func(r0, c0 int64) *ts.Tensor {
-		rows := nn.Try(k.Narrow(0, r0, n, false))
-		blk := drop(rows, nn.Try(rows.Narrow(1, c0, n, false)))
-		return drop(blk, nn.Try(blk.MeanDim([]int64{0, 1}, false, k.DType(), false)))
-	}
-	xx, yy, xy, yx := block(0, 0), block(n, n), block(0, n), block(n, 0)
-	nn.Drop(k)
-	out := nn.Try(xx.Add(yy, false))
-	out = drop(out, nn.Try(out.Sub(xy, false)))
-	out = drop(out, nn.Try(out.Sub(yx, false)))
-	for _, t := range []*ts.Tensor{xx, yy, xy, yx} {
-		nn.Drop(t)
-	}
-	return out
+		block := func(r0, c0 int64) *ts.Tensor {
+			rows := s.Try(k.Narrow(0, r0, n, false))
+			blk := s.Try(rows.Narrow(1, c0, n, false))
+			return s.Try(blk.MeanDim([]int64{0, 1}, false, k.DType(), false))
+		}
+		xx, yy, xy, yx := block(0, 0), block(n, n), block(0, n), block(n, 0)
+		out := s.Try(xx.Add(yy, false))
+		out = s.Try(out.Sub(xy, false))
+		return s.Try(out.Sub(yx, false))
+	})
 }

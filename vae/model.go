@@ -160,33 +160,29 @@ func (m *ESVAE) build() {
 	}
 }
 
-// layer applies l's op, tdBN and LIF to x (T*N, ...); it drops x when own is true.
-func (m *ESVAE) layer(l *layer, x *ts.Tensor, train, own bool) *ts.Tensor {
+// layer applies l's op, tdBN and LIF to x (T*N, ...) and returns a new tensor (x is left alone).
+func (m *ESVAE) layer(l *layer, x *ts.Tensor, train bool) *ts.Tensor {
 	if y := m.fusedLayer(l, x, train, 1); y != nil {
-		if own {
-			nn.Drop(x)
-		}
 		return y
 	}
-	var y *ts.Tensor
-	switch {
-	case l.conv != nil:
-		y = l.conv.Forward(x)
-	case l.convT != nil:
-		y = l.convT.Forward(x)
-	default:
-		y = l.lin.Forward(x)
-	}
-	if own {
-		nn.Drop(x)
-	}
-	if l.bn != nil {
-		y = drop(y, nn.Try(l.bn.Forward(y, train)))
-	}
-	if l.spike {
-		y = drop(y, nn.Try(m.lif(y, m.Cfg.T, m.Cfg.LIF)))
-	}
-	return y
+	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+		var y *ts.Tensor
+		switch {
+		case l.conv != nil:
+			y = s.Own(l.conv.Forward(x))
+		case l.convT != nil:
+			y = s.Own(l.convT.Forward(x))
+		default:
+			y = s.Own(l.lin.Forward(x))
+		}
+		if l.bn != nil {
+			y = s.Replace(y, nn.Try(l.bn.Forward(y, train)))
+		}
+		if l.spike {
+			y = s.Replace(y, nn.Try(m.lif(y, m.Cfg.T, m.Cfg.LIF)))
+		}
+		return y
+	})
 }
 
 // fusedLayer runs l on x as one fused training-mode layer (native.TdLayer: the op without its bias,
@@ -214,10 +210,4 @@ func (m *ESVAE) fusedLayerReadout(l *layer, x *ts.Tensor, train bool, repeat int
 		s.Op, s.Weight, s.Bias = native.OpLinear, l.lin.Weight, l.lin.Bias
 	}
 	return nn.Try(l.bn.ForwardLIF(x, s, m.Cfg.T, m.Cfg.LIF))
-}
-
-// drop frees old and returns next: for chains of intermediate tensors.
-func drop(old, next *ts.Tensor) *ts.Tensor {
-	nn.Drop(old)
-	return next
 }

@@ -108,8 +108,9 @@ func (m *ESVAE) Sample(count int64) (*ts.Tensor, error) {
 
 // meanDetached is the mean of all elements of t, without gradient (a scalar).
 func meanDetached(t *ts.Tensor) *ts.Tensor {
-	d := nn.Try(t.Detach(false))
-	return drop(d, nn.Try(d.Mean(d.DType(), false)))
+	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
+		return s.Try(s.Try(t.Detach(false)).Mean(t.DType(), false))
+	})
 }
 
 // CheckKind returns an error naming both kinds when a file of kind got is used where want is asked

@@ -337,15 +337,16 @@ func loadStateDict(vs *gnn.VarStore, dtype gotch.DType, sd map[string]*ts.Tensor
 			return nil, fmt.Errorf("state_dict lacks %q (not a %s state_dict?)", k, model)
 		}
 		err := nn.Catch(func() {
-			want, got := nn.Size(&v), nn.Size(src)
-			if !sameShape(want, got) {
-				nn.Check(fmt.Errorf("has shape %v, the model needs %v", got, want))
-			}
-			r := nn.Try(src.View(want, false))
-			c := drop(r, nn.Try(r.Totype(dtype, false)))
-			c = drop(c, nn.Try(c.To(nn.Device(&v), false)))
-			defer nn.Drop(c)
-			nn.NoGrad(func() { v.Copy_(c) })
+			nn.Scoped(func(s *nn.Scope) {
+				want, got := nn.Size(&v), nn.Size(src)
+				if !sameShape(want, got) {
+					nn.Check(fmt.Errorf("has shape %v, the model needs %v", got, want))
+				}
+				c := s.Try(src.View(want, false))
+				c = s.Try(c.Totype(dtype, false))
+				c = s.Try(c.To(nn.Device(&v), false))
+				nn.NoGrad(func() { v.Copy_(c) })
+			})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("state_dict %q: %w", k, err)
