@@ -28,7 +28,7 @@ var layers = [][]string{
 	{"train"},
 	{"bench", "selfcheck"},
 	{"compare", "serve"},
-	{"cmd/esvae", "scripts"},
+	{"cmd/esvae", "serve/loadtest", "scripts"},
 }
 
 func layerOf(pkg string) int {
