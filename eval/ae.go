@@ -9,7 +9,6 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/nn"
-	"github.com/esvae-go/esvae/spiking"
 	"github.com/esvae-go/esvae/vae"
 )
 
@@ -31,18 +30,9 @@ type FeatureAE struct {
 	Dim        int64 // feature dimension d
 	Large      bool  // AELarge (64x64 images, a 512-channel fifth block)
 
-	encoder      []aeBlock
+	body         *vae.ConvAE // encoder.*, decoder.*, final_layer.* (the ANN VAE's body)
 	latent       *nn.Linear
 	decoderInput *nn.Linear
-	decoder      []aeBlock
-	final0       aeBlock
-	final3       *nn.ConvTranspose
-}
-
-type aeBlock struct {
-	conv  *nn.Conv
-	convT *nn.ConvTranspose
-	bn    *spiking.TdBN // V_th = alpha = 1: an ordinary BatchNorm2d
 }
 
 func (a *FeatureAE) hidden() []int64 {
@@ -77,41 +67,10 @@ func NewFeatureAE(vs *gnn.VarStore, inChannels, dim int64, large bool, dtype got
 
 func (a *FeatureAE) build() {
 	root, dt := a.VS.Root(), a.DType
-	bn := func(name string, ch int64) *spiking.TdBN {
-		b, err := spiking.NewTdBN(nn.At(root, name), ch, 1, dt)
-		nn.Check(err)
-		return b
-	}
-	h := a.hidden()
-	in := a.InChannels
-	for i, o := range h {
-		name := fmt.Sprintf("encoder.%d", i)
-		a.encoder = append(a.encoder, aeBlock{conv: nn.NewConv(nn.At(root, name+".0"), in, o, 3, 2, 1, dt), bn: bn(name+".1", o)})
-		in = o
-	}
-	flat := h[len(h)-1] * 4
-	a.latent = nn.NewLinear(nn.At(root, "latent_layer"), flat, a.Dim, dt)
-	a.decoderInput = nn.NewLinear(nn.At(root, "decoder_input"), a.Dim, flat, dt)
-	for i := len(h) - 1; i > 0; i-- {
-		name := fmt.Sprintf("decoder.%d", len(h)-1-i)
-		a.decoder = append(a.decoder, aeBlock{convT: nn.NewConvTranspose(nn.At(root, name+".0"), h[i], h[i-1], 3, 2, 1, 1, dt), bn: bn(name+".1", h[i-1])})
-	}
-	a.final0 = aeBlock{convT: nn.NewConvTranspose(nn.At(root, "final_layer.0"), h[0], h[0], 3, 2, 1, 1, dt), bn: bn("final_layer.1", h[0])}
-	a.final3 = nn.NewConvTranspose(nn.At(root, "final_layer.3"), h[0], a.InChannels, 3, 1, 1, 0, dt)
-}
-
-func (b aeBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
-	var y *ts.Tensor
-	if b.conv != nil {
-		y = b.conv.Forward(x)
-	} else {
-		y = b.convT.Forward(x)
-	}
-	z := nn.Try(b.bn.Forward(y, train))
-	nn.Drop(y)
-	out := nn.Try(z.LeakyRelu(false)) // negative slope 0.01
-	nn.Drop(z)
-	return out
+	a.body = vae.NewConvAE(root, a.hidden(), a.InChannels, dt, func(flat int64) {
+		a.latent = nn.NewLinear(nn.At(root, "latent_layer"), flat, a.Dim, dt)
+		a.decoderInput = nn.NewLinear(nn.At(root, "decoder_input"), a.Dim, flat, dt)
+	})
 }
 
 func (a *FeatureAE) checkImages(x *ts.Tensor) error {
@@ -138,16 +97,7 @@ func (a *FeatureAE) Encode(x *ts.Tensor, batchStats bool) (f *ts.Tensor, err err
 }
 
 func (a *FeatureAE) encode(x *ts.Tensor, train bool) *ts.Tensor {
-	h := x
-	for _, b := range a.encoder {
-		next := b.forward(h, train)
-		if h != x {
-			nn.Drop(h)
-		}
-		h = next
-	}
-	flat := nn.Try(h.Flatten(1, -1, false))
-	nn.Drop(h)
+	flat := a.body.Encode(x, train)
 	defer nn.Drop(flat)
 	return a.latent.Forward(flat)
 }
@@ -160,21 +110,8 @@ func (a *FeatureAE) Forward(x *ts.Tensor, train bool) (recon, feat *ts.Tensor, e
 	err = nn.Catch(func() {
 		feat = a.encode(x, train)
 		h := a.decoderInput.Forward(feat)
-		hd := a.hidden()
-		v := nn.Try(h.View([]int64{-1, hd[len(hd)-1], 2, 2}, false))
-		nn.Drop(h)
-		h = v
-		for _, b := range a.decoder {
-			next := b.forward(h, train)
-			nn.Drop(h)
-			h = next
-		}
-		next := a.final0.forward(h, train)
-		nn.Drop(h)
-		h = a.final3.Forward(next)
-		nn.Drop(next)
-		recon = nn.Try(h.Tanh(false))
-		nn.Drop(h)
+		defer nn.Drop(h)
+		recon = a.body.Decode(h, train)
 	})
 	if err != nil {
 		nn.Drop(feat)

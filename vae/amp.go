@@ -46,17 +46,8 @@ func (m *FSVAE) SetAMP(a nn.AMP) {
 
 // SetAMP runs the ANN VAE's convolutions and linear maps under a; batch norm stays in m's dtype.
 func (m *ANNVAE) SetAMP(a nn.AMP) {
-	blocks := append(append([]annBlock{}, m.encoder...), m.decoder...)
-	for _, b := range append(blocks, m.final0) {
-		if b.conv != nil {
-			b.conv.AMP = a
-		}
-		if b.convT != nil {
-			b.convT.AMP = a
-		}
-	}
+	m.body.SetAMP(a)
 	for _, l := range []*nn.Linear{m.fcMu, m.fcVar, m.decoderInput} {
 		l.AMP = a
 	}
-	m.final3.AMP = a
 }

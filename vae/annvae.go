@@ -8,7 +8,6 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/esvae-go/esvae/nn"
-	"github.com/esvae-go/esvae/spiking"
 )
 
 // ANNVAE is the conventional VAE on ESVAE's backbone (VanillaVAE and VanillaVAELarge of
@@ -23,21 +22,11 @@ type ANNVAE struct {
 	VS    *gnn.VarStore
 	DType gotch.DType
 
-	encoder      []annBlock
+	body         *ConvAE // encoder.*, decoder.*, final_layer.*
 	fcMu, fcVar  *nn.Linear
 	decoderInput *nn.Linear
-	decoder      []annBlock
-	final0       annBlock
-	final3       *nn.ConvTranspose
 
 	klWeight float64 // w in MSE + w * KLD when Cfg.ANNVAE.KLDWeight is 0 (set by SetEpoch)
-}
-
-// annBlock is a conv (or transposed conv), BatchNorm2d and LeakyReLU(0.01).
-type annBlock struct {
-	conv  *nn.Conv
-	convT *nn.ConvTranspose
-	bn    *spiking.TdBN // an ordinary batch norm: V_th = alpha = 1
 }
 
 // NewANNVAE builds the network in vs with PyTorch's default initialisation.
@@ -54,28 +43,12 @@ func NewANNVAE(vs *gnn.VarStore, cfg Config, dtype gotch.DType) (m *ANNVAE, err 
 
 func (m *ANNVAE) build() {
 	c, root, dt := m.Cfg, m.VS.Root(), m.DType
-	bn := func(name string, ch int64) *spiking.TdBN {
-		b, err := spiking.NewTdBN(nn.At(root, name), ch, 1, dt)
-		nn.Check(err)
-		return b
-	}
-	h := c.hidden()
-	in := c.InChannels
-	for i, o := range h {
-		name := fmt.Sprintf("encoder.%d", i)
-		m.encoder = append(m.encoder, annBlock{conv: nn.NewConv(nn.At(root, name+".0"), in, o, 3, 2, 1, dt), bn: bn(name+".1", o)})
-		in = o
-	}
-	flat, L := c.flat(), c.LatentDim
-	m.fcMu = nn.NewLinear(nn.At(root, "fc_mu"), flat, L, dt)
-	m.fcVar = nn.NewLinear(nn.At(root, "fc_var"), flat, L, dt)
-	m.decoderInput = nn.NewLinear(nn.At(root, "decoder_input"), L, flat, dt)
-	for i := len(h) - 1; i > 0; i-- {
-		name := fmt.Sprintf("decoder.%d", len(h)-1-i)
-		m.decoder = append(m.decoder, annBlock{convT: nn.NewConvTranspose(nn.At(root, name+".0"), h[i], h[i-1], 3, 2, 1, 1, dt), bn: bn(name+".1", h[i-1])})
-	}
-	m.final0 = annBlock{convT: nn.NewConvTranspose(nn.At(root, "final_layer.0"), h[0], h[0], 3, 2, 1, 1, dt), bn: bn("final_layer.1", h[0])}
-	m.final3 = nn.NewConvTranspose(nn.At(root, "final_layer.3"), h[0], c.InChannels, 3, 1, 1, 0, dt)
+	L := c.LatentDim
+	m.body = NewConvAE(root, c.hidden(), c.InChannels, dt, func(flat int64) {
+		m.fcMu = nn.NewLinear(nn.At(root, "fc_mu"), flat, L, dt)
+		m.fcVar = nn.NewLinear(nn.At(root, "fc_var"), flat, L, dt)
+		m.decoderInput = nn.NewLinear(nn.At(root, "decoder_input"), L, flat, dt)
+	})
 }
 
 // Config returns m's configuration.
@@ -103,19 +76,6 @@ func (m *ANNVAE) KLWeight() float64 {
 // SetKLWeight sets the weight used when model.annvae.kld_weight is 0 (tests, the test-loss weight).
 func (m *ANNVAE) SetKLWeight(w float64) { m.klWeight = w }
 
-func (b annBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
-	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
-		var y *ts.Tensor
-		if b.conv != nil {
-			y = s.Own(b.conv.Forward(x))
-		} else {
-			y = s.Own(b.convT.Forward(x))
-		}
-		y = s.Replace(y, nn.Try(b.bn.Forward(y, train)))
-		return s.Try(y.LeakyRelu(false)) // negative slope 0.01
-	})
-}
-
 // Encode maps images x (N, C, H, W) to mu and logvar (N, L).
 func (m *ANNVAE) Encode(x *ts.Tensor, train bool) (mu, logvar *ts.Tensor, err error) {
 	if err := checkImages(m.Cfg, x); err != nil {
@@ -123,11 +83,7 @@ func (m *ANNVAE) Encode(x *ts.Tensor, train bool) (mu, logvar *ts.Tensor, err er
 	}
 	err = nn.Catch(func() {
 		nn.Scoped(func(s *nn.Scope) {
-			h := s.Own(m.encoder[0].forward(x, train))
-			for _, b := range m.encoder[1:] {
-				h = s.Replace(h, b.forward(h, train)) // ... -> (N, C_last, 2, 2)
-			}
-			h = s.Replace(h, nn.Try(h.View([]int64{nn.Size(x)[0], m.Cfg.flat()}, false))) // (N, flat)
+			h := s.Own(m.body.Encode(x, train)) // (N, flat)
 			mu = s.Own(m.fcMu.Forward(h))
 			logvar = s.Own(m.fcVar.Forward(h))
 			s.Keep(mu)
@@ -157,16 +113,8 @@ func (m *ANNVAE) Reparameterize(mu, logvar, eps *ts.Tensor) (z *ts.Tensor, err e
 func (m *ANNVAE) Decode(z *ts.Tensor, train bool) (xhat *ts.Tensor, err error) {
 	err = nn.Catch(func() {
 		xhat = nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
-			n := nn.Size(z)[0]
 			h := s.Own(m.decoderInput.Forward(z)) // (N, flat), no norm, no activation
-			hid := m.Cfg.hidden()
-			h = s.Replace(h, nn.Try(h.View([]int64{n, hid[len(hid)-1], 2, 2}, false)))
-			for _, b := range m.decoder {
-				h = s.Replace(h, b.forward(h, train))
-			}
-			h = s.Replace(h, m.final0.forward(h, train)) // (N, 32, S, S)
-			y := s.Replace(h, m.final3.Forward(h))       // (N, C, S, S)
-			return s.Try(y.Tanh(false))
+			return m.body.Decode(h, train)
 		})
 	})
 	return xhat, err
@@ -221,26 +169,9 @@ func (m *ANNVAE) Loss(o *ANNOutput, x *ts.Tensor) (l *Loss, err error) {
 
 // Objective is Forward and Loss; MeanQ is the mean of mu, MeanP the mean of exp(logvar).
 func (m *ANNVAE) Objective(x *ts.Tensor, train bool) (*Loss, error) {
-	o, err := m.Forward(x, nil, train)
-	if err != nil {
-		return nil, err
-	}
-	defer o.Drop()
-	l, err := m.Loss(o, x)
-	if err != nil {
-		return nil, err
-	}
-	err = nn.Catch(func() {
-		nn.Scoped(func(s *nn.Scope) {
-			l.MeanQ = meanDetached(o.Mu)
-			l.MeanP = meanDetached(s.Try(o.LogVar.Exp(false)))
-		})
-	})
-	if err != nil {
-		l.Drop()
-		return nil, err
-	}
-	return l, nil
+	return objective(func() (*ANNOutput, error) { return m.Forward(x, nil, train) },
+		func(o *ANNOutput) (*Loss, error) { return m.Loss(o, x) },
+		func(s *nn.Scope, o *ANNOutput) (q, p *ts.Tensor) { return o.Mu, s.Try(o.LogVar.Exp(false)) })
 }
 
 // Reconstruct runs Forward in evaluation mode (z sampled, as the reference's test pass) and returns x_hat.

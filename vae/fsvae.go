@@ -386,20 +386,9 @@ func (m *FSVAE) Loss(o *FSVAEOutput, x *ts.Tensor) (l *Loss, err error) {
 
 // Objective is Forward and Loss; MeanQ and MeanP are the mean posterior and prior firing probabilities.
 func (m *FSVAE) Objective(x *ts.Tensor, train bool) (*Loss, error) {
-	o, err := m.Forward(x, nil, train)
-	if err != nil {
-		return nil, err
-	}
-	defer o.Drop()
-	l, err := m.Loss(o, x)
-	if err != nil {
-		return nil, err
-	}
-	if err = nn.Catch(func() { l.MeanQ, l.MeanP = meanDetached(o.QZ), meanDetached(o.PZ) }); err != nil {
-		l.Drop()
-		return nil, err
-	}
-	return l, nil
+	return objective(func() (*FSVAEOutput, error) { return m.Forward(x, nil, train) },
+		func(o *FSVAEOutput) (*Loss, error) { return m.Loss(o, x) },
+		func(_ *nn.Scope, o *FSVAEOutput) (q, p *ts.Tensor) { return o.QZ, o.PZ })
 }
 
 // Reconstruct encodes x, samples the posterior and decodes, in evaluation mode.

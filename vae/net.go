@@ -63,16 +63,29 @@ func (m *ESVAE) SetEpoch(epoch, epochs, batchesPerEpoch int) {}
 
 // Objective is Forward (fresh noise) and Loss, with the mean posterior and prior rates.
 func (m *ESVAE) Objective(x *ts.Tensor, train bool) (*Loss, error) {
-	out, err := m.Forward(x, nil, train)
+	return objective(func() (*Output, error) { return m.Forward(x, nil, train) },
+		func(o *Output) (*Loss, error) { return m.Loss(o, x) },
+		func(_ *nn.Scope, o *Output) (q, p *ts.Tensor) { return o.RQ, o.RP })
+}
+
+// objective is every kind's Objective: forward (fresh noise), the loss, and as diagnostics without
+// gradient MeanQ and MeanP, the means of the two tensors rates picks from the output (or makes in s).
+func objective[O interface{ Drop() }](forward func() (O, error), loss func(O) (*Loss, error), rates func(s *nn.Scope, o O) (q, p *ts.Tensor)) (*Loss, error) {
+	o, err := forward()
 	if err != nil {
 		return nil, err
 	}
-	defer out.Drop()
-	l, err := m.Loss(out, x)
+	defer o.Drop()
+	l, err := loss(o)
 	if err != nil {
 		return nil, err
 	}
-	err = nn.Catch(func() { l.MeanQ, l.MeanP = meanDetached(out.RQ), meanDetached(out.RP) })
+	err = nn.Catch(func() {
+		nn.Scoped(func(s *nn.Scope) {
+			q, p := rates(s, o)
+			l.MeanQ, l.MeanP = meanDetached(q), meanDetached(p)
+		})
+	})
 	if err != nil {
 		l.Drop()
 		return nil, err
