@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/esvae-go/esvae/launch"
 )
 
 // TestHelperLaunchChild is a rank started by TestLaunch: it prints its variables and fails when
@@ -32,7 +34,7 @@ func TestLaunch(t *testing.T) {
 	t.Setenv("ESVAE_THREADS", "1")
 	args := []string{"-test.run=^TestHelperLaunchChild$", "-test.v"}
 	var out, errb bytes.Buffer
-	if err := launch(&out, &errb, os.Args[0], args, 3, "127.0.0.1", 29555, time.Second); err != nil {
+	if err := launch.Run(launch.Options{NProc: 3, Addr: "127.0.0.1", Port: 29555, Grace: time.Second, Exe: os.Args[0], Args: args, Stdout: &out, Stderr: &errb}); err != nil {
 		t.Fatalf("launch: %v\n%s%s", err, out.String(), errb.String())
 	}
 	for r := 0; r < 3; r++ {
@@ -44,7 +46,7 @@ func TestLaunch(t *testing.T) {
 	t.Setenv("ESVAE_TEST_LAUNCH_FAIL", "1")
 	out.Reset()
 	errb.Reset()
-	err := launch(&out, &errb, os.Args[0], args, 2, "127.0.0.1", 29555, time.Second)
+	err := launch.Run(launch.Options{NProc: 2, Addr: "127.0.0.1", Port: 29555, Grace: time.Second, Exe: os.Args[0], Args: args, Stdout: &out, Stderr: &errb})
 	if err == nil || !strings.Contains(err.Error(), "rank 1") {
 		t.Fatalf("a failing rank: %v, want an error naming rank 1", err)
 	}
@@ -72,7 +74,7 @@ func TestHelperLauncher(t *testing.T) {
 		t.Skip("helper process for TestLaunchKilledStopsRanks")
 	}
 	args := []string{"-test.run=^TestHelperLaunchSleeper$"}
-	launch(os.Stdout, os.Stderr, os.Args[0], args, 2, "127.0.0.1", 29556, time.Second)
+	launch.Run(launch.Options{NProc: 2, Addr: "127.0.0.1", Port: 29556, Grace: time.Second, Exe: os.Args[0], Args: args, Stdout: os.Stdout, Stderr: os.Stderr})
 }
 
 // A launcher killed with SIGKILL (no chance to forward anything) takes its ranks down with it.

@@ -27,7 +27,7 @@ var layers = [][]string{
 	{"eval", "checkpoint"},
 	{"train"},
 	{"bench", "selfcheck"},
-	{"compare", "serve"},
+	{"compare", "serve", "launch"},
 	{"cmd/esvae", "serve/loadtest", "scripts"},
 }
 
