@@ -431,7 +431,7 @@ func (t *trainer) duringEpochEnd(phase string, f func() error) error {
 	if t.opts.beatEvery > 0 {
 		every = t.opts.beatEvery
 	}
-	path, step, limit := t.heartbeat, t.meta.Step, t.opts.EpochEndTimeout
+	path, step, limit, log := t.heartbeat, t.meta.Step, t.opts.EpochEndTimeout, t.log
 	if err := writeBeat(path, step, phase); err != nil {
 		t.log.Warn().Err(err).Str("file", path).Msg("heartbeat not written; not trying again")
 		t.heartbeat = ""
@@ -454,6 +454,8 @@ func (t *trainer) duringEpochEnd(phase string, f func() error) error {
 				done <- nil
 				return
 			case <-expired:
+				log.Warn().Dur("epoch_end_timeout", limit).Str("file", path).
+					Msg("the epoch end has taken longer than the epoch-end timeout: the heartbeat file is no longer rewritten, so a health check will report the run as hung")
 				done <- nil
 				return
 			case <-tick.C:
