@@ -61,7 +61,8 @@ RUN apt-get update \
 COPY --from=build /out/root/ /
 COPY configs /app/configs
 # ESVAE_CACHE: downloads of esvae eval (the Inception network) go into the run volume and stay.
-# ESVAE_HEARTBEAT: training touches this file after every optimizer step; the health check below
+# ESVAE_HEARTBEAT: training rewrites this file after every optimizer step and every 30 s of an epoch
+# end (evaluation, samples, FAD, checkpoint: for at most --epoch-end-timeout); the health check below
 # fails when it is older than 15 minutes (a hung step). Commands other than train never write it.
 # NVIDIA_*: what the NVIDIA Container Toolkit mounts into the container (the driver's compute and
 # nvidia-smi libraries); the GPU itself is granted per container (--gpus, compose's reservation).

@@ -122,7 +122,13 @@ func measure(w io.Writer, c Config) (*Report, error) {
 	}
 	fmt.Fprintf(w, "%s %s training step (forward, loss, backward, AdamW), %s: batch %d, T %d, latent %d; median of %d timed steps after %d warm-up\n",
 		c.Model.Variant(), size, prec, c.Batch, c.Model.T, c.Model.LatentDim, c.Steps, c.Warmup)
-	r, m, err := benchSteps(w, c, benchFused, c.Reference, rep)
+	// The reference trains in fp32 (bench_ref.py has no autocast): with AMP on it is timed beside,
+	// and compared with, esvae's fp32 row below, so that the ratio compares like with like.
+	mainRef := c.Reference
+	if c.AMP != nn.AMPOff {
+		mainRef = nil
+	}
+	r, m, err := benchSteps(w, c, benchFused, mainRef, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +146,7 @@ func measure(w io.Writer, c Config) (*Report, error) {
 		fmt.Fprintf(w, "  sampling (prior -> spikes -> decoder, evaluation mode): %d images in %.2f s, %.1f images/s (the first call of that size, which grows the heap: %.2f s)\n", s.Images, s.Sec, s.ImagesPerSec, s.FirstSec)
 	}
 	if rep.Reference != nil {
-		rep.Reference.print(w, r, rep.PeakRSS)
+		rep.Reference.print(w, r, nil, rep.PeakRSS)
 	}
 	if variant {
 		b, _, err := benchSteps(w, c, benchPlain, nil, nil)
@@ -165,12 +171,20 @@ func measure(w io.Writer, c Config) (*Report, error) {
 		others = append(others, benchPerStep)
 	}
 	for _, impl := range others {
-		b, _, err := benchSteps(w, c, impl, nil, nil)
+		var ref *Reference
+		if impl == benchFP32 {
+			ref = c.Reference
+		}
+		b, _, err := benchSteps(w, c, impl, ref, rep)
 		if err != nil {
 			return nil, err
 		}
 		rep.Results = append(rep.Results, b)
 		fmt.Fprintf(w, "  %s / %s: %.2fx\n", r.Name, b.Name, b.SecPerStep/r.SecPerStep)
+		if ref != nil && rep.Reference != nil {
+			_, peak, _ := native.ProcessMemory()
+			rep.Reference.print(w, b, &r, peak)
+		}
 	}
 	if !c.PerStep || kind == vae.KindANNVAE {
 		return rep, nil

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,6 +11,9 @@ import (
 
 	"github.com/esvae-go/esvae/config"
 	"github.com/sugarme/gotch"
+
+	"github.com/esvae-go/esvae/internal/approx"
+	"github.com/esvae-go/esvae/nn"
 )
 
 // The benchmark runs end to end on a tiny model and reports bad sizes as errors. T 3 and batch 25:
@@ -76,5 +80,50 @@ func TestBenchAttentionVariant(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "esvae+taid / plain esvae: time ") || !strings.Contains(out.String(), "peak tensor memory") {
 		t.Fatalf("output lacks the ratio line:\n%s", out.String())
+	}
+}
+
+// With --amp, the reference (which trains in fp32) is compared with esvae's fp32 row, not with the
+// mixed-precision one: the ratio line names the fp32 row, and the AMP figure is printed beside it
+// as not comparable. The reference here is a fake that reports 10 images/s.
+func TestBenchReferenceRatioWithAMP(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "fake_ref.sh")
+	fake := `while [ $# -gt 0 ]; do if [ "$1" = --json ]; then out=$2; fi; shift; done
+echo '{"torch": "fake", "sec_per_step": 0.4, "images_per_sec": 10, "min_sec_per_step": 0.4, "max_sec_per_step": 0.4}' > "$out"
+`
+	if err := os.WriteFile(script, []byte(fake), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := config.DefaultConfig().Model
+	m.T, m.LatentDim = 3, 8
+	var out bytes.Buffer
+	rep, err := Measure(&out, Config{Batch: 4, Steps: 2, Model: m, Device: gotch.CPU, AMP: nn.AMPBF16,
+		Reference: &Reference{Python: "/bin/sh", Script: script, EnvNote: "fake"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 || rep.Results[0].Name != "esvae amp bf16" || rep.Results[1].Name != "esvae fp32" {
+		t.Fatalf("results %+v, want the amp row and the fp32 row", rep.Results)
+	}
+	amp, fp32 := rep.Results[0], rep.Results[1]
+	ref := rep.Reference
+	if ref == nil {
+		t.Fatalf("no reference result:\n%s", out.String())
+	}
+	if want := fp32.ImagesPerSec / 10; ref.Compared != "esvae fp32" || approx.Exceeds(math.Abs(ref.SpeedRatio-want), 1e-12*want) {
+		t.Errorf("reference compared with %q at %v, want esvae fp32 at %v (fp32 %v images/s over the fake's 10; amp: %v)", ref.Compared, ref.SpeedRatio, want, fp32.ImagesPerSec, amp.ImagesPerSec)
+	}
+	text := out.String()
+	for _, want := range []string{
+		fmt.Sprintf("esvae fp32 / reference, both fp32: %.2fx", fp32.ImagesPerSec/10),
+		fmt.Sprintf("esvae amp bf16: %.1f images/s, %.2fx the reference's fp32 throughput: not comparable", amp.ImagesPerSec, amp.ImagesPerSec/10),
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "esvae amp bf16 / reference") {
+		t.Errorf("output still compares the amp row with the reference:\n%s", text)
 	}
 }

@@ -34,12 +34,14 @@ type RefResult struct {
 	StepSecs      []float64 `json:"step_secs,omitempty"`
 	PeakRSS       int64     `json:"peak_rss_bytes"`
 	// PeakGPUMemory is torch.cuda.max_memory_allocated over the timed steps (CUDA runs only).
-	PeakGPUMemory int64   `json:"peak_gpu_memory_bytes,omitempty"`
-	Threads       int     `json:"threads"`
-	SpeedRatio    float64 `json:"speed_ratio"`              // esvae images/s over the reference's
-	PeakRSSRatio  float64 `json:"peak_rss_ratio,omitempty"` // esvae's peak RSS over the reference's
-	Command       string  `json:"command"`
-	Environment   string  `json:"environment,omitempty"`
+	PeakGPUMemory int64 `json:"peak_gpu_memory_bytes,omitempty"`
+	Threads       int   `json:"threads"`
+	// SpeedRatio is the images/s of esvae's row Compared (fp32, as the reference) over the reference's.
+	SpeedRatio   float64 `json:"speed_ratio"`
+	Compared     string  `json:"compared"`
+	PeakRSSRatio float64 `json:"peak_rss_ratio,omitempty"` // esvae's peak RSS over the reference's
+	Command      string  `json:"command"`
+	Environment  string  `json:"environment,omitempty"`
 }
 
 // Run runs the reference once and reads its JSON result; c gives the sizes.
@@ -90,15 +92,21 @@ func (r *Reference) Run(w io.Writer, c Config) (*RefResult, error) {
 	return res, nil
 }
 
-// print writes the comparison with esvae's result ours and peak resident set.
-func (r *RefResult) print(w io.Writer, ours Result, peak int64) {
-	r.SpeedRatio = ours.ImagesPerSec / r.ImagesPerSec
-	fmt.Fprintf(w, "  reference (PyTorch %s; %s) median %7.3f s/step (min %.3f, max %.3f) %8.1f images/s, peak RSS %s\n",
+// print writes the comparison of esvae's fp32 result ours, and the process's peak resident set,
+// with the reference's. amp, when not nil, is esvae's mixed-precision row: its figure is printed
+// beside, labelled as no like-for-like comparison (the reference runs in fp32).
+func (r *RefResult) print(w io.Writer, ours Result, amp *Result, peak int64) {
+	r.SpeedRatio, r.Compared = ours.ImagesPerSec/r.ImagesPerSec, ours.Name
+	fmt.Fprintf(w, "  reference (PyTorch %s, fp32; %s) median %7.3f s/step (min %.3f, max %.3f) %8.1f images/s, peak RSS %s\n",
 		r.Torch, r.Environment, r.SecPerStep, r.MinSecPerStep, r.MaxSecPerStep, r.ImagesPerSec, mib(r.PeakRSS))
-	fmt.Fprintf(w, "  esvae / reference: %.2fx the training throughput", r.SpeedRatio)
+	fmt.Fprintf(w, "  %s / reference, both fp32: %.2fx the training throughput", ours.Name, r.SpeedRatio)
 	if peak > 0 && r.PeakRSS > 0 {
 		r.PeakRSSRatio = float64(peak) / float64(r.PeakRSS)
 		fmt.Fprintf(w, ", %.2f of its peak RSS (%s against %s)", r.PeakRSSRatio, mib(peak), mib(r.PeakRSS))
 	}
 	fmt.Fprintln(w)
+	if amp != nil {
+		fmt.Fprintf(w, "  %s: %.1f images/s, %.2fx the reference's fp32 throughput: not comparable (the reference has no mixed precision); the like-for-like ratio is the line above\n",
+			amp.Name, amp.ImagesPerSec, amp.ImagesPerSec/r.ImagesPerSec)
+	}
 }

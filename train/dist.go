@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sugarme/gotch"
@@ -26,6 +25,8 @@ type Dist struct {
 	// Backend is gloo, nccl or auto ("": gloo; see DefaultDistBackend).
 	Backend string
 	// Timeout bounds the rendezvous and every collective (a dead or hung peer is an error after it).
+	// The other ranks' wait for rank 0's epoch end is not a collective: Options.EpochEndTimeout
+	// bounds it.
 	Timeout time.Duration
 	// BucketBytes is the size of the gradient all-reduce buckets (0: DefaultBucketBytes).
 	BucketBytes int64
@@ -89,19 +90,31 @@ func DefaultDistBackend(dev gotch.Device) string { return "gloo" }
 
 // group is a joined process group with its liveness bookkeeping.
 type group struct {
-	d     Dist
-	store *native.Store // the rendezvous (rank 0 hosts it)
-	hb    *native.Store // a second client for the heartbeat goroutine
-	pg    *native.ProcessGroup
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	d Dist
+	// store is the rendezvous (rank 0 hosts it); the training goroutine's client for the exit
+	// records, the epoch-end handshake and diagnose.
+	store *native.Store
+	// hb is the heartbeat goroutine's own client: only that goroutine calls it, and closes it when it
+	// ends, so a heartbeat call that blocks (a store that does not answer, up to the store timeout)
+	// holds up nobody else. TCPStore clients serialise their calls, so a shared client would not do.
+	hb     *native.Store
+	pg     *native.ProcessGroup
+	stop   chan struct{}
+	hbDone chan struct{} // closed when the heartbeat goroutine has ended
 }
 
 const (
-	hbKey   = "esvae/heartbeat/"
-	exitKey = "esvae/exit/"
-	hbEvery = 300 * time.Millisecond
+	hbKey       = "esvae/heartbeat/"
+	exitKey     = "esvae/exit/"
+	epochEndKey = "esvae/epoch-end/"
+	hbEvery     = 300 * time.Millisecond
+	// epochEndPoll is how often the other ranks look for rank 0's epoch-end record.
+	epochEndPoll = 100 * time.Millisecond
 )
+
+// DefaultEpochEndTimeout is the default of --epoch-end-timeout: how long an epoch end (rank 0's
+// evaluation, samples, FAD and checkpoint) may take.
+const DefaultEpochEndTimeout = 6 * time.Hour
 
 // joinGroup creates the TCPStore (rank 0 hosts it) and the process group, and starts the heartbeat.
 func joinGroup(d Dist) (*group, error) {
@@ -112,7 +125,7 @@ func joinGroup(d Dist) (*group, error) {
 	if d.Timeout <= 0 {
 		d.Timeout = DefaultDistTimeout
 	}
-	g := &group{d: d, stop: make(chan struct{})}
+	g := &group{d: d, stop: make(chan struct{}), hbDone: make(chan struct{})}
 	var err error
 	if g.store, err = native.NewStore(d.Addr, d.Port, d.Rank == 0, d.World, d.Timeout); err != nil {
 		return nil, fmt.Errorf("rank %d joining the job of %d ranks at %s:%d (timeout %v): %w", d.Rank, d.World, d.Addr, d.Port, d.Timeout, err)
@@ -132,13 +145,14 @@ func joinGroup(d Dist) (*group, error) {
 		g.store.Close()
 		return nil, err
 	}
-	g.wg.Add(1)
 	go g.heartbeat()
 	return g, nil
 }
 
+// heartbeat ticks this rank's counter in the store until close; it owns g.hb and closes it.
 func (g *group) heartbeat() {
-	defer g.wg.Done()
+	defer close(g.hbDone)
+	defer g.hb.Close()
 	key := hbKey + strconv.Itoa(g.d.Rank)
 	tick := time.NewTicker(hbEvery)
 	defer tick.Stop()
@@ -155,15 +169,21 @@ func (g *group) heartbeat() {
 }
 
 // close stops the heartbeat and leaves the group. When err is not nil it is recorded in the store
-// first, so that the other ranks name this rank and its error.
+// first, so that the other ranks name this rank and its error. It does not wait for a heartbeat
+// call that is blocked on the store: that call ends at the store timeout and the goroutine then
+// closes its client itself.
 func (g *group) close(err error) {
 	if err != nil {
-		_ = g.hb.Set(exitKey+strconv.Itoa(g.d.Rank), err.Error())
+		_ = g.store.Set(exitKey+strconv.Itoa(g.d.Rank), err.Error())
 	}
 	close(g.stop)
-	g.wg.Wait()
-	g.pg.Close()
-	g.hb.Close()
+	select {
+	case <-g.hbDone:
+	case <-time.After(2 * hbEvery):
+	}
+	if g.pg != nil {
+		g.pg.Close()
+	}
 	g.store.Close()
 }
 
@@ -175,7 +195,7 @@ func (g *group) diagnose(what string, err error) error {
 		if r == g.d.Rank {
 			continue
 		}
-		v, ok, e := g.hb.Get(exitKey + strconv.Itoa(r))
+		v, ok, e := g.store.Get(exitKey + strconv.Itoa(r))
 		if e != nil {
 			return fmt.Errorf("%s failed on rank %d: rank 0 (which hosts the rendezvous at %s:%d) is gone: %w", what, g.d.Rank, g.d.Addr, g.d.Port, err)
 		}
@@ -210,13 +230,63 @@ func (g *group) diagnose(what string, err error) error {
 func (g *group) beats() ([]int64, error) {
 	out := make([]int64, g.d.World)
 	for r := range out {
-		v, err := g.hb.Add(hbKey+strconv.Itoa(r), 0)
+		v, err := g.store.Add(hbKey+strconv.Itoa(r), 0)
 		if err != nil {
 			return nil, err
 		}
 		out[r] = v
 	}
 	return out, nil
+}
+
+// epochEndDone records in the store that rank 0's end of epoch (0-based) is over.
+func (g *group) epochEndDone(epoch int) error {
+	if err := g.store.Set(epochEndKey+strconv.Itoa(epoch), "done"); err != nil {
+		return fmt.Errorf("epoch %d: telling the other ranks that the epoch end is over: %w", epoch+1, err)
+	}
+	return nil
+}
+
+// waitEpochEnd waits, on a rank other than 0, until rank 0 has finished its end of epoch (0-based):
+// evaluation, samples, FAD and checkpoint, which may take much longer than --dist-timeout. It
+// polls the store rather than waiting in a collective; limit bounds the wait (0: none). Rank 0 is
+// watched meanwhile: an error it recorded, its store gone, or its heartbeat silent for
+// --dist-timeout end the wait with an error that says so.
+func (g *group) waitEpochEnd(epoch int, limit time.Duration) error {
+	what := fmt.Sprintf("epoch %d: waiting for rank 0's epoch end (evaluation, samples, checkpoint)", epoch+1)
+	key, hb0, exit0 := epochEndKey+strconv.Itoa(epoch), hbKey+"0", exitKey+"0"
+	start := time.Now()
+	lastBeat, lastChange := int64(-1), start
+	for {
+		_, done, err := g.store.Get(key)
+		if err != nil {
+			return g.diagnose(what, err)
+		}
+		if done {
+			return nil
+		}
+		msg, failed, err := g.store.Get(exit0)
+		if err != nil {
+			return g.diagnose(what, err)
+		}
+		if failed {
+			return fmt.Errorf("%s on rank %d: rank 0 stopped with an error: %s", what, g.d.Rank, msg)
+		}
+		beat, err := g.store.Add(hb0, 0)
+		if err != nil {
+			return g.diagnose(what, err)
+		}
+		now := time.Now()
+		if beat != lastBeat {
+			lastBeat, lastChange = beat, now
+		} else if now.Sub(lastChange) > g.d.Timeout {
+			return fmt.Errorf("%s on rank %d: rank 0 died or hung: no heartbeat for %v (--dist-timeout %v)", what, g.d.Rank, now.Sub(lastChange).Round(time.Millisecond), g.d.Timeout)
+		}
+		if limit > 0 && now.Sub(start) > limit {
+			return fmt.Errorf("%s on rank %d: rank 0 is alive but its epoch end took longer than --epoch-end-timeout %v: raise it (0: no bound), or lower eval.fad_samples / samples / data.test_limit", what, g.d.Rank, limit)
+		}
+		time.Sleep(epochEndPoll)
+	}
 }
 
 // syncBN is the batch norm of spiking.TdBN with the statistics of every rank.

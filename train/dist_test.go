@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,7 +80,20 @@ func TestHelperDistRank(t *testing.T) {
 	}
 	defer lf.Close()
 	onStep := func(s int64, l float64) { fmt.Fprintf(lf, "%d %.17g\n", s, l); lf.Sync() }
-	res, err := Run(ctx, cfg, Options{Resume: os.Getenv("ESVAE_DIST_TEST_RESUME"), Dist: d, Float64: true, OnStep: onStep}, zerolog.Nop())
+	opts := Options{Resume: os.Getenv("ESVAE_DIST_TEST_RESUME"), Dist: d, Float64: true, OnStep: onStep}
+	if v := os.Getenv("ESVAE_DIST_TEST_EPOCH_END_DELAY"); v != "" { // a slow evaluation on rank 0
+		delay, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.epochEndHook = func(int) { time.Sleep(delay) }
+	}
+	if v := os.Getenv("ESVAE_DIST_TEST_EPOCH_END_TIMEOUT"); v != "" {
+		if opts.EpochEndTimeout, err = time.ParseDuration(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Run(ctx, cfg, opts, zerolog.Nop())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "RANK %d ERROR: %v\n", rank, err)
 		os.Exit(3)
@@ -102,8 +116,9 @@ type rankProc struct {
 	stderr *bytes.Buffer
 }
 
-// startRanks starts world ranks of cfg as child processes (one thread each) over the loopback.
-func startRanks(t *testing.T, world int, cfg config.Config, resume, losses string, timeout time.Duration) []*rankProc {
+// startRanks starts world ranks of cfg as child processes (one thread each) over the loopback;
+// env is added to their environment.
+func startRanks(t *testing.T, world int, cfg config.Config, resume, losses string, timeout time.Duration, env ...string) []*rankProc {
 	t.Helper()
 	js, err := json.Marshal(cfg)
 	if err != nil {
@@ -117,6 +132,7 @@ func startRanks(t *testing.T, world int, cfg config.Config, resume, losses strin
 			"ESVAE_DIST_TEST_LOSSES="+losses, "ESVAE_DIST_TEST_TIMEOUT="+timeout.String(),
 			"RANK="+strconv.Itoa(r), "LOCAL_RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(world),
 			"MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port), "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1")
+		cmd.Env = append(cmd.Env, env...)
 		p := &rankProc{cmd: cmd, stderr: &bytes.Buffer{}}
 		cmd.Stderr, cmd.Stdout = p.stderr, p.stderr
 		if err := cmd.Start(); err != nil {
@@ -364,6 +380,52 @@ func TestDataParallelRankDeath(t *testing.T) {
 	t.Logf("rank 1 killed: rank 0 failed after %v: %s", took.Round(time.Millisecond), lastLine(out))
 }
 
+// An epoch end on rank 0 that takes longer than --dist-timeout does not fail the job: the other
+// ranks wait for it outside the collectives, bounded by the epoch-end timeout instead. With that
+// bound below the epoch end's length, rank 1 stops with an error that names it and rank 0 with one
+// that names rank 1's.
+func TestDataParallelSlowEpochEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	const timeout, delay = 4 * time.Second, 10 * time.Second // collectives' bound; rank 0's epoch end
+	dir := t.TempDir()
+	cfg := distConfig(t, filepath.Join(dir, "run"), 16)
+	cfg.MaxSteps = 17 // 16 steps per epoch: one epoch end, then one more step across the ranks
+	cfg.SaveEvery = 0
+	start := time.Now()
+	ps := startRanks(t, 2, cfg, "", filepath.Join(dir, "losses"), timeout, "ESVAE_DIST_TEST_EPOCH_END_DELAY="+delay.String())
+	waitRanks(t, ps)
+	took := time.Since(start)
+	for r, p := range ps {
+		if !strings.Contains(p.stderr.String(), "RANK "+strconv.Itoa(r)+" DONE: steps 17 interrupted false") {
+			t.Errorf("rank %d did not finish the 17 steps:\n%s", r, p.stderr)
+		}
+	}
+	if took < delay {
+		t.Errorf("the job took %v, less than the epoch end's delay %v: the hook did not run", took, delay)
+	}
+	t.Logf("epoch end of %v on rank 0 with --dist-timeout %v: both ranks finished (%v)", delay, timeout, took.Round(time.Millisecond))
+
+	// The epoch-end timeout bounds the wait.
+	cfg.Out = filepath.Join(dir, "bounded")
+	const limit = 3 * time.Second
+	ps = startRanks(t, 2, cfg, "", filepath.Join(dir, "losses-bounded"), timeout,
+		"ESVAE_DIST_TEST_EPOCH_END_DELAY="+delay.String(), "ESVAE_DIST_TEST_EPOCH_END_TIMEOUT="+limit.String())
+	var errs [2]error
+	for r, p := range ps {
+		errs[r] = p.cmd.Wait()
+	}
+	out0, out1 := ps[0].stderr.String(), ps[1].stderr.String()
+	if errs[1] == nil || !strings.Contains(out1, "took longer than --epoch-end-timeout "+limit.String()) {
+		t.Errorf("rank 1 with --epoch-end-timeout %v under an epoch end of %v: exit %v, want an error naming the timeout:\n%s", limit, delay, errs[1], out1)
+	}
+	if errs[0] == nil || !strings.Contains(out0, "rank 1 stopped with an error") {
+		t.Errorf("rank 0 after rank 1 gave up waiting: exit %v, want an error naming rank 1's:\n%s", errs[0], out0)
+	}
+	t.Logf("--epoch-end-timeout %v: rank 1: %s; rank 0: %s", limit, lastLine(out1), lastLine(out0))
+}
+
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
@@ -372,4 +434,138 @@ func lastLine(s string) string {
 		}
 	}
 	return lines[len(lines)-1]
+}
+
+// pausableProxy forwards TCP connections to target until pause; then it stops reading, so that a
+// store client behind it waits for an answer as it would from a store that hangs.
+type pausableProxy struct {
+	l      net.Listener
+	paused chan struct{}
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func newPausableProxy(t *testing.T, target string) *pausableProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pausableProxy{l: l, paused: make(chan struct{})}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go p.pipe(s, c)
+			go p.pipe(c, s)
+		}
+	}()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *pausableProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 4096)
+	for {
+		select {
+		case <-p.paused:
+			return
+		default:
+		}
+		src.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		n, err := src.Read(buf)
+		if n > 0 {
+			select {
+			case <-p.paused: // what arrived after the pause is dropped: no answer comes back
+				return
+			default:
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil && !os.IsTimeout(err) {
+			return
+		}
+	}
+}
+
+func (p *pausableProxy) port() int { return p.l.Addr().(*net.TCPAddr).Port }
+
+func (p *pausableProxy) pause() { close(p.paused) }
+
+// close drops every connection: a client call blocked behind the proxy fails at once.
+func (p *pausableProxy) close() {
+	p.l.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// Leaving the group does not wait for a heartbeat call that is blocked on a store that does not
+// answer (such a call ends only at the store timeout, --dist-timeout).
+func TestGroupCloseWithBlockedHeartbeat(t *testing.T) {
+	const storeTimeout = 20 * time.Second
+	port := freePort(t)
+	srv, err := native.NewStore("127.0.0.1", port, true, 0, storeTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newPausableProxy(t, fmt.Sprintf("127.0.0.1:%d", port))
+	hb, err := native.NewStore("127.0.0.1", proxy.port(), false, 0, storeTimeout)
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	g := &group{d: Dist{Rank: 1, World: 2, Timeout: storeTimeout}, store: srv, hb: hb, stop: make(chan struct{}), hbDone: make(chan struct{})}
+	go g.heartbeat()
+	beats := func() int64 {
+		v, err := srv.Add(hbKey+"1", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for deadline := time.Now().Add(10 * time.Second); beats() < 2; time.Sleep(hbEvery / 3) {
+		if time.Now().After(deadline) {
+			t.Fatal("the heartbeat did not tick twice in 10 s")
+		}
+	}
+	proxy.pause()
+	before := beats()
+	time.Sleep(3 * hbEvery) // the heartbeat's next call is sent and waits for its answer
+	if after := beats(); after > before+1 {
+		t.Fatalf("the heartbeat ticked %d times through the paused proxy: the test does not block it", after-before)
+	}
+	start := time.Now()
+	g.close(nil) // closes srv too
+	took := time.Since(start)
+	if took > 2*time.Second {
+		t.Errorf("close took %v with a heartbeat call blocked on the store, want < 2 s (the store timeout is %v)", took.Round(time.Millisecond), storeTimeout)
+	}
+	select {
+	case <-g.hbDone:
+		t.Errorf("the heartbeat goroutine ended before its blocked call was released: the test did not block it")
+	default:
+	}
+	proxy.close() // the blocked call fails now; the goroutine closes its client and ends
+	select {
+	case <-g.hbDone:
+	case <-time.After(10 * time.Second):
+		t.Errorf("the heartbeat goroutine did not end within 10 s of its connection closing")
+	}
+	t.Logf("close with the heartbeat blocked on the store: %v", took.Round(time.Millisecond))
 }

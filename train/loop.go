@@ -135,11 +135,28 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			t.meta.Epoch, t.meta.Batch = b.Epoch+1, 0
 			res.Epochs = b.Epoch + 1
 			stats = &epochStats{start: time.Now()}
+			// Wait for rank 0 here, bounded by the epoch-end timeout, rather than in the next
+			// collective, which --dist-timeout bounds.
+			if err := t.duringEpochEnd("wait", func() error { return t.group.waitEpochEnd(b.Epoch, t.opts.EpochEndTimeout) }); err != nil {
+				return res, err
+			}
 		} else if endOfEpoch {
 			t.meta.Epoch, t.meta.Batch = b.Epoch+1, 0
-			res.TestLoss, err = t.endEpoch(testDS, b.Epoch, stats)
+			err = t.duringEpochEnd("eval", func() error {
+				if t.opts.epochEndHook != nil {
+					t.opts.epochEndHook(b.Epoch)
+				}
+				var e error
+				res.TestLoss, e = t.endEpoch(testDS, b.Epoch, stats)
+				return e
+			})
 			if err != nil {
 				return res, err
+			}
+			if t.group != nil {
+				if err := t.group.epochEndDone(b.Epoch); err != nil {
+					return res, err
+				}
 			}
 			res.Epochs = b.Epoch + 1
 			stats = &epochStats{start: time.Now()}
@@ -363,17 +380,90 @@ func (t *trainer) saveLast(best bool) error {
 }
 
 // HeartbeatEnv names the environment variable that holds a file training rewrites (with the step
-// number) after every optimizer step, so that a supervisor, such as the container image's health
-// check, can tell a live run from a hung one by the file's age.
+// number) after every optimizer step, and during an epoch end every epochEndBeat (with the step and
+// the phase: "1234 eval" on rank 0, "1234 wait" on the others), so that a supervisor, such as the
+// container image's health check, can tell a live run from a hung one by the file's age.
 const HeartbeatEnv = "ESVAE_HEARTBEAT"
+
+// epochEndBeat is the heartbeat interval during an epoch end: well inside the image's health check
+// window (15 minutes).
+const epochEndBeat = 30 * time.Second
 
 // beat rewrites the heartbeat file; a failure is logged once and then ignored (it never stops training).
 func (t *trainer) beat() {
 	if t.heartbeat == "" {
 		return
 	}
-	if err := os.WriteFile(t.heartbeat, []byte(strconv.FormatInt(t.meta.Step, 10)+"\n"), 0o644); err != nil {
+	if err := writeBeat(t.heartbeat, t.meta.Step, ""); err != nil {
 		t.log.Warn().Err(err).Str("file", t.heartbeat).Msg("heartbeat not written; not trying again")
 		t.heartbeat = ""
 	}
+}
+
+// writeBeat replaces the heartbeat file with one that holds the step (and the phase): written
+// beside it and renamed over it, so that a reader never sees it empty or half written.
+func writeBeat(path string, step int64, phase string) error {
+	s := strconv.FormatInt(step, 10)
+	if phase != "" {
+		s += " " + phase
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(s+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// duringEpochEnd runs f (an epoch end, or the wait for rank 0's) while a goroutine rewrites the
+// heartbeat file with the step and phase every epochEndBeat, for at most opts.EpochEndTimeout (0: as
+// long as f runs), then beats once more with the step alone.
+func (t *trainer) duringEpochEnd(phase string, f func() error) error {
+	if t.heartbeat == "" {
+		return f()
+	}
+	every := epochEndBeat
+	if t.opts.beatEvery > 0 {
+		every = t.opts.beatEvery
+	}
+	path, step, limit, log := t.heartbeat, t.meta.Step, t.opts.EpochEndTimeout, t.log
+	if err := writeBeat(path, step, phase); err != nil {
+		t.log.Warn().Err(err).Str("file", path).Msg("heartbeat not written; not trying again")
+		t.heartbeat = ""
+		return f()
+	}
+	stop, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		var expired <-chan time.Time
+		if limit > 0 {
+			tm := time.NewTimer(limit)
+			defer tm.Stop()
+			expired = tm.C
+		}
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		var err error
+		for err == nil {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			case <-expired:
+				log.Warn().Dur("epoch_end_timeout", limit).Str("file", path).
+					Msg("the epoch end has taken longer than the epoch-end timeout: the heartbeat file is no longer rewritten, so a health check will report the run as hung")
+				done <- nil
+				return
+			case <-tick.C:
+				err = writeBeat(path, step, phase)
+			}
+		}
+		done <- err
+	}()
+	err := f()
+	close(stop)
+	if e := <-done; e != nil {
+		t.log.Warn().Err(e).Str("file", t.heartbeat).Msg("heartbeat not written; not trying again")
+		t.heartbeat = ""
+	}
+	t.beat()
+	return err
 }

@@ -48,6 +48,17 @@ type Options struct {
 	Dist *Dist
 	// Float64 trains in float64 (tests: float64 makes runs that must agree agree to rounding).
 	Float64 bool
+	// EpochEndTimeout bounds an epoch end (rank 0's evaluation, samples, FAD and checkpoint): the
+	// other ranks of a data-parallel job wait that long for it (not --dist-timeout, which bounds the
+	// collectives), and the heartbeat file is rewritten during it for that long, so that a hung
+	// evaluation still shows in the health check afterwards. 0: no bound (esvae train's default is
+	// DefaultEpochEndTimeout).
+	EpochEndTimeout time.Duration
+
+	// Tests only: epochEndHook runs at the start of rank 0's epoch end (a slow evaluation), and
+	// beatEvery replaces epochEndBeat, the heartbeat interval during an epoch end.
+	epochEndHook func(epoch int)
+	beatEvery    time.Duration
 }
 
 // Result summarises a finished (or interrupted) run.

@@ -16,7 +16,7 @@ func versions() map[string]string {
 
 func newTrainCommand(a *app) *cobra.Command {
 	var resume, initPath, backend string
-	var distTimeout time.Duration
+	var distTimeout, epochEndTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train ESVAE (checkpoints, grids, metrics and plots go to --out)",
@@ -38,7 +38,7 @@ WORLD_SIZE x data.batch_size images; rank 0 writes the checkpoints and outputs.`
 			if err != nil {
 				return err
 			}
-			opts := train.Options{Resume: resume, Init: initPath, Progress: a.stderr, Versions: versions(), Dist: dist}
+			opts := train.Options{Resume: resume, Init: initPath, Progress: a.stderr, Versions: versions(), Dist: dist, EpochEndTimeout: epochEndTimeout}
 			if dist != nil && dist.Rank != 0 {
 				opts.Progress = nil // one progress bar: rank 0's
 			}
@@ -78,6 +78,7 @@ WORLD_SIZE x data.batch_size images; rank 0 writes the checkpoints and outputs.`
 	keyFlag(f, "sync-bn", "sync_bn", false, "data-parallel: synchronise the tdBN batch statistics across the ranks")
 	f.StringVar(&backend, "dist-backend", "auto", "data-parallel collectives: gloo, nccl (not built in: an error) or auto (gloo)")
 	f.DurationVar(&distTimeout, "dist-timeout", train.DefaultDistTimeout, "data-parallel: how long the rendezvous and each collective wait for the other ranks")
+	f.DurationVar(&epochEndTimeout, "epoch-end-timeout", train.DefaultEpochEndTimeout, "how long an epoch end (evaluation, samples, FAD, checkpoint) may take: the other ranks of a data-parallel job wait that long for rank 0's, and the heartbeat file is kept fresh that long (0: no bound)")
 	deviceFlag(f)
 	return cmd
 }

@@ -5,6 +5,12 @@
 // symbols. The object is only ever created through the real constructor and used through
 // c10d::Backend's virtual functions; opaque_ reserves room above the real object's size (a few
 // hundred bytes), so the allocation made here always holds it.
+//
+// Options is different: dist.cpp allocates it with the layout declared here and the library's
+// constructor and ProcessGroupGloo read and write its members, so a libtorch whose Options differs
+// would corrupt memory. The declaration was compared with the real header of the libtorch versions
+// listed below (Options: Backend::Options, then devices and threads; the constructor; the device
+// factories); any other version is a compile-time error until someone compares it too.
 #pragma once
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
@@ -14,6 +20,10 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#if !(TORCH_VERSION_MAJOR == 2 && (TORCH_VERSION_MINOR == 1 || TORCH_VERSION_MINOR == 11))
+#error "internal/native/gloo_shim.h declares c10d::ProcessGroupGloo as libtorch 2.1 and 2.11 have it, and this libtorch is another version: compare struct Options (its members after Backend::Options), the ProcessGroupGloo constructor and createDeviceForHostname/createDefaultDevice in this libtorch's include/torch/csrc/distributed/c10d/ProcessGroupGloo.hpp with gloo_shim.h, adapt the shim if they differ, and add the version to this check; or set up libtorch 2.1.0 or 2.11.0 (scripts/setup.sh, ESVAE_TORCH)"
+#endif
 
 namespace gloo {
 namespace transport {
@@ -47,5 +57,14 @@ class TORCH_API ProcessGroupGloo : public Backend {
  private:
   void *opaque_[8192];
 };
+
+// Options as declared has exactly the real members, with no padding between: Backend::Options
+// (8-aligned members only in 2.1 and 2.11, so no tail padding to reuse), the devices vector, and the
+// int threads padded to 8 bytes. A member added here, or a reordering, fails this.
+static_assert(sizeof(ProcessGroupGloo::Options) ==
+                  sizeof(Backend::Options) + sizeof(std::vector<std::shared_ptr<::gloo::transport::Device>>) + 8,
+              "gloo_shim.h: ProcessGroupGloo::Options must be Backend::Options followed by devices and threads, "
+              "as in libtorch's ProcessGroupGloo.hpp");
+static_assert(alignof(ProcessGroupGloo::Options) == 8, "gloo_shim.h: ProcessGroupGloo::Options is 8-aligned in libtorch");
 
 }  // namespace c10d
