@@ -107,16 +107,18 @@ func ReferencePython(w io.Writer, flag string) (string, error) {
 	if _, err := os.Stat(py); err == nil {
 		return py, nil
 	}
-	req := filepath.Join("tools", "reference", "requirements.txt")
+	req := filepath.Join("tools", "reference", "requirements.lock")
 	if _, err := os.Stat(req); err != nil {
 		return "", fmt.Errorf("--reference: no Python at %s and no %s to create it from (run from the repository root, or give --ref-python)", py, req)
 	}
-	fmt.Fprintf(w, "creating the reference's Python environment %s (pip install -r %s; about 2.5 GB of wheels) ...\n", venv, req)
-	for _, c := range [][]string{{"python3", "-m", "venv", venv}, {filepath.Join(venv, "bin", "pip"), "install", "-q", "-r", req}} {
+	fmt.Fprintf(w, "creating the reference's Python environment %s (pip install --require-hashes -r %s; about 2.5 GB of wheels) ...\n", venv, req)
+	// Every file is pinned by its SHA-256 (tools/reference/lock_requirements.py): a file on the
+	// index that changed is an error, not a silent difference in the reference.
+	for _, c := range [][]string{{"python3", "-m", "venv", venv}, {filepath.Join(venv, "bin", "pip"), "install", "-q", "--require-hashes", "--only-binary", ":all:", "-r", req}} {
 		cmd := exec.Command(c[0], c[1:]...)
 		cmd.Stdout, cmd.Stderr = w, w
 		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("--reference: %s failed (%w); create the environment by hand: python3 -m venv %s && %s/bin/pip install -r %s", cmd.String(), err, venv, venv, req)
+			return "", fmt.Errorf("--reference: %s failed (%w); create the environment by hand: python3 -m venv %s && %s/bin/pip install --require-hashes -r %s", cmd.String(), err, venv, venv, req)
 		}
 	}
 	return py, nil
