@@ -44,54 +44,86 @@ func (s *epochStats) mean(v float64) float64 {
 	return v / float64(s.n)
 }
 
-func (t *trainer) loop(ctx context.Context) (*Result, error) {
+// splits are the run's open data sets and the shape of their images.
+type splits struct {
+	train, test data.Dataset
+	c, h, w     int
+}
+
+func (sp splits) Close() {
+	sp.train.Close()
+	sp.test.Close()
+}
+
+// openSplits opens the training split and the test split (CelebA: valid, as the reference) and
+// checks that their images are the model's.
+func (t *trainer) openSplits(ctx context.Context) (sp splits, err error) {
 	cfg := t.cfg
-	// The loader must not stop on ctx: an interrupt finishes the current step and saves.
-	trainDS, err := cfg.Data.Open(ctx, data.Train, cfg.Data.TrainLimit)
-	if err != nil {
-		return nil, err
+	if sp.train, err = cfg.Data.Open(ctx, data.Train, cfg.Data.TrainLimit); err != nil {
+		return sp, err
 	}
-	defer trainDS.Close()
 	testSplit := data.Test
 	if cfg.Data.Name == "celeba" {
 		testSplit = data.Valid // the reference evaluates CelebA on its validation split
 	}
-	testDS, err := cfg.Data.Open(ctx, testSplit, cfg.Data.TestLimit)
-	if err != nil {
-		return nil, err
+	if sp.test, err = cfg.Data.Open(ctx, testSplit, cfg.Data.TestLimit); err != nil {
+		sp.train.Close()
+		return sp, err
 	}
-	defer testDS.Close()
-	c, h, w := trainDS.Shape()
-	if side := int(cfg.Model.ImageSize()); int64(c) != cfg.Model.InChannels || h != side || w != side {
-		return nil, fmt.Errorf("data set %s gives %dx%dx%d images but the model expects %dx%dx%d: set model.in_channels / model.large to match", cfg.Data.Name, c, h, w, cfg.Model.InChannels, side, side)
+	sp.c, sp.h, sp.w = sp.train.Shape()
+	if side := int(cfg.Model.ImageSize()); int64(sp.c) != cfg.Model.InChannels || sp.h != side || sp.w != side {
+		sp.Close()
+		return sp, fmt.Errorf("data set %s gives %dx%dx%d images but the model expects %dx%dx%d: set model.in_channels / model.large to match", cfg.Data.Name, sp.c, sp.h, sp.w, cfg.Model.InChannels, side, side)
 	}
-	lctx, cancelLoader := context.WithCancel(context.Background())
-	defer cancelLoader()
-	loader, err := data.NewLoader(lctx, trainDS, data.LoaderConfig{
+	return sp, nil
+}
+
+// newLoader starts the training batches where the run continues (this rank's shard) and sets
+// t.perEpoch; it returns the step count at which the run ends.
+func (t *trainer) newLoader(ctx context.Context, ds data.Dataset) (*data.Loader, int64, error) {
+	cfg := t.cfg
+	loader, err := data.NewLoader(ctx, ds, data.LoaderConfig{
 		BatchSize: cfg.Data.BatchSize, Shuffle: true, DropLast: true, Workers: cfg.Data.Workers,
 		Seed: cfg.Seed, Augment: !cfg.Data.NoAugment, Epochs: cfg.Epochs,
 		Shards: t.world(), Shard: t.rank(),
 	}, t.meta.Epoch, t.meta.Batch)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	defer loader.Close()
-	perEpoch := loader.BatchesPerEpoch()
-	t.perEpoch = perEpoch
-	if perEpoch == 0 {
-		return nil, fmt.Errorf("data set %s has %d training images, fewer than one batch of %d x %d rank(s): lower data.batch_size", cfg.Data.Name, trainDS.Len(), cfg.Data.BatchSize, t.world())
+	t.perEpoch = loader.BatchesPerEpoch()
+	if t.perEpoch == 0 {
+		loader.Close()
+		return nil, 0, fmt.Errorf("data set %s has %d training images, fewer than one batch of %d x %d rank(s): lower data.batch_size", cfg.Data.Name, ds.Len(), cfg.Data.BatchSize, t.world())
 	}
-	total := int64(cfg.Epochs) * int64(perEpoch)
+	total := int64(cfg.Epochs) * int64(t.perEpoch)
 	if cfg.MaxSteps > 0 && cfg.MaxSteps < total {
 		total = cfg.MaxSteps
 	}
+	return loader, total, nil
+}
+
+func (t *trainer) loop(ctx context.Context) (*Result, error) {
+	cfg := t.cfg
+	// The loader must not stop on ctx: an interrupt finishes the current step and saves.
+	sp, err := t.openSplits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer sp.Close()
+	lctx, cancelLoader := context.WithCancel(context.Background())
+	defer cancelLoader()
+	loader, total, err := t.newLoader(lctx, sp.train)
+	if err != nil {
+		return nil, err
+	}
+	defer loader.Close()
 	res := &Result{Steps: t.meta.Step, Epochs: t.meta.Epoch, TestLoss: nan()}
 	if t.meta.Step >= total {
 		t.log.Info().Int64("step", t.meta.Step).Msg("nothing to do: the run is complete")
 		return res, nil
 	}
-	t.log.Info().Str("data", cfg.Data.Name).Int("train_images", trainDS.Len()).Int("test_images", testDS.Len()).
-		Int("batches_per_epoch", perEpoch).Int64("total_steps", total).Str("device", nn.DeviceName(t.dev)).Msg("training")
+	t.log.Info().Str("data", cfg.Data.Name).Int("train_images", sp.train.Len()).Int("test_images", sp.test.Len()).
+		Int("batches_per_epoch", t.perEpoch).Int64("total_steps", total).Str("device", nn.DeviceName(t.dev)).Msg("training")
 	var prog *vis.Progress
 	if t.opts.Progress != nil {
 		prog = vis.NewProgress(t.opts.Progress, vis.ProgressConfig{Total: int(total), Start: int(t.meta.Step), Every: time.Duration(cfg.LogEvery * float64(time.Second))})
@@ -110,14 +142,14 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 		t.meta.Epoch, t.meta.Batch = b.Epoch, b.Index+1
-		stop, err := t.step(b, c, h, w, ctx.Err() != nil)
+		stop, err := t.step(b, sp.c, sp.h, sp.w, ctx.Err() != nil)
 		if err != nil {
 			return res, err
 		}
 		runImages += len(b.Labels) * t.world()
 		t.beat()
 		res.Steps = t.meta.Step
-		endOfEpoch := b.Last || b.Index+1 == perEpoch
+		endOfEpoch := b.Last || b.Index+1 == t.perEpoch
 		if endOfEpoch || t.meta.Step >= total || t.flushDue() {
 			if err := t.flush(stats); err != nil {
 				return res, err
@@ -131,42 +163,11 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			}
 			prog.Update(int(t.meta.Step), len(b.Labels), loss)
 		}
-		if endOfEpoch && t.rank() != 0 { // evaluation, grids, metrics and checkpoints: rank 0's
-			t.meta.Epoch, t.meta.Batch = b.Epoch+1, 0
-			res.Epochs = b.Epoch + 1
+		if endOfEpoch {
+			if err := t.epochEnd(b, sp.test, stats, res); err != nil {
+				return res, err
+			}
 			stats = &epochStats{start: time.Now()}
-			// Wait for rank 0 here, bounded by the epoch-end timeout, rather than in the next
-			// collective, which --dist-timeout bounds.
-			if err := t.duringEpochEnd("wait", func() error { return t.group.waitEpochEnd(b.Epoch, t.opts.EpochEndTimeout) }); err != nil {
-				return res, err
-			}
-		} else if endOfEpoch {
-			t.meta.Epoch, t.meta.Batch = b.Epoch+1, 0
-			err = t.duringEpochEnd("eval", func() error {
-				if t.opts.epochEndHook != nil {
-					t.opts.epochEndHook(b.Epoch)
-				}
-				var e error
-				res.TestLoss, e = t.endEpoch(testDS, b.Epoch, stats)
-				return e
-			})
-			if err != nil {
-				return res, err
-			}
-			if t.group != nil {
-				if err := t.group.epochEndDone(b.Epoch); err != nil {
-					return res, err
-				}
-			}
-			res.Epochs = b.Epoch + 1
-			stats = &epochStats{start: time.Now()}
-		}
-		if endOfEpoch && t.group != nil {
-			// Rank 0's evaluation and sampling drew from its generator: hand its state to every rank,
-			// so the ranks keep drawing alike (and as a resume from rank 0's checkpoint does).
-			if err := t.syncRNG(); err != nil {
-				return res, err
-			}
 		}
 		// A single process stops on its own context; in a data-parallel job every rank stops on the
 		// flag agreed in the step (any rank's interrupt), so that all stop after the same step.
@@ -193,6 +194,44 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	res.ImagesPerSec = float64(runImages) / elapsed(runStart)
 	res.LastPath = t.run.path(lastName)
 	return res, nil
+}
+
+// epochEnd ends the epoch of batch b: on rank 0 the evaluation, grids, metrics and checkpoints
+// (endEpoch), which the other ranks wait for, bounded by the epoch-end timeout rather than in the
+// next collective, which --dist-timeout bounds; then, in a data-parallel job, rank 0's generator
+// state goes to every rank.
+func (t *trainer) epochEnd(b *data.Batch, testDS data.Dataset, stats *epochStats, res *Result) error {
+	t.meta.Epoch, t.meta.Batch = b.Epoch+1, 0
+	if t.rank() != 0 {
+		res.Epochs = b.Epoch + 1
+		if err := t.duringEpochEnd("wait", func() error { return t.group.waitEpochEnd(b.Epoch, t.opts.EpochEndTimeout) }); err != nil {
+			return err
+		}
+	} else {
+		err := t.duringEpochEnd("eval", func() error {
+			if t.opts.epochEndHook != nil {
+				t.opts.epochEndHook(b.Epoch)
+			}
+			var e error
+			res.TestLoss, e = t.endEpoch(testDS, b.Epoch, stats)
+			return e
+		})
+		if err != nil {
+			return err
+		}
+		if t.group != nil {
+			if err := t.group.epochEndDone(b.Epoch); err != nil {
+				return err
+			}
+		}
+		res.Epochs = b.Epoch + 1
+	}
+	if t.group != nil {
+		// Rank 0's evaluation and sampling drew from its generator: hand its state to every rank,
+		// so the ranks keep drawing alike (and as a resume from rank 0's checkpoint does).
+		return t.syncRNG()
+	}
+	return nil
 }
 
 // stepMetrics are the per-step numbers that stay on the device until the next flush: a (5,) tensor

@@ -147,26 +147,11 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log zerolog.Logge
 		t.dtype = gotch.Double
 	}
 	if d := opts.Dist; d != nil && d.World > 1 {
-		if dev.IsCuda() {
-			if d.LocalRank >= native.CUDADeviceCount() {
-				return nil, fmt.Errorf("rank %d: LOCAL_RANK %d but %d CUDA device(s): one process per GPU", d.Rank, d.LocalRank, native.CUDADeviceCount())
-			}
-			t.dev = gotch.CudaBuilder(uint(d.LocalRank))
-			dev = t.dev
+		leave, jerr := t.joinJob(*d)
+		if jerr != nil {
+			return nil, jerr
 		}
-		if t.group, err = joinGroup(*d); err != nil {
-			return nil, err
-		}
-		defer func() {
-			t.group.close(err)
-			setSyncBN(nil)
-		}()
-		t.log = log.With().Int("rank", d.Rank).Logger()
-		log = t.log
-		t.log.Info().Int("world_size", d.World).Str("master", fmt.Sprintf("%s:%d", d.Addr, d.Port)).Bool("sync_bn", cfg.SyncBN).Msg("joined the data-parallel job")
-		if cfg.SyncBN {
-			setSyncBN(t.group)
-		}
+		defer func() { leave(err) }() // err: Run's result, recorded in the job's store
 	}
 	t.run, err = openRunDir(cfg.Out, cfg.Keep)
 	if err != nil {
@@ -179,44 +164,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log zerolog.Logge
 	if err := native.ManualSeed(cfg.Seed); err != nil {
 		return nil, err
 	}
-	if t.model, err = vae.NewNet(gnn.NewVarStore(dev), cfg.Model, t.dtype); err != nil {
+	if err := t.buildModel(ckpt); err != nil {
 		return nil, err
-	}
-	if sh, ok := t.model.(interface{ SetNoiseShard(rank, world int) }); ok && t.world() > 1 {
-		sh.SetNoiseShard(t.rank(), t.world())
-	}
-	if t.opt, err = NewAdamW(t.model.VarStore(), cfg.Optim); err != nil {
-		return nil, err
-	}
-	t.meta = checkpoint.Meta{Config: cfg, Versions: opts.Versions}
-	if t.world() > 1 {
-		t.meta.WorldSize = t.world()
-	}
-	if err := t.applyInit(ckpt); err != nil {
-		return nil, err
-	}
-	if ckpt != nil {
-		err := t.restore(ckpt)
-		ckpt.Drop()
-		if err != nil {
-			return nil, err
-		}
-	}
-	if err := t.setupAMP(); err != nil {
-		return nil, err
-	}
-	if dev.IsCuda() {
-		native.SetCudnnBenchmark(cfg.CudnnBenchmark && !cfg.Deterministic)
-	}
-	if cfg.Deterministic {
-		if err := native.SetDeterministic(true); err != nil {
-			return nil, err
-		}
-	}
-	if t.group != nil {
-		if err := t.broadcastModel(); err != nil {
-			return nil, err
-		}
 	}
 	if t.rank() == 0 { // outputs come from rank 0 only
 		if t.epochLog, err = vis.OpenMetricsLog(t.run.path("metrics.jsonl")); err != nil {
@@ -230,6 +179,75 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log zerolog.Logge
 		return nil, err
 	}
 	return t.loop(ctx)
+}
+
+// joinJob joins the data-parallel job d describes (on CUDA, rank r on device LOCAL_RANK) and
+// returns how to leave it, recording err in the job's store when it is not nil.
+func (t *trainer) joinJob(d Dist) (leave func(err error), err error) {
+	if t.dev.IsCuda() {
+		if d.LocalRank >= native.CUDADeviceCount() {
+			return nil, fmt.Errorf("rank %d: LOCAL_RANK %d but %d CUDA device(s): one process per GPU", d.Rank, d.LocalRank, native.CUDADeviceCount())
+		}
+		t.dev = gotch.CudaBuilder(uint(d.LocalRank))
+	}
+	if t.group, err = joinGroup(d); err != nil {
+		return nil, err
+	}
+	t.log = t.log.With().Int("rank", d.Rank).Logger()
+	t.log.Info().Int("world_size", d.World).Str("master", fmt.Sprintf("%s:%d", d.Addr, d.Port)).Bool("sync_bn", t.cfg.SyncBN).Msg("joined the data-parallel job")
+	if t.cfg.SyncBN {
+		setSyncBN(t.group)
+	}
+	return func(err error) {
+		t.group.close(err)
+		setSyncBN(nil)
+	}, nil
+}
+
+// buildModel builds the model and its optimizer on t.dev, applies --init and the resume point
+// ckpt (nil: none; it is freed here), mixed precision and determinism, and in a data-parallel job
+// gives every rank rank 0's weights.
+func (t *trainer) buildModel(ckpt *checkpoint.Checkpoint) (err error) {
+	cfg := t.cfg
+	if ckpt != nil {
+		defer ckpt.Drop()
+	}
+	if t.model, err = vae.NewNet(gnn.NewVarStore(t.dev), cfg.Model, t.dtype); err != nil {
+		return err
+	}
+	if sh, ok := t.model.(interface{ SetNoiseShard(rank, world int) }); ok && t.world() > 1 {
+		sh.SetNoiseShard(t.rank(), t.world())
+	}
+	if t.opt, err = NewAdamW(t.model.VarStore(), cfg.Optim); err != nil {
+		return err
+	}
+	t.meta = checkpoint.Meta{Config: cfg, Versions: t.opts.Versions}
+	if t.world() > 1 {
+		t.meta.WorldSize = t.world()
+	}
+	if err := t.applyInit(ckpt); err != nil {
+		return err
+	}
+	if ckpt != nil {
+		if err := t.restore(ckpt); err != nil {
+			return err
+		}
+	}
+	if err := t.setupAMP(); err != nil {
+		return err
+	}
+	if t.dev.IsCuda() {
+		native.SetCudnnBenchmark(cfg.CudnnBenchmark && !cfg.Deterministic)
+	}
+	if cfg.Deterministic {
+		if err := native.SetDeterministic(true); err != nil {
+			return err
+		}
+	}
+	if t.group != nil {
+		return t.broadcastModel()
+	}
+	return nil
 }
 
 // resumePoint finds the checkpoint to continue from and checks it against the configuration.
