@@ -79,6 +79,13 @@ check_version() { # $1 = libtorch dir (with include/ and lib/)
     die "libtorch at $1 is version $LT_VERSION (from $h); esvae needs libtorch 2.1 or newer" \
       "install a newer PyTorch or libtorch, or unset ESVAE_LIBTORCH to let set-up install torch $PINNED into $CACHE"
   fi
+  # The data-parallel shim (internal/native/gloo_shim.h) declares ProcessGroupGloo's Options as
+  # these versions have it; another version would stop the build there with an #error.
+  case "$maj.$min" in
+    2.1 | 2.11) ;;
+    *) die "libtorch at $1 is version $LT_VERSION; esvae builds against libtorch 2.1 and 2.11 (internal/native/gloo_shim.h is checked against those headers)" \
+      "use torch 2.1.0 or 2.11.0 (ESVAE_TORCH=2.11.0, or unset ESVAE_LIBTORCH), or compare ProcessGroupGloo.hpp of $LT_VERSION with the shim and add the version there" ;;
+  esac
   [ -f "$1/lib/libtorch_cpu.so" ] && [ -f "$1/lib/libc10.so" ] || die "libtorch $LT_VERSION at $1 lacks lib/libtorch_cpu.so or lib/libc10.so" \
     "the install looks partial: reinstall it, or unset ESVAE_LIBTORCH"
 }

@@ -32,6 +32,11 @@ func TestSetupRejectsBadInput(t *testing.T) {
 	os.MkdirAll(filepath.Join(newer, "lib"), 0o755)
 	os.WriteFile(filepath.Join(newer, "include", "torch", "headeronly", "version.h"),
 		[]byte("#define TORCH_VERSION_MAJOR 2\n#define TORCH_VERSION_MINOR 11\n#define TORCH_VERSION_PATCH 0\n"), 0o644)
+	// A libtorch whose version the Gloo shim was not compared with.
+	unknown := filepath.Join(dir, "torch-2.5")
+	os.MkdirAll(filepath.Join(unknown, "include", "torch", "csrc", "api", "include", "torch"), 0o755)
+	os.WriteFile(filepath.Join(unknown, "include", "torch", "csrc", "api", "include", "torch", "version.h"),
+		[]byte("#define TORCH_VERSION_MAJOR 2\n#define TORCH_VERSION_MINOR 5\n#define TORCH_VERSION_PATCH 1\n"), 0o644)
 	// A folder that holds something else.
 	other := filepath.Join(dir, "other")
 	os.MkdirAll(filepath.Join(other, "bin"), 0o755)
@@ -47,6 +52,7 @@ func TestSetupRejectsBadInput(t *testing.T) {
 	}{
 		{"bad device", []string{"ESVAE_DEVICE=gpu"}, []string{"ESVAE_DEVICE=gpu is not valid", "cpu or ESVAE_DEVICE=cuda"}},
 		{"libtorch older than 2.1", []string{"ESVAE_LIBTORCH=" + filepath.Join(dir, "libtorch-1.13")}, []string{"is version 1.13.1", "needs libtorch 2.1 or newer"}},
+		{"libtorch the Gloo shim does not know", []string{"ESVAE_LIBTORCH=" + unknown}, []string{"is version 2.5.1", "builds against libtorch 2.1 and 2.11", "gloo_shim.h"}},
 		{"not a libtorch", []string{"ESVAE_LIBTORCH=" + other}, []string{"does not look like libtorch", "version.h", "is missing", "holds:", "README"}},
 		{"2.11 headers, no libraries", []string{"ESVAE_LIBTORCH=" + newer}, []string{"libtorch 2.11.0 at", "lacks lib/libtorch_cpu.so"}},
 		{"unpinned torch version", []string{"ESVAE_TORCH=2.5.0", "ESVAE_LIBTORCH="}, []string{"ESVAE_TORCH=2.5.0 has no pinned wheels", "2.1.0, 2.11.0", "ESVAE_LIBTORCH"}},
