@@ -111,17 +111,7 @@ func measure(w io.Writer, c Config) (*Report, error) {
 		}
 	}
 	rep := &Report{Machine: DescribeMachine(c.Device)}
-	fmt.Fprintln(w, rep.Machine.String())
-	size := "MNIST-size (32x32)"
-	if c.Model.Large {
-		size = "CelebA-size (ESVAE-Large, 64x64)"
-	}
-	prec := "float32"
-	if c.AMP != nn.AMPOff {
-		prec = "float32 weights, amp " + c.AMP.String()
-	}
-	fmt.Fprintf(w, "%s %s training step (forward, loss, backward, AdamW), %s: batch %d, T %d, latent %d; median of %d timed steps after %d warm-up\n",
-		c.Model.Variant(), size, prec, c.Batch, c.Model.T, c.Model.LatentDim, c.Steps, c.Warmup)
+	printHeader(w, c, rep)
 	// The reference trains in fp32 (bench_ref.py has no autocast): with AMP on it is timed beside,
 	// and compared with, esvae's fp32 row below, so that the ratio compares like with like.
 	mainRef := c.Reference
@@ -160,6 +150,34 @@ func measure(w io.Writer, c Config) (*Report, error) {
 		}
 		fmt.Fprintln(w)
 	}
+	if err := measureOthers(w, c, r, rep); err != nil {
+		return nil, err
+	}
+	if !c.PerStep || kind == vae.KindANNVAE {
+		return rep, nil
+	}
+	return rep, measureLIF(w, c)
+}
+
+// printHeader prints the machine and what a timed step is.
+func printHeader(w io.Writer, c Config, rep *Report) {
+	fmt.Fprintln(w, rep.Machine.String())
+	size := "MNIST-size (32x32)"
+	if c.Model.Large {
+		size = "CelebA-size (ESVAE-Large, 64x64)"
+	}
+	prec := "float32"
+	if c.AMP != nn.AMPOff {
+		prec = "float32 weights, amp " + c.AMP.String()
+	}
+	fmt.Fprintf(w, "%s %s training step (forward, loss, backward, AdamW), %s: batch %d, T %d, latent %d; median of %d timed steps after %d warm-up\n",
+		c.Model.Variant(), size, prec, c.Batch, c.Model.T, c.Model.LatentDim, c.Steps, c.Warmup)
+}
+
+// measureOthers times the formulations that r (the fused model's row) is compared with: fp32 when
+// AMP is on (with the reference beside it), the unfused layers and the per-step LIF when asked for.
+func measureOthers(w io.Writer, c Config, r Result, rep *Report) error {
+	kind := c.Model.KindName()
 	var others []benchImpl
 	if c.AMP != nn.AMPOff {
 		others = append(others, benchFP32)
@@ -177,7 +195,7 @@ func measure(w io.Writer, c Config) (*Report, error) {
 		}
 		b, _, err := benchSteps(w, c, impl, ref, rep)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		rep.Results = append(rep.Results, b)
 		fmt.Fprintf(w, "  %s / %s: %.2fx\n", r.Name, b.Name, b.SecPerStep/r.SecPerStep)
@@ -186,22 +204,24 @@ func measure(w io.Writer, c Config) (*Report, error) {
 			rep.Reference.print(w, b, &r, peak)
 		}
 	}
-	if !c.PerStep || kind == vae.KindANNVAE {
-		return rep, nil
-	}
+	return nil
+}
+
+// measureLIF times the LIF layer alone, fused against per-step, on two layer shapes.
+func measureLIF(w io.Writer, c Config) error {
 	fmt.Fprintf(w, "LIF layer alone, forward + backward (T %d):\n", c.Model.T)
 	for _, shape := range [][]int64{{c.Model.T * int64(c.Batch), 256, 8, 8}, {c.Model.T * int64(c.Batch), 32, 16, 16}} {
 		f, err := benchLIF(shape, c.Model.T, c.Model.LIF, spiking.LIF, c.Device, c.Steps)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p, err := benchLIF(shape, c.Model.T, c.Model.LIF, spiking.LIFPerStep, c.Device, c.Steps)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		fmt.Fprintf(w, "  %v: fused %.1f ms, per-step %.1f ms, speed-up %.2fx\n", shape, 1e3*f, 1e3*p, p/f)
 	}
-	return rep, nil
+	return nil
 }
 
 type benchImpl int

@@ -171,29 +171,41 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		}
 		// A single process stops on its own context; in a data-parallel job every rank stops on the
 		// flag agreed in the step (any rank's interrupt), so that all stop after the same step.
-		interrupted := stop || t.group == nil && ctx.Err() != nil
-		due := cfg.SaveEvery > 0 && t.meta.Step%cfg.SaveEvery == 0
-		if interrupted || (due && !endOfEpoch) || t.meta.Step >= total && !endOfEpoch {
-			if err := t.flush(stats); err != nil { // nothing is saved before its losses are checked
-				return res, err
-			}
-			if err := t.saveLast(false); err != nil {
-				return res, err
-			}
+		interrupted, err := t.saveIfDue(stop || t.group == nil && ctx.Err() != nil, endOfEpoch, total, stats)
+		if err != nil {
+			return res, err
 		}
 		if interrupted {
 			res.Interrupted = true
-			msg := "interrupted: saved, exiting"
-			if t.rank() != 0 {
-				msg = "interrupted: exiting (rank 0 saved)"
-			}
-			t.log.Warn().Int64("step", t.meta.Step).Str("checkpoint", t.run.path(lastName)).Msg(msg)
 			break
 		}
 	}
 	res.ImagesPerSec = float64(runImages) / elapsed(runStart)
 	res.LastPath = t.run.path(lastName)
 	return res, nil
+}
+
+// saveIfDue saves last.ckpt (after checking the pending losses) when the run stops here
+// (interrupted), at save_every, or at the last step when it falls inside an epoch (epoch ends save
+// in endEpoch); it returns interrupted.
+func (t *trainer) saveIfDue(interrupted, endOfEpoch bool, total int64, stats *epochStats) (bool, error) {
+	due := t.cfg.SaveEvery > 0 && t.meta.Step%t.cfg.SaveEvery == 0
+	if interrupted || (due && !endOfEpoch) || t.meta.Step >= total && !endOfEpoch {
+		if err := t.flush(stats); err != nil { // nothing is saved before its losses are checked
+			return interrupted, err
+		}
+		if err := t.saveLast(false); err != nil {
+			return interrupted, err
+		}
+	}
+	if interrupted {
+		msg := "interrupted: saved, exiting"
+		if t.rank() != 0 {
+			msg = "interrupted: exiting (rank 0 saved)"
+		}
+		t.log.Warn().Int64("step", t.meta.Step).Str("checkpoint", t.run.path(lastName)).Msg(msg)
+	}
+	return interrupted, nil
 }
 
 // epochEnd ends the epoch of batch b: on rank 0 the evaluation, grids, metrics and checkpoints
