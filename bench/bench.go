@@ -237,24 +237,41 @@ const (
 // benchSteps times c.Warmup + c.Steps training steps of a fresh model; with ref it runs the
 // reference after the first half of the timed steps (interleaved: both see the same machine load).
 // It returns the model for the sampling benchmark.
-func benchSteps(w io.Writer, c Config, impl benchImpl, ref *Reference, rep *Report) (Result, vae.Net, error) {
-	res := Result{Name: "esvae"}
-	mc := c.Model
+// benchModelConfig is the model impl times and the name of its row.
+func benchModelConfig(c Config, impl benchImpl) (vae.Config, string) {
+	mc, name := c.Model, "esvae"
 	switch {
 	case impl == benchPlain:
 		mc.Readout, mc.InputAttention = vae.ReadoutMembrane, vae.AttentionNone
-		res.Name = "plain " + mc.KindName()
+		name = "plain " + mc.KindName()
 	case mc.Variant() != mc.KindName():
-		res.Name = mc.Variant()
+		name = mc.Variant()
 	case impl == benchPerStep:
-		res.Name = "per-step LIF (baseline)"
+		name = "per-step LIF (baseline)"
 	case impl == benchUnfused:
-		res.Name = "unfused layers"
+		name = "unfused layers"
 	case impl == benchFP32:
-		res.Name = "esvae fp32"
+		name = "esvae fp32"
 	case c.Model.KindName() == vae.KindANNVAE:
-		res.Name = "ANN VAE"
+		name = "ANN VAE"
 	}
+	return mc, name
+}
+
+// benchInput is a batch of images uniform in [-1, 1) on c.Device.
+func benchInput(c Config) (x *ts.Tensor, err error) {
+	s := c.Model.ImageSize()
+	err = nn.Catch(func() {
+		x0 := nn.Try(ts.Rand([]int64{int64(c.Batch), c.Model.InChannels, s, s}, gotch.Float, c.Device))
+		x = nn.Try(x0.MulScalar(ts.FloatScalar(2), true))
+		x = nn.Try(x.AddScalar(ts.FloatScalar(-1), true)) // U[-1, 1)
+	})
+	return x, err
+}
+
+func benchSteps(w io.Writer, c Config, impl benchImpl, ref *Reference, rep *Report) (Result, vae.Net, error) {
+	mc, name := benchModelConfig(c, impl)
+	res := Result{Name: name}
 	counting := c.Model.Variant() != c.Model.KindName() // an attention variant and its plain backbone
 	var live int64
 	if counting && !c.Device.IsCuda() {
@@ -287,13 +304,10 @@ func benchSteps(w io.Writer, c Config, impl benchImpl, ref *Reference, rep *Repo
 	if err != nil {
 		return res, nil, err
 	}
-	s := c.Model.ImageSize()
-	x0, err := ts.Rand([]int64{int64(c.Batch), c.Model.InChannels, s, s}, gotch.Float, c.Device)
+	x, err := benchInput(c)
 	if err != nil {
 		return res, nil, err
 	}
-	x := nn.Try(x0.MulScalar(ts.FloatScalar(2), true))
-	x = nn.Try(x.AddScalar(ts.FloatScalar(-1), true)) // U[-1, 1)
 	defer nn.Drop(x)
 	for i := 0; i < c.Warmup+c.Steps; i++ {
 		if ref != nil && i == c.Warmup+c.Steps/2 {

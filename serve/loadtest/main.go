@@ -72,42 +72,12 @@ func run(ckpt string, clients int, duration time.Duration, maxReq, queue int, de
 	runtime.GC()
 	rssStart := rssMiB()
 
-	var (
-		mu        sync.Mutex
-		latencies []time.Duration
-		status    = map[int]int{}
-		failures  int
-		sent      int
-	)
+	tally := &tally{status: map[int]int{}}
 	deadline := time.Now().Add(duration)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range clients {
-		wg.Go(func() {
-			for time.Now().Before(deadline) {
-				mu.Lock()
-				if maxReq > 0 && sent >= maxReq {
-					mu.Unlock()
-					return
-				}
-				sent++
-				mu.Unlock()
-				st, d, err := send(client, url, body)
-				mu.Lock()
-				if err != nil {
-					failures++
-				} else {
-					status[st]++
-					if st == http.StatusOK {
-						latencies = append(latencies, d)
-					}
-				}
-				mu.Unlock()
-				if st == http.StatusServiceUnavailable {
-					time.Sleep(10 * time.Millisecond) // a client backs off a little on 503
-				}
-			}
-		})
+		wg.Go(func() { tally.client(client, url, body, deadline, maxReq) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -116,6 +86,7 @@ func run(ckpt string, clients int, duration time.Duration, maxReq, queue int, de
 	cancel()
 	<-served
 
+	latencies, status, failures := tally.latencies, tally.status, tally.failures
 	slices.Sort(latencies)
 	ok := len(latencies)
 	fmt.Printf("checkpoint %s, device %s, %d clients, queue %d, %s, CPU %s (%d logical cores)\n",
@@ -128,6 +99,42 @@ func run(ckpt string, clients int, duration time.Duration, maxReq, queue int, de
 	}
 	fmt.Printf("process RSS: %.1f MiB after warm-up, %.1f MiB at the end (%+.1f MiB)\n", rssStart, rssEnd, rssEnd-rssStart)
 	return nil
+}
+
+// tally counts the answers of all clients.
+type tally struct {
+	mu        sync.Mutex
+	latencies []time.Duration // of the 200s
+	status    map[int]int
+	failures  int // transport errors
+	sent      int
+}
+
+// client sends requests one after another until the deadline (or maxReq requests in all, > 0).
+func (t *tally) client(c *http.Client, url string, body []byte, deadline time.Time, maxReq int) {
+	for time.Now().Before(deadline) {
+		t.mu.Lock()
+		if maxReq > 0 && t.sent >= maxReq {
+			t.mu.Unlock()
+			return
+		}
+		t.sent++
+		t.mu.Unlock()
+		st, d, err := send(c, url, body)
+		t.mu.Lock()
+		if err != nil {
+			t.failures++
+		} else {
+			t.status[st]++
+			if st == http.StatusOK {
+				t.latencies = append(t.latencies, d)
+			}
+		}
+		t.mu.Unlock()
+		if st == http.StatusServiceUnavailable {
+			time.Sleep(10 * time.Millisecond) // a client backs off a little on 503
+		}
+	}
 }
 
 func total(m map[int]int) int {
