@@ -38,13 +38,13 @@ func CollectRates(ctx context.Context, m *vae.ESVAE, ds data.Dataset, limit int,
 	n := len(q) / int(m.Cfg.LatentDim)
 	err = nn.Catch(func() {
 		nn.NoGrad(func() {
-			noise := nn.Try(ts.Randn([]int64{int64(n), m.Cfg.LatentDim}, m.DType, dev))
-			defer nn.Drop(noise)
-			rp, err := m.PriorRate(noise)
-			nn.Check(err)
-			defer nn.Drop(rp)
-			r.P, err = nn.HostFloat64(rp)
-			nn.Check(err)
+			nn.Scoped(func(s *nn.Scope) {
+				noise := s.Try(ts.Randn([]int64{int64(n), m.Cfg.LatentDim}, m.DType, dev))
+				rp := s.Try(m.PriorRate(noise))
+				var err error
+				r.P, err = nn.HostFloat64(rp)
+				nn.Check(err)
+			})
 		})
 	})
 	if err != nil {
@@ -110,27 +110,27 @@ func Interpolate(path string, m *vae.ESVAE, a, b *ts.Tensor, steps int) error {
 				imgs = append(imgs, v...)
 			}
 			host(a)
-			_, ra, err := m.Encode(a, false)
-			nn.Check(err)
-			defer nn.Drop(ra)
-			_, rb, err := m.Encode(b, false)
-			nn.Check(err)
-			defer nn.Drop(rb)
-			for i := 0; i < steps; i++ {
-				t := float64(i) / float64(steps-1)
-				x := nn.Try(ra.MulScalar(ts.FloatScalar(1-t), false))
-				y := nn.Try(rb.MulScalar(ts.FloatScalar(t), false))
-				r := nn.Try(x.Add(y, true))
-				nn.Drop(y)
-				z, err := m.SamplePosterior(r, nil)
-				nn.Drop(r)
-				nn.Check(err)
-				xh, err := m.Decode(z, false)
-				nn.Drop(z)
-				nn.Check(err)
-				host(xh)
-				nn.Drop(xh)
-			}
+			nn.Scoped(func(s *nn.Scope) {
+				encode := func(x *ts.Tensor) *ts.Tensor {
+					e, r, err := m.Encode(x, false)
+					s.Add(e, r)
+					nn.Check(err)
+					s.Drop(e)
+					return r
+				}
+				ra, rb := encode(a), encode(b)
+				for i := 0; i < steps; i++ {
+					t := float64(i) / float64(steps-1)
+					s.Scoped(func(it *nn.Scope) *ts.Tensor {
+						x := it.Try(ra.MulScalar(ts.FloatScalar(1-t), false))
+						y := it.Try(rb.MulScalar(ts.FloatScalar(t), false))
+						r := it.Try(x.Add(y, false))
+						z := it.Try(m.SamplePosterior(r, nil))
+						host(it.Try(m.Decode(z, false)))
+						return nil
+					})
+				}
+			})
 			host(b)
 		})
 	})
@@ -147,14 +147,14 @@ func Raster(path string, m *vae.ESVAE, x *ts.Tensor) error {
 	var z []float32
 	err := nn.Catch(func() {
 		nn.NoGrad(func() {
-			_, rq, err := m.Encode(x, false)
-			nn.Check(err)
-			defer nn.Drop(rq)
-			zz, err := m.SamplePosterior(rq, nil)
-			nn.Check(err)
-			defer nn.Drop(zz)
-			z, err = nn.HostFloat32(zz)
-			nn.Check(err)
+			nn.Scoped(func(s *nn.Scope) {
+				e, rq, err := m.Encode(x, false)
+				s.Add(e, rq)
+				nn.Check(err)
+				zz := s.Try(m.SamplePosterior(rq, nil))
+				z, err = nn.HostFloat32(zz)
+				nn.Check(err)
+			})
 		})
 	})
 	if err != nil {

@@ -53,38 +53,31 @@ func MeasureRobustness(ctx context.Context, m *vae.ESVAE, ds data.Dataset, batch
 	err := ForEachBatch(ctx, ds, batch, limit, dev, func(x *ts.Tensor, labels []int) error {
 		n := len(labels)
 		return nn.Catch(func() {
-			e, rq, err := m.Encode(x, false)
-			nn.Check(err)
-			nn.Drop(e)
-			defer nn.Drop(rq)
-			z, err := m.SamplePosterior(rq, nil)
-			nn.Check(err)
-			defer nn.Drop(z)
-			xhat, err := m.Decode(z, false)
-			nn.Check(err)
-			defer nn.Drop(xhat)
-			v, err := mse(xhat, x)
-			nn.Check(err)
-			add(&r.Reconstruction, n, v)
-			score := func(zp *ts.Tensor, vsImage, vsRecon *float64) {
-				xp, err := m.Decode(zp, false)
+			nn.Scoped(func(s *nn.Scope) {
+				e, rq, err := m.Encode(x, false)
+				s.Add(e, rq)
 				nn.Check(err)
-				defer nn.Drop(xp)
-				a, err := mse(xp, x)
+				s.Drop(e)
+				z := s.Own(nn.Try(m.SamplePosterior(rq, nil)))
+				xhat := s.Own(nn.Try(m.Decode(z, false)))
+				v, err := mse(xhat, x)
 				nn.Check(err)
-				b, err := mse(xp, xhat)
-				nn.Check(err)
-				add(vsImage, n, a)
-				add(vsRecon, n, b)
-			}
-			zs := ShuffleTime(z)
-			score(zs, &r.TemporalVsImage, &r.TemporalVsRecon)
-			nn.Drop(zs)
-			for i, p := range ps {
-				zf := FlipSpikes(z, p)
-				score(zf, &r.NoiseVsImage[i], &r.NoiseVsRecon[i])
-				nn.Drop(zf)
-			}
+				add(&r.Reconstruction, n, v)
+				score := func(zp *ts.Tensor, vsImage, vsRecon *float64) {
+					xp := s.Own(nn.Try(m.Decode(zp, false)))
+					defer s.Drop(xp, zp)
+					a, err := mse(xp, x)
+					nn.Check(err)
+					b, err := mse(xp, xhat)
+					nn.Check(err)
+					add(vsImage, n, a)
+					add(vsRecon, n, b)
+				}
+				score(s.Own(ShuffleTime(z)), &r.TemporalVsImage, &r.TemporalVsRecon)
+				for i, p := range ps {
+					score(s.Own(FlipSpikes(z, p)), &r.NoiseVsImage[i], &r.NoiseVsRecon[i])
+				}
+			})
 		})
 	})
 	if err != nil {
