@@ -75,7 +75,7 @@ func (m *ESVAE) generationOps(count int64) []LayerOps {
 		ones, dense := m.onesOp(l, x)
 		op.SynOps = ones
 		op.DenseMACs = dense * n
-		y := m.layer(l, x, false)
+		y := m.layer(l, x, false, nil)
 		op.Neurons = per(y)
 		op.FloatOps = 2 * float64(nn.Numel(y)) // bias add + membrane update per neuron and step
 		op.DenseMACs += float64(nn.Numel(y)) / float64(T)

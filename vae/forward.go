@@ -70,11 +70,11 @@ func (m *ESVAE) encode(x *ts.Tensor, train bool) (e, rq *ts.Tensor) {
 			h = s.Replace(h, nn.Try(m.lif(h, T, lif)))
 		}
 		for _, l := range m.encoder[1:] {
-			h = s.Replace(h, m.layer(l, h, train)) // ... -> (T*N, C_last, 2, 2)
+			h = s.Own(m.layer(l, h, train, s)) // ... -> (T*N, C_last, 2, 2)
 		}
 		// Reshape, not View: the fused layers' spikes may be channels last (native.TdLayer).
 		h = s.Replace(h, nn.Try(h.Reshape([]int64{T * n, m.Cfg.flat()}, false))) // (T*N, flat)
-		h = s.Replace(h, m.layer(m.beforeLatent, h, train))                      // (T*N, L)
+		h = s.Own(m.layer(m.beforeLatent, h, train, s))                          // (T*N, L)
 		h = s.Replace(h, nn.Try(h.View([]int64{T, n, L}, false)))                // (T, N, L)
 		r := s.Try(h.MeanDim([]int64{0}, false, m.DType, false))                 // (N, L)
 		e, rq = s.Keep(h), s.Keep(r)
@@ -114,19 +114,19 @@ func (m *ESVAE) decode(z *ts.Tensor, train bool) *ts.Tensor {
 	}
 	n, L := s[1], s[2]
 	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
-		h := s.Try(z.View([]int64{T * n, L}, false))        // (T*N, L)
-		h = s.Replace(h, m.layer(m.decoderInput, h, train)) // (T*N, flat)
+		h := s.Try(z.View([]int64{T * n, L}, false))    // (T*N, L)
+		h = s.Own(m.layer(m.decoderInput, h, train, s)) // (T*N, flat)
 		hid := m.Cfg.hidden()
 		h = s.Replace(h, nn.Try(h.View([]int64{T * n, hid[len(hid)-1], 2, 2}, false))) // (T*N, C_last, 2, 2)
 		for _, l := range m.decoder {
-			h = s.Replace(h, m.layer(l, h, train)) // doubles H, W; halves channels
+			h = s.Own(m.layer(l, h, train, s)) // doubles H, W; halves channels
 		}
 		if m.taid != nil {
 			// TAID needs final_layer.1's output at every step: its attention weights come from the
 			// spatial means of each step's output.
-			h = s.Replace(h, m.layer(m.final0, h, train)) // (T*N, 32, S, S)
-			y := s.Replace(h, m.final1.Forward(h))        // (T*N, C, S, S)
-			y = s.Replace(y, m.taid.forward(y))           // (N, C, S, S)
+			h = s.Own(m.layer(m.final0, h, train, s)) // (T*N, 32, S, S)
+			y := s.Replace(h, m.final1.Forward(h))    // (T*N, C, S, S)
+			y = s.Replace(y, m.taid.forward(y))       // (N, C, S, S)
 			return s.Try(y.Tanh(false))
 		}
 		// final_layer.1 (no spike) and the readout tanh(sum_t 0.8^(T-1-t) y_t), y_t = W * h_t + b:
@@ -136,7 +136,7 @@ func (m *ESVAE) decode(z *ts.Tensor, train bool) *ts.Tensor {
 		// makes them (hm), without storing them.
 		hm := s.Own(m.fusedLayerReadout(m.final0, h, train, 1, m.readout.Coef)) // (N, 32, S, S)
 		if hm == nil {
-			h = s.Replace(h, m.layer(m.final0, h, train)) // (T*N, 32, S, S)
+			h = s.Own(m.layer(m.final0, h, train, s)) // (T*N, 32, S, S)
 			hm = s.Try(m.readout.Sum(h))
 		}
 		s.Drop(h) // the largest activation: gone before final_layer.1 runs

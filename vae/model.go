@@ -160,9 +160,18 @@ func (m *ESVAE) build() {
 	}
 }
 
-// layer applies l's op, tdBN and LIF to x (T*N, ...) and returns a new tensor (x is left alone).
-func (m *ESVAE) layer(l *layer, x *ts.Tensor, train bool) *ts.Tensor {
+// layer applies l's op, tdBN and LIF to x (T*N, ...) and returns a new tensor. When owner owns x
+// (the previous link of a chain), x is freed as soon as the op has read it, before the batch norm
+// and the LIF run, so that a layer's input does not stay beside its outputs (in evaluation mode
+// nothing else holds it); with a nil owner, or an x the owner does not own, x is left alone.
+func (m *ESVAE) layer(l *layer, x *ts.Tensor, train bool, owner *nn.Scope) *ts.Tensor {
+	release := func() {
+		if owner != nil {
+			owner.Drop(x)
+		}
+	}
 	if y := m.fusedLayer(l, x, train, 1); y != nil {
+		release()
 		return y
 	}
 	return nn.ScopedTensor(func(s *nn.Scope) *ts.Tensor {
@@ -175,6 +184,7 @@ func (m *ESVAE) layer(l *layer, x *ts.Tensor, train bool) *ts.Tensor {
 		default:
 			y = s.Own(l.lin.Forward(x))
 		}
+		release()
 		if l.bn != nil {
 			y = s.Replace(y, nn.Try(l.bn.Forward(y, train)))
 		}
